@@ -1,0 +1,27 @@
+"""Errors a user can act on.
+
+Library code raises these; only the CLI prints them and chooses an exit code
+(see ``reportgen.cli``). Every message names the file, row or field at fault.
+"""
+
+from __future__ import annotations
+
+
+class ReportgenError(Exception):
+    """Base class: something went wrong that the user can fix or should know."""
+
+    exit_code = 1
+
+
+class BadInputError(ReportgenError):
+    """The input (a file, a window, an option) is unusable as given."""
+
+    exit_code = 2
+
+
+class NotATownDatabaseError(BadInputError):
+    """The file is missing, is not SQLite, or lacks the upstream town tables."""
+
+
+class BadWindowError(BadInputError):
+    """A time window is unparseable, reversed, or outside the data."""

@@ -1,0 +1,1 @@
+"""Observability: the Grafana reconciler row, alert rules and dashboard checks."""

@@ -1,0 +1,61 @@
+"""``reportgen dashboard``: add the Reconciler row to a Grafana dashboard, or check one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reportgen.errors import ReportgenError
+from reportgen.observability.grafana import check_dashboard_file, update_dashboard_file
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.command("dashboard")
+@click.option("--in", "in_path", type=_PATH, help="Grafana dashboard JSON to read.")
+@click.option("--out", "out_path", type=_PATH, help="Where to write the updated dashboard.")
+@click.option(
+    "--alerts",
+    "alerts_path",
+    type=_PATH,
+    help="Also write Grafana unified-alerting provisioning (YAML) for the row.",
+)
+@click.option(
+    "--check",
+    "check_path",
+    type=_PATH,
+    help="Only validate this dashboard: print one problem per line, exit 1 if any.",
+)
+def dashboard(
+    in_path: Path | None,
+    out_path: Path | None,
+    alerts_path: Path | None,
+    check_path: Path | None,
+) -> None:
+    """Add a "Reconciler" row (six panels and a `town` variable) to a dashboard.
+
+    Re-running replaces only the row's own panels, so the output of a second
+    run is byte-identical. With --check FILE, validate a dashboard instead.
+    """
+    if check_path is not None:
+        if in_path or out_path or alerts_path:
+            raise click.UsageError("--check cannot be combined with --in, --out or --alerts")
+    elif in_path is None or out_path is None:
+        raise click.UsageError("give --in DASHBOARD.json and --out DASHBOARD.json, or --check FILE")
+    try:
+        if check_path is not None:
+            problems = check_dashboard_file(check_path)
+        else:
+            assert in_path is not None and out_path is not None
+            update_dashboard_file(in_path, out_path, alerts_path)
+            return
+    except ReportgenError as err:
+        click.echo(f"error: {err}", err=True)
+        raise SystemExit(err.exit_code) from None
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"{check_path}: {len(problems)} problem(s)", err=True)
+        raise SystemExit(1)
+    click.echo(f"{check_path}: ok")

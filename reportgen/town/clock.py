@@ -1,0 +1,91 @@
+"""Upstream's timestamps and every time comparison the engine makes.
+
+Upstream stores ISO-8601 UTC strings with milliseconds and ``Z``
+(``2026-03-15T12:00:00.000Z``) and compares them lexicographically, both in
+JavaScript and in SQL (``strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-N unit')``).
+The engine never reads the wall clock: every function here takes ``now``
+explicitly so a replay runs on recorded time.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+SECOND_MS = 1000
+MINUTE_MS = 60 * SECOND_MS
+HOUR_MS = 60 * MINUTE_MS
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_ms(ts: str) -> int:
+    """Parse an ISO timestamp (``Z`` or an offset, any sub-second digits) to epoch ms.
+
+    Raises ``ValueError`` for text that is not a timestamp; callers that must
+    mimic JavaScript's ``Date.parse`` returning ``NaN`` use :func:`try_ms`.
+    """
+    text = ts.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def try_ms(ts: object) -> float:
+    """Like JavaScript ``new Date(ts).getTime()``: ``nan`` for anything unparseable."""
+    if not isinstance(ts, str) or not ts:
+        return math.nan
+    try:
+        return float(to_ms(ts))
+    except ValueError:
+        return math.nan
+
+
+def iso(ms: int) -> str:
+    """Format epoch ms the way upstream does (``Date.prototype.toISOString``)."""
+    dt = _EPOCH + timedelta(milliseconds=ms)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def normalize(ts: str) -> str:
+    """Re-format any accepted timestamp to upstream's canonical form."""
+    return iso(to_ms(ts))
+
+
+def minus(now: str, ms: int) -> str:
+    """The ISO cutoff ``now − ms``: what upstream's SQL ``strftime`` computes."""
+    return iso(to_ms(now) - ms)
+
+
+def stale_ms(ts: str | None, threshold_ms: int, now: str) -> bool:
+    """Upstream ``staleMs``: true when ``ts`` is falsy or ``now − ts > threshold`` (strict).
+
+    Upstream tests ``!timestamp``, so an empty string counts as "never" (stale)
+    just like null. An unparseable timestamp makes the difference ``NaN`` in
+    JavaScript, and ``NaN > x`` is false, so it is *not* stale.
+    """
+    if not ts:
+        return True
+    t = try_ms(ts)
+    if math.isnan(t):
+        return False
+    return to_ms(now) - t > threshold_ms
+
+
+def sqlite_seconds(ts: str) -> str:
+    """SQLite ``datetime(ts)``: whole-second ``YYYY-MM-DD HH:MM:SS`` text.
+
+    Upstream's nudge de-duplication compares at this precision, so a nudge
+    59 min 59.5 s old no longer counts as recent (spec §17).
+    """
+    ms = to_ms(ts)
+    return (_EPOCH + timedelta(milliseconds=ms - ms % 1000)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def is_nan(ts: object) -> bool:
+    """True when ``ts`` would be ``NaN`` as a JavaScript date."""
+    return math.isnan(try_ms(ts))

@@ -1,0 +1,69 @@
+"""Town-level values upstream keeps outside SQLite, kept in ``rg_town_state`` here.
+
+Upstream stores the town config, the town id and the draining flag in Durable
+Object KV (spec §2.11, §4.1, §16). A town database is the whole record for
+reportgen, so they live in one key/value table next to upstream's tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from reportgen.errors import BadInputError
+from reportgen.town.config import TownConfig
+from reportgen.town.schema import ensure_reportgen_tables
+
+TOWN_ID = "town_id"
+TOWN_CONFIG = "town_config"
+DRAINING = "draining"
+DRAIN_STARTED_AT = "drain_started_at"
+DRAIN_NONCE = "drain_nonce"
+
+
+def has_state_table(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_town_state'"
+    ).fetchone()
+    return row is not None
+
+
+def get(conn: sqlite3.Connection, key: str) -> Any:
+    """A stored value (decoded JSON), or ``None`` when absent or the table does not exist."""
+    if not has_state_table(conn):
+        return None
+    row = conn.execute("SELECT value FROM rg_town_state WHERE key = ?", (key,)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
+    ensure_reportgen_tables(conn)
+    conn.execute(
+        "INSERT INTO rg_town_state (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, json.dumps(value, sort_keys=True, separators=(",", ":"))),
+    )
+
+
+def delete(conn: sqlite3.Connection, key: str) -> None:
+    if has_state_table(conn):
+        conn.execute("DELETE FROM rg_town_state WHERE key = ?", (key,))
+
+
+def town_config(conn: sqlite3.Connection) -> TownConfig:
+    """The stored raw config parsed with upstream's defaults; ``{}`` (legacy) when none."""
+    raw = get(conn, TOWN_CONFIG)
+    try:
+        return TownConfig.parse({} if raw is None else raw)
+    except BadInputError as exc:
+        raise BadInputError(f"rg_town_state.town_config: {exc}") from exc
+
+
+def town_id(conn: sqlite3.Connection, default: str = "") -> str:
+    value = get(conn, TOWN_ID)
+    return str(value) if value is not None else default
+
+
+def draining(conn: sqlite3.Connection) -> bool:
+    return bool(get(conn, DRAINING))
