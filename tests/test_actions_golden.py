@@ -3,8 +3,8 @@
 For every scenario: start from the state the actions were computed on (the
 ``.sqlite`` for scenarios without pending events, ``state_after_events``
 otherwise), apply the fixture's ``actions`` in emission order, and compare
-the per-action outcomes, the deferred flags, the analytics events and every
-row of every upstream table with ``<name>.tick.json`` (side effects were
+the per-action outcomes, the deferred flags, the analytics events, the
+invariant violations after the actions and every row of every upstream table with ``<name>.tick.json`` (side effects were
 never executed there, so none are run here).
 
 Ids minted during the tick are compared exactly: the counter starts right
@@ -24,6 +24,7 @@ from golden import NEW_ID_PREFIX, context, dump_state, load, scenario_names
 from reportgen.town.actions import apply_actions
 from reportgen.town.context import TownCtx
 from reportgen.town.ids import CounterIds
+from reportgen.town.invariants import check_invariants
 from reportgen.town.schema import UPSTREAM_TABLES
 
 NEW_ID = re.compile(re.escape(NEW_ID_PREFIX) + r"([0-9a-f]{12})")
@@ -106,6 +107,12 @@ def test_apply_matches_golden(name: str) -> None:
     for rec, want in zip(records, tick["apply"], strict=True):
         if rec.type == "notify_mayor":
             assert rec.logs == want["logs"]
+
+    got_violations = sorted(json.dumps(v, sort_keys=True) for v in check_invariants(ctx))
+    want_violations = sorted(
+        json.dumps(v, sort_keys=True) for v in tick["invariants_after_actions"]
+    )
+    assert got_violations == want_violations
 
     got = dump_state(ctx.conn)
     want_state = tick["state_after_tick"]

@@ -137,7 +137,9 @@ class _Apply:
             self.emit_sink(data)
 
     def effect(self, action: Action, args: dict[str, Any]) -> SideEffect:
-        return SideEffect(type=str(action["type"]), action=dict(action), args=args, index=self.index)
+        return SideEffect(
+            type=str(action["type"]), action=dict(action), args=args, index=self.index
+        )
 
 
 def apply_action(
@@ -163,7 +165,9 @@ def apply_action(
     return handler(a, action)
 
 
-def apply_actions(ctx: TownCtx, actions: list[Action], *, emit: Emit | None = None) -> list[ApplyRecord]:
+def apply_actions(
+    ctx: TownCtx, actions: list[Action], *, emit: Emit | None = None
+) -> list[ApplyRecord]:
     """Apply every action in emission order, recording each outcome; never raises for one action."""
     records: list[ApplyRecord] = []
     for index, action in enumerate(actions):
@@ -271,7 +275,9 @@ def _close_sibling_mrs(a: _Apply, action: Action) -> None:
 
 def _set_review_pr_url(a: _Apply, action: Action) -> None:
     if not review_queue.set_review_pr_url(a.ctx, action["bead_id"], action["pr_url"]):
-        a.log("warn", f"[review-queue] setReviewPrUrl: rejecting non-HTTPS pr_url: {action['pr_url']}")
+        a.log(
+            "warn", f"[review-queue] setReviewPrUrl: rejecting non-HTTPS pr_url: {action['pr_url']}"
+        )
     return None
 
 
@@ -399,9 +405,10 @@ def _dispatch_agent(a: _Apply, action: Action) -> SideEffect | None:
         target = ops.get_bead(ctx, bead_id)
         is_mr = target is not None and target["type"] == "merge_request"
         # Babysat external PRs skip the refinery (strictly ``babysit === true``).
-        if is_mr and ops.parse_json_object(target["metadata"] if target else None).get(
-            "babysit"
-        ) is True:
+        if (
+            is_mr
+            and ops.parse_json_object(target["metadata"] if target else None).get("babysit") is True
+        ):
             return None
         role = "refinery" if is_mr else "polecat"
         try:
@@ -467,7 +474,13 @@ def _send_nudge(a: _Apply, action: Action) -> SideEffect:
         """INSERT INTO agent_nudges (nudge_id, agent_bead_id, message, mode, priority, source,
                                      created_at, expires_at)
            VALUES (?, ?, ?, 'immediate', 'urgent', ?, ?, NULL)""",
-        (ctx.new_id(), action["agent_id"], action["message"], f"reconciler:{action['tier']}", ctx.now),
+        (
+            ctx.new_id(),
+            action["agent_id"],
+            action["message"],
+            f"reconciler:{action['tier']}",
+            ctx.now,
+        ),
     )
     return a.effect(
         action,

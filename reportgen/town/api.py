@@ -20,13 +20,22 @@ from reportgen.town import events, ops, store
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
 from reportgen.town.effects import World
+from reportgen.town.record import (
+    AnalyticsSink,
+    TableSink,
+    reconciler_tick_row,
+    store_tick,
+    tick_record,
+)
 from reportgen.town.ids import DerivedIds
 from reportgen.town.schema import create_upstream_tables, ensure_reportgen_tables
 from reportgen.town.tick import ContainerFilter, ContainerSource, Stopwatch, TickResult
 from reportgen.town.tick import tick as run_tick
+from reportgen.town.worldlog import LoggedWorld
 
 ID_COUNTER = "id_counter"
 ID_NAMESPACE = "id_namespace"
+EVENT_ID_COUNTER = "event_id_counter"
 
 JOURNAL_DDL = """
 CREATE TABLE IF NOT EXISTS rg_journal (
@@ -46,14 +55,24 @@ class Town:
     journal row, which is how :mod:`reportgen.replay` rebuilds state.
     """
 
-    def __init__(self, conn: sqlite3.Connection, *, journal: bool = True) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        journal: bool = True,
+        analytics: AnalyticsSink | None = None,
+    ) -> None:
         self.conn = conn
+        self.analytics = analytics if analytics is not None else TableSink(conn)
         self.journal_enabled = journal
         ensure_reportgen_tables(conn)
         conn.execute(JOURNAL_DDL)
         self.town_id = store.town_id(conn)
         namespace = store.get(conn, ID_NAMESPACE) or self.town_id
         self.ids = DerivedIds(str(namespace), int(store.get(conn, ID_COUNTER) or 0))
+        self.event_ids = DerivedIds(
+            f"{namespace}:events", int(store.get(conn, EVENT_ID_COUNTER) or 0)
+        )
         self.config = store.town_config(conn)
         self.draining = store.draining(conn)
 
@@ -80,6 +99,7 @@ class Town:
             config=self.config,
             ids=self.ids,
             draining=self.draining,
+            event_ids=self.event_ids,
         )
 
     def _journal(self, at: str, call: str, args: dict[str, Any]) -> None:
@@ -92,6 +112,7 @@ class Town:
     def save_counters(self) -> None:
         """Persist the id counter so a later session (or a replay) continues the sequence."""
         store.put(self.conn, ID_COUNTER, self.ids.next)
+        store.put(self.conn, EVENT_ID_COUNTER, self.event_ids.next)
 
     def _call(self, at: str, call: str, args: dict[str, Any]) -> TownCtx:
         self._journal(at, call, args)
@@ -337,13 +358,26 @@ class Town:
         """Run one alarm tick at ``at``; journal it and keep the draining flag in sync."""
         flt = container_filter or ContainerFilter()
         ctx = self._call(at, "tick", {"container_filter": flt.mode})
+        seq = self.last_seq()
+        logged = LoggedWorld(self.conn, seq, world, containers)
         result = run_tick(
-            ctx, world, containers=containers, container_filter=flt, stopwatch=stopwatch
+            ctx,
+            logged,
+            containers=logged if containers is not None else None,
+            container_filter=flt,
+            stopwatch=stopwatch,
         )
         if self.draining and not ctx.draining:
             self.clear_draining()
         self.save_counters()
+        store_tick(self.conn, seq, tick_record(result))
+        self.analytics.write(reconciler_tick_row(self.town_id, result))
         return result
+
+    def last_seq(self) -> int:
+        """The journal position of the latest call (ticks are keyed by it)."""
+        row = self.conn.execute("SELECT max(seq) FROM rg_journal").fetchone()
+        return int(row[0] or 0)
 
     # ------------------------------------------------------------------ replay
 

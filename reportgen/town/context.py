@@ -37,6 +37,10 @@ class TownCtx:
     config: TownConfig = field(default_factory=TownConfig)
     ids: IdSource = field(default_factory=CounterIds)
     draining: bool = False
+    #: A separate id stream for ``town_events`` rows (``None``: share ``ids``). Keeping
+    #: event ids apart means recording more or fewer events (the container_status
+    #: filter) does not shift the ids of beads minted later.
+    event_ids: IdSource | None = None
 
     @property
     def now_ms(self) -> int:
@@ -48,6 +52,9 @@ class TownCtx:
 
     def new_id(self) -> str:
         return self.ids.new_id()
+
+    def new_event_id(self) -> str:
+        return (self.event_ids or self.ids).new_id()
 
     def one(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> sqlite3.Row | None:
         """First row of a query, as a ``sqlite3.Row`` (the connection must use that factory)."""

@@ -468,7 +468,10 @@ def _dispatch_agent(run: _Run, world: World) -> EffectOutcome:
             rig_id = str(first[0]) if first is not None else ""
         rig = ctx.one("SELECT id FROM rigs WHERE id = ?", (rig_id,)) if rig_id else None
         if rig is None:
-            run.log("warn", f"[scheduling] dispatchAgent: no rig config for agent={agent_id} rig={rig_id}")
+            run.log(
+                "warn",
+                f"[scheduling] dispatchAgent: no rig config for agent={agent_id} rig={rig_id}",
+            )
             return run.done(False, f"no rig config for rig {rig_id!r}")
 
         current = ops.get_bead(ctx, bead_id)
@@ -498,7 +501,9 @@ def _dispatch_agent(run: _Run, world: World) -> EffectOutcome:
         }
         if started:
             if role != "refinery":
-                ctx.run("UPDATE agent_metadata SET dispatch_attempts = 0 WHERE bead_id = ?", (agent_id,))
+                ctx.run(
+                    "UPDATE agent_metadata SET dispatch_attempts = 0 WHERE bead_id = ?", (agent_id,)
+                )
             run.emit({"event": "agent.spawned", **base})
             return run.done(True, "container accepted the agent")
         run.emit({"event": "agent.dispatch_failed", **base, "reason": "container returned false"})
@@ -582,7 +587,9 @@ def _report_wasteland_done(run: _Run, world: World) -> EffectOutcome:
     if ok:
         ok = stamp_wasteland_reported_done(ctx, bead_id, evidence)
         if not ok:
-            run.log("warn", f"[Town.do] reportWastelandDone: bead={bead_id} has no metadata.wasteland")
+            run.log(
+                "warn", f"[Town.do] reportWastelandDone: bead={bead_id} has no metadata.wasteland"
+            )
     if not ok:
         run.log(
             "warn",
@@ -595,7 +602,9 @@ def _report_wasteland_done(run: _Run, world: World) -> EffectOutcome:
 
 def stamp_wasteland_reported_done(ctx: TownCtx, bead_id: str, evidence: str | None) -> bool:
     """``stampWastelandReportedDone``: false (nothing written) without ``metadata.wasteland``."""
-    row = ctx.one("SELECT json_extract(metadata, '$.wasteland') FROM beads WHERE bead_id = ?", (bead_id,))
+    row = ctx.one(
+        "SELECT json_extract(metadata, '$.wasteland') FROM beads WHERE bead_id = ?", (bead_id,)
+    )
     if row is None or row[0] is None:
         return False
     ctx.run(
@@ -695,9 +704,7 @@ def failure_message_for(error: PRStatusError) -> str:
             "Please file a bug — the API contract may have drifted."
         )
     if error.kind == "unrecognized_url":
-        return (
-            f"PR URL format not recognized: {error.url}. Expected GitHub PR or GitLab MR URL."
-        )
+        return f"PR URL format not recognized: {error.url}. Expected GitHub PR or GitLab MR URL."
     if error.kind == "host_mismatch":
         return (
             f"Refusing to send GitLab token to unexpected host `{error.got}` "
@@ -833,7 +840,9 @@ def _poll_pr_body(run: _Run, world: World, bead_id: str, pr_url: str) -> EffectO
         else:
             if not _has_existing_feedback_bead(ctx, bead_id):
                 parsed = parse_pr_url(pr_url)
-                branch_row = ctx.one("SELECT branch FROM review_metadata WHERE bead_id = ?", (bead_id,))
+                branch_row = ctx.one(
+                    "SELECT branch FROM review_metadata WHERE bead_id = ?", (bead_id,)
+                )
                 run.insert_event(
                     "pr_feedback_detected",
                     bead_id=bead_id,
@@ -1024,12 +1033,16 @@ def _poll_error(run: _Run, bead_id: str, error: PRStatusError) -> EffectOutcome:
 
 
 def _fmt(n: float) -> str:
+    if math.isnan(n) or math.isinf(n):
+        return "NaN" if math.isnan(n) else str(n)
     return str(int(n)) if n == int(n) else str(n)
 
 
 def _metadata_number(ctx: TownCtx, bead_id: str, path: str) -> float:
     """``Number(json_extract(...) ?? 0)``; ``NaN`` (never reaching a threshold) if not numeric."""
-    row = ctx.one(f"SELECT json_extract(metadata, '{path}') FROM beads WHERE bead_id = ?", (bead_id,))
+    row = ctx.one(
+        f"SELECT json_extract(metadata, '{path}') FROM beads WHERE bead_id = ?", (bead_id,)
+    )
     value = row[0] if row is not None else None
     if value is None:
         return 0.0
@@ -1071,7 +1084,9 @@ def _clear_auto_merge(ctx: TownCtx, bead_id: str) -> None:
            WHERE bead_id = ?""",
         (ctx.now, bead_id),
     )
-    ctx.run("UPDATE review_metadata SET auto_merge_ready_since = NULL WHERE bead_id = ?", (bead_id,))
+    ctx.run(
+        "UPDATE review_metadata SET auto_merge_ready_since = NULL WHERE bead_id = ?", (bead_id,)
+    )
 
 
 def _merge_pr(run: _Run, world: World) -> EffectOutcome:
@@ -1096,7 +1111,9 @@ def _merge_pr(run: _Run, world: World) -> EffectOutcome:
             )
             return run.done(True, "merged: pr_status_changed recorded")
         _clear_auto_merge(ctx, bead_id)
-        run.log("warn", f"{LOG} merge_pr: merge failed, cleared auto_merge_pending for bead={bead_id}")
+        run.log(
+            "warn", f"{LOG} merge_pr: merge failed, cleared auto_merge_pending for bead={bead_id}"
+        )
         return run.done(False, "merge refused; auto_merge_pending cleared")
     except Exception as exc:
         run.log("warn", f"{LOG} merge_pr failed: bead={bead_id} url={pr_url} {exc}")

@@ -113,7 +113,7 @@ def insert_event(
     """``insertEvent``: a new pending event at ``ctx.now``; returns its id."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event_type {event_type!r}")
-    event_id = ctx.new_id()
+    event_id = ctx.new_event_id()
     ctx.run(
         """INSERT INTO town_events (event_id, event_type, agent_id, bead_id, payload,
                                     created_at, processed_at)

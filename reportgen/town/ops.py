@@ -270,10 +270,14 @@ def update_convoy_progress(ctx: TownCtx, bead_id: str) -> None:
         total = int(convoy["total_beads"] or 0)
         if not (total > 0 and n >= total):
             continue
-        mode = convoy["merge_mode"] or "review-then-land"
-        if mode == "review-then-land" and convoy["feature_branch"]:
-            update_metadata(ctx, convoy_id, {"ready_to_land": 1})
-        elif convoy["status"] not in TERMINAL:
+        # Upstream: anything but review-and-merge lands through a landing MR.
+        if convoy["merge_mode"] != "review-and-merge" and convoy["feature_branch"]:
+            ctx.run(
+                "UPDATE beads SET metadata = json_set(COALESCE(metadata, '{}'), "
+                "'$.ready_to_land', 1) WHERE bead_id = ?",
+                (convoy_id,),
+            )
+        else:  # a direct SQL write: it closes even a terminal convoy, as upstream does
             ctx.run(
                 "UPDATE beads SET status = 'closed', closed_at = ?, updated_at = ? WHERE bead_id = ?",
                 (ctx.now, ctx.now, convoy_id),
@@ -287,8 +291,11 @@ def delete_bead(ctx: TownCtx, bead_id: str) -> None:
     """``deleteBead``: children first, then hooks, dependencies, events, satellites, the row."""
     for child in ctx.all("SELECT bead_id FROM beads WHERE parent_bead_id = ?", (bead_id,)):
         delete_bead(ctx, child[0])
-    for agent_id in agents_hooked_to(ctx, bead_id):
-        unhook_bead(ctx, agent_id)
+    # Upstream clears these hooks with direct SQL: no event, no status change.
+    ctx.run(
+        "UPDATE agent_metadata SET current_hook_bead_id = NULL WHERE current_hook_bead_id = ?",
+        (bead_id,),
+    )
     ctx.run(
         "DELETE FROM bead_dependencies WHERE bead_id = ? OR depends_on_bead_id = ?",
         (bead_id, bead_id),
@@ -318,14 +325,18 @@ def hook_bead(ctx: TownCtx, agent_id: str, bead_id: str) -> None:
     agent = require_agent(ctx, agent_id)
     bead = require_bead(ctx, bead_id)
     if bead["type"] in UNHOOKABLE_TYPES:
-        raise EngineError(f"Cannot hook bead {bead_id} of type {bead['type']}")
+        raise EngineError(
+            f"Cannot hook agent to bead {bead_id}: type '{bead['type']}' is not workable"
+        )
     if "gt:triage-request" in parse_json_list(bead["labels"]):
         raise EngineError(f"Cannot hook triage request bead {bead_id}")
     current = agent["current_hook_bead_id"]
     if current == bead_id:
         return
     if current is not None:
-        raise EngineError(f"Agent {agent_id} is already hooked to bead {current}")
+        raise EngineError(
+            f"Agent {agent_id} is already hooked to bead {current}. Unhook first."
+        )
     for other in agents_hooked_to(ctx, bead_id):
         if other != agent_id:
             unhook_bead(ctx, other)

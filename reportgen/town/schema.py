@@ -207,7 +207,9 @@ def ensure_reportgen_tables(conn: sqlite3.Connection) -> None:
         )
 
 
-def missing_tables(conn: sqlite3.Connection, wanted: tuple[str, ...] = REQUIRED_TABLES) -> list[str]:
+def missing_tables(
+    conn: sqlite3.Connection, wanted: tuple[str, ...] = REQUIRED_TABLES
+) -> list[str]:
     """Names from ``wanted`` that the database does not have."""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     return [t for t in wanted if t not in have]

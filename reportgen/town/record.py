@@ -1,0 +1,130 @@
+"""The per-tick record: what a tick saw and did, as JSON, stored in the town database.
+
+Simulated and live towns keep one ``rg_ticks`` row per tick. Replay compares
+its own ticks with these rows to find the first divergence, and the report
+reads them. Beside it, ``rg_analytics`` holds the ``reconciler_tick``
+analytics record with upstream's Analytics Engine column mapping (spec §9.2),
+which the Grafana panels query.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Protocol
+
+from reportgen.town.tick import TickResult
+
+TICKS_DDL = """
+CREATE TABLE IF NOT EXISTS rg_ticks (
+  seq integer primary key,
+  at text not null,
+  record text not null
+)
+"""
+TICKS_INDEX = "CREATE INDEX IF NOT EXISTS idx_rg_ticks_at ON rg_ticks(at)"
+
+ANALYTICS_DDL = """
+CREATE TABLE IF NOT EXISTS rg_analytics (
+  seq integer primary key,
+  timestamp text not null,
+  blob1 text not null,
+  blob6 text,
+  blob10 text,
+  double1 real, double2 real, double3 real, double4 real,
+  double5 real, double6 real, double7 real, double8 real
+)
+"""
+
+#: Fields compared between a recorded and a replayed tick (not the measured wall clock).
+COMPARED_FIELDS = (
+    "events",
+    "actions",
+    "apply",
+    "side_effects",
+    "violations",
+    "metrics",
+    "active_work",
+    "next_tick_at",
+    "container",
+)
+
+
+def tick_record(result: TickResult) -> dict[str, Any]:
+    """A JSON-able record of one tick (keys in a fixed order)."""
+    drain = result.drain
+    return {
+        "at": result.now,
+        "draining": result.draining,
+        "container": {"observed": result.container.observed, "recorded": result.container.recorded},
+        "events": [o.__dict__ for o in drain.outcomes] if drain is not None else [],
+        "actions": result.actions,
+        "apply": [r.to_json() for r in result.applied],
+        "side_effects": result.side_effects.to_json() if result.side_effects else None,
+        "violations": result.violations,
+        "metrics": result.metrics,
+        "active_work": result.active_work,
+        "next_tick_at": result.next_tick_at,
+    }
+
+
+def reconciler_tick_row(town_id: str, result: TickResult) -> dict[str, Any]:
+    """The ``reconciler_tick`` analytics event with upstream's column mapping (§9.2)."""
+    m = result.metrics
+    return {
+        "timestamp": result.now,
+        "blob1": "reconciler_tick",
+        "blob6": town_id,
+        "blob10": json.dumps(m["actionsByType"], separators=(",", ":")),
+        "double1": m["wallClockMs"],
+        "double2": m["eventsDrained"],
+        "double3": m["actionsEmitted"],
+        "double4": m["sideEffectsAttempted"],
+        "double5": m["sideEffectsSucceeded"],
+        "double6": m["sideEffectsFailed"],
+        "double7": m["invariantViolations"],
+        "double8": m["pendingEventCount"],
+    }
+
+
+class AnalyticsSink(Protocol):
+    """Where ``reconciler_tick`` records go (a table by default; Analytics Engine upstream)."""
+
+    def write(self, row: dict[str, Any]) -> None: ...
+
+
+class TableSink:
+    """Writes analytics rows to ``rg_analytics`` in the town database."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        conn.execute(ANALYTICS_DDL)
+        self.conn = conn
+
+    def write(self, row: dict[str, Any]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self.conn.execute(
+            f"INSERT INTO rg_analytics ({cols}) VALUES ({marks})", tuple(row.values())
+        )
+
+
+def store_tick(conn: sqlite3.Connection, seq: int, record: dict[str, Any]) -> None:
+    conn.execute(TICKS_DDL)
+    conn.execute(TICKS_INDEX)
+    conn.execute(
+        "INSERT INTO rg_ticks (seq, at, record) VALUES (?, ?, ?)",
+        (seq, record["at"], json.dumps(record, separators=(",", ":"))),
+    )
+
+
+def load_ticks(conn: sqlite3.Connection, start: str, end: str) -> list[dict[str, Any]]:
+    """Recorded ticks with ``start <= at <= end``, in order (empty when none are recorded)."""
+    have = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_ticks'"
+    ).fetchone()
+    if have is None:
+        return []
+    rows = conn.execute(
+        "SELECT record FROM rg_ticks WHERE at >= ? AND at <= ? ORDER BY seq", (start, end)
+    ).fetchall()
+    return [json.loads(r[0]) for r in rows]

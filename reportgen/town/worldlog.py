@@ -1,0 +1,238 @@
+"""Recording what the outside world answered, so a replay gets the same answers.
+
+A tick's decisions depend on the town database *and* on what the container
+and the SCM answered during it (container statuses in the pre-phase, whether
+an agent started, a PR's state). :class:`LoggedWorld` wraps any world and
+container source and appends every answer to ``rg_world_log``, keyed by the
+journal row of the tick. :class:`ReplayWorld` plays those answers back in
+order; a call that differs from the recorded one is a divergence, noted and
+answered as the null world would.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from reportgen.town.effects import NullWorld, PRFeedback, PRStatus, PRStatusError, World
+from reportgen.town.tick import ContainerSource
+
+WORLD_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS rg_world_log (
+  tick_seq integer not null,
+  n integer not null,
+  method text not null,
+  args text not null,
+  answer text not null,
+  primary key (tick_seq, n)
+)
+"""
+
+
+class WorldCallFailed(Exception):
+    """A recorded world call that raised; replayed as the same message."""
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _decode(method: str, value: Any) -> Any:
+    if method == "check_pr_status":
+        error = value.get("error")
+        if error is not None:
+            error = PRStatusError(
+                **{
+                    **error,
+                    "sample_keys": None
+                    if error.get("sample_keys") is None
+                    else tuple(error["sample_keys"]),
+                    "resolution_chain": tuple(error.get("resolution_chain", ())),
+                }
+            )
+        return PRStatus(**{**value, "error": error})
+    if method == "check_pr_feedback":
+        return None if value is None else PRFeedback(**value)
+    if method == "container_status":
+        return (value[0], value[1])
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+class LoggedWorld:
+    """A world and container source that record every answer of one tick."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        tick_seq: int,
+        world: World,
+        containers: ContainerSource | None,
+    ) -> None:
+        conn.execute(WORLD_LOG_DDL)
+        self.conn = conn
+        self.tick_seq = tick_seq
+        self.world = world
+        self.containers = containers
+        self.n = 0
+
+    def _record(self, method: str, args: tuple[Any, ...], call: Any) -> Any:
+        try:
+            value = call()
+            answer: dict[str, Any] = {"value": _encode(value)}
+        except Exception as exc:
+            answer = {"raise": str(exc)}
+            self._append(method, args, answer)
+            raise
+        self._append(method, args, answer)
+        return value
+
+    def _append(self, method: str, args: tuple[Any, ...], answer: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT INTO rg_world_log (tick_seq, n, method, args, answer) VALUES (?, ?, ?, ?, ?)",
+            (self.tick_seq, self.n, method, _dumps(list(args)), _dumps(answer)),
+        )
+        self.n += 1
+
+    def status(self, agent_id: str, now: str) -> tuple[str, str | None]:
+        source = self.containers
+        assert source is not None
+        return self._record(  # type: ignore[no-any-return]
+            "container_status", (agent_id,), lambda: source.status(agent_id, now)
+        )
+
+    def start_agent(self, agent_id: str, bead_id: str, rig_id: str) -> bool:
+        return self._record(  # type: ignore[no-any-return]
+            "start_agent",
+            (agent_id, bead_id, rig_id),
+            lambda: self.world.start_agent(agent_id, bead_id, rig_id),
+        )
+
+    def stop_agent(self, agent_id: str) -> None:
+        self._record("stop_agent", (agent_id,), lambda: self.world.stop_agent(agent_id))
+
+    def check_pr_status(self, url: str) -> PRStatus:
+        return self._record(  # type: ignore[no-any-return]
+            "check_pr_status", (url,), lambda: self.world.check_pr_status(url)
+        )
+
+    def check_pr_feedback(self, url: str) -> PRFeedback | None:
+        return self._record(  # type: ignore[no-any-return]
+            "check_pr_feedback", (url,), lambda: self.world.check_pr_feedback(url)
+        )
+
+    def merge_pr(self, url: str) -> bool:
+        return self._record(  # type: ignore[no-any-return]
+            "merge_pr", (url,), lambda: self.world.merge_pr(url)
+        )
+
+    def queue_nudge(self, agent_id: str, message: str, tier: str) -> bool:
+        return self._record(  # type: ignore[no-any-return]
+            "queue_nudge",
+            (agent_id, message, tier),
+            lambda: self.world.queue_nudge(agent_id, message, tier),
+        )
+
+    def report_wasteland_done(
+        self, wasteland_id: str, item_id: str, evidence: str, canonical_bead_id: str
+    ) -> bool:
+        return self._record(  # type: ignore[no-any-return]
+            "report_wasteland_done",
+            (wasteland_id, item_id, evidence, canonical_bead_id),
+            lambda: self.world.report_wasteland_done(
+                wasteland_id, item_id, evidence, canonical_bead_id
+            ),
+        )
+
+
+@dataclass
+class Mismatch:
+    """A replayed world call that is not the one recorded at that position."""
+
+    position: int
+    expected: str
+    got: str
+
+
+@dataclass
+class ReplayWorld:
+    """Plays back one tick's recorded answers, in order."""
+
+    entries: list[tuple[str, str, dict[str, Any]]]
+    position: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+    fallback: NullWorld = field(default_factory=NullWorld)
+
+    @classmethod
+    def load(cls, conn: sqlite3.Connection, tick_seq: int) -> ReplayWorld:
+        have = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_world_log'"
+        ).fetchone()
+        if have is None:
+            return cls([])
+        rows = conn.execute(
+            "SELECT method, args, answer FROM rg_world_log WHERE tick_seq = ? ORDER BY n",
+            (tick_seq,),
+        ).fetchall()
+        return cls([(r[0], r[1], json.loads(r[2])) for r in rows])
+
+    @property
+    def exhausted(self) -> bool:
+        return self.position >= len(self.entries)
+
+    def _next(self, method: str, args: tuple[Any, ...], default: Any) -> Any:
+        key = _dumps(list(args))
+        if self.position < len(self.entries):
+            rec_method, rec_args, answer = self.entries[self.position]
+            if rec_method == method and rec_args == key:
+                self.position += 1
+                if "raise" in answer:
+                    raise WorldCallFailed(answer["raise"])
+                return _decode(method, answer["value"])
+            expected = f"{rec_method}{rec_args}"
+        else:
+            expected = "(no more recorded calls)"
+        self.mismatches.append(Mismatch(self.position, expected, f"{method}{key}"))
+        return default
+
+    def status(self, agent_id: str, now: str) -> tuple[str, str | None]:
+        return self._next("container_status", (agent_id,), ("unknown", None))  # type: ignore[no-any-return]
+
+    def start_agent(self, agent_id: str, bead_id: str, rig_id: str) -> bool:
+        return self._next(  # type: ignore[no-any-return]
+            "start_agent",
+            (agent_id, bead_id, rig_id),
+            self.fallback.start_agent(agent_id, bead_id, rig_id),
+        )
+
+    def stop_agent(self, agent_id: str) -> None:
+        self._next("stop_agent", (agent_id,), None)
+
+    def check_pr_status(self, url: str) -> PRStatus:
+        return self._next(  # type: ignore[no-any-return]
+            "check_pr_status", (url,), self.fallback.check_pr_status(url)
+        )
+
+    def check_pr_feedback(self, url: str) -> PRFeedback | None:
+        return self._next("check_pr_feedback", (url,), None)  # type: ignore[no-any-return]
+
+    def merge_pr(self, url: str) -> bool:
+        return self._next("merge_pr", (url,), False)  # type: ignore[no-any-return]
+
+    def queue_nudge(self, agent_id: str, message: str, tier: str) -> bool:
+        return self._next("queue_nudge", (agent_id, message, tier), False)  # type: ignore[no-any-return]
+
+    def report_wasteland_done(
+        self, wasteland_id: str, item_id: str, evidence: str, canonical_bead_id: str
+    ) -> bool:
+        return self._next(  # type: ignore[no-any-return]
+            "report_wasteland_done", (wasteland_id, item_id, evidence, canonical_bead_id), False
+        )
