@@ -20,6 +20,7 @@ from reportgen.town import events, ops, store
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
 from reportgen.town.effects import World
+from reportgen.town.ids import DerivedIds
 from reportgen.town.record import (
     AnalyticsSink,
     TableSink,
@@ -27,7 +28,6 @@ from reportgen.town.record import (
     store_tick,
     tick_record,
 )
-from reportgen.town.ids import DerivedIds
 from reportgen.town.schema import create_upstream_tables, ensure_reportgen_tables
 from reportgen.town.tick import ContainerFilter, ContainerSource, Stopwatch, TickResult
 from reportgen.town.tick import tick as run_tick

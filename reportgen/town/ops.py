@@ -334,9 +334,7 @@ def hook_bead(ctx: TownCtx, agent_id: str, bead_id: str) -> None:
     if current == bead_id:
         return
     if current is not None:
-        raise EngineError(
-            f"Agent {agent_id} is already hooked to bead {current}. Unhook first."
-        )
+        raise EngineError(f"Agent {agent_id} is already hooked to bead {current}. Unhook first.")
     for other in agents_hooked_to(ctx, bead_id):
         if other != agent_id:
             unhook_bead(ctx, other)
