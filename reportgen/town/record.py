@@ -61,7 +61,16 @@ def tick_record(result: TickResult) -> dict[str, Any]:
         "actions": result.actions,
         "apply": [r.to_json() for r in result.applied],
         "side_effects": result.side_effects.to_json() if result.side_effects else None,
-        "violations": result.violations,
+        "violations": [
+            {
+                "invariant": v.invariant,
+                "message": v.message,
+                "agent_ids": list(v.agent_ids),
+                "bead_ids": list(v.bead_ids),
+                "rig_ids": list(v.rig_ids),
+            }
+            for v in result.violation_details
+        ],
         "metrics": result.metrics,
         "active_work": result.active_work,
         "next_tick_at": result.next_tick_at,

@@ -131,10 +131,15 @@ class TickResult:
     actions: list[Action] = field(default_factory=list)
     applied: list[ApplyRecord] = field(default_factory=list)
     side_effects: SideEffectStats | None = None
-    violations: list[dict[str, Any]] = field(default_factory=list)
+    violation_details: list[invariants.Violation] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=zero_metrics)
     active_work: bool = False
     next_tick_at: str = ""
+
+    @property
+    def violations(self) -> list[dict[str, Any]]:
+        """Upstream's ``checkInvariants`` result: ``[{"invariant", "message"}]``."""
+        return [v.as_upstream() for v in self.violation_details]
 
 
 def observe_containers(
@@ -194,8 +199,8 @@ def tick(
         m["sideEffectsSucceeded"] = result.side_effects.succeeded
         m["sideEffectsFailed"] = result.side_effects.failed
 
-    result.violations = invariants.check_invariants(ctx)
-    m["invariantViolations"] = len(result.violations)
+    result.violation_details = invariants.check_invariants_detailed(ctx)
+    m["invariantViolations"] = len(result.violation_details)
     m["wallClockMs"] = watch.elapsed_ms(result)
     m["pendingEventCount"] = events.pending_event_count(ctx)
 

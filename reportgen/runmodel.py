@@ -1,0 +1,64 @@
+"""The contract between replay and the report: one town's replayed window.
+
+Replay (``reportgen.replay.replay_window``) produces a :class:`TownRun`; the
+report (``reportgen.report``) turns it into pages; Sentry and history read its
+episodes. It is plain data (JSON-able through :meth:`TownRun.to_json`), so a
+fleet build can stream it to disk between the two steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Divergence:
+    """The first difference between a recorded tick and its replay (Temporal-style)."""
+
+    tick_at: str
+    field: str
+    recorded: Any
+    replayed: Any
+
+
+@dataclass
+class EntityInfo:
+    """A bead or agent as the report names it: identity plus its state at the window's end."""
+
+    id: str
+    kind: str  # "bead" or "agent"
+    type: str  # bead type, or the agent role
+    title: str  # bead title, or the agent name
+    status: str | None
+    rig_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TownRun:
+    """One town's window, replayed tick by tick.
+
+    ``ticks`` are per-tick records in the shape of
+    :func:`reportgen.town.record.tick_record` (``at``, ``container``,
+    ``events``, ``actions``, ``apply``, ``side_effects``, ``violations``
+    (each with ``invariant``, ``message`` and the entity ids involved),
+    ``metrics``, ``active_work``, ``next_tick_at``), in time order.
+    """
+
+    town_id: str
+    source: str
+    window_from: str
+    window_to: str
+    fidelity: str  # "exact" or "approximate"
+    caveat: str | None
+    ticks: list[dict[str, Any]]
+    entities: dict[str, EntityInfo] = field(default_factory=dict)
+    bead_events: list[dict[str, Any]] = field(default_factory=list)
+    quarantined: list[dict[str, Any]] = field(default_factory=list)
+    divergence: Divergence | None = None
+    compared_ticks: int = 0
+    journal_inputs: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
