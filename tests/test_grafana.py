@@ -25,35 +25,35 @@ DS = {"type": "vertamedia-clickhouse-datasource", "uid": "bffxugc31cnpcc"}
 NEW_IDS = list(range(200, 207))
 IDLE_TICK_MS = 5 * 60 * 1000
 
-_BASE = "thresholds base step has value 0; the first step must be null (-Infinity)"
+_BASE = "thresholds base step has value 0; the first step should be null (-Infinity)"
 #: What --check says about upstream's file: every thresholds block (22 panels'
 #: defaults plus the error_count overrides of tables 17 and 18) starts with
 #: ``value: 0`` instead of null (spec quirk 6). Nothing else is wrong.
 UPSTREAM_PROBLEMS = [
-    f'panel 1 "Total Events": {_BASE}',
-    f'panel 2 "Unique Users": {_BASE}',
-    f'panel 3 "Avg Latency": {_BASE}',
-    f'panel 4 "Error Rate": {_BASE}',
-    f'panel 5 "Requests Per Second (by delivery)": {_BASE}',
-    f'panel 6 "Event Volume (by delivery)": {_BASE}',
-    f'panel 7 "Event Volume (all events)": {_BASE}',
-    f'panel 8 "Error Count Over Time (by event)": {_BASE}',
-    f'panel 9 "Error Rate Over Time (by delivery)": {_BASE}',
-    f'panel 10 "Error Counts by Event": {_BASE}',
-    f'panel 11 "Top Error Messages": {_BASE}',
-    f'panel 12 "Avg Latency Over Time (by delivery)": {_BASE}',
-    f'panel 14 "Slowest Endpoints": {_BASE}',
-    f'panel 15 "Active Users Over Time": {_BASE}',
-    f'panel 16 "Active Towns Over Time": {_BASE}',
-    f'panel 17 "Top Users by Event Count": {_BASE}',
-    f'panel 17 "Top Users by Event Count" override 1 (byName "error_count"): {_BASE}',
-    f'panel 18 "Top Users by Error Count": {_BASE}',
-    f'panel 18 "Top Users by Error Count" override 1 (byName "error_count"): {_BASE}',
-    f'panel 19 "Events by Delivery Type": {_BASE}',
-    f'panel 20 "Events by Count": {_BASE}',
-    f'panel 21 "All Events Summary": {_BASE}',
-    f'panel 22 "Bead Lifecycle Events": {_BASE}',
-    f'panel 23 "Agent & Review Events": {_BASE}',
+    f'warning: panel 1 "Total Events": {_BASE}',
+    f'warning: panel 2 "Unique Users": {_BASE}',
+    f'warning: panel 3 "Avg Latency": {_BASE}',
+    f'warning: panel 4 "Error Rate": {_BASE}',
+    f'warning: panel 5 "Requests Per Second (by delivery)": {_BASE}',
+    f'warning: panel 6 "Event Volume (by delivery)": {_BASE}',
+    f'warning: panel 7 "Event Volume (all events)": {_BASE}',
+    f'warning: panel 8 "Error Count Over Time (by event)": {_BASE}',
+    f'warning: panel 9 "Error Rate Over Time (by delivery)": {_BASE}',
+    f'warning: panel 10 "Error Counts by Event": {_BASE}',
+    f'warning: panel 11 "Top Error Messages": {_BASE}',
+    f'warning: panel 12 "Avg Latency Over Time (by delivery)": {_BASE}',
+    f'warning: panel 14 "Slowest Endpoints": {_BASE}',
+    f'warning: panel 15 "Active Users Over Time": {_BASE}',
+    f'warning: panel 16 "Active Towns Over Time": {_BASE}',
+    f'warning: panel 17 "Top Users by Event Count": {_BASE}',
+    f'warning: panel 17 "Top Users by Event Count" override 1 (byName "error_count"): {_BASE}',
+    f'warning: panel 18 "Top Users by Error Count": {_BASE}',
+    f'warning: panel 18 "Top Users by Error Count" override 1 (byName "error_count"): {_BASE}',
+    f'warning: panel 19 "Events by Delivery Type": {_BASE}',
+    f'warning: panel 20 "Events by Count": {_BASE}',
+    f'warning: panel 21 "All Events Summary": {_BASE}',
+    f'warning: panel 22 "Bead Lifecycle Events": {_BASE}',
+    f'warning: panel 23 "Agent & Review Events": {_BASE}',
 ]
 
 
@@ -121,11 +121,25 @@ def test_check_upstream_reports_exact_problems(original: dict[str, Any]) -> None
     assert grafana.check_dashboard(original) == UPSTREAM_PROBLEMS
 
 
-def test_check_cli_on_upstream_lists_problems_and_exits_1() -> None:
+def test_check_cli_on_upstream_lists_warnings_and_passes() -> None:
     result = run("--check", str(FIXTURE))
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [*UPSTREAM_PROBLEMS, f"{FIXTURE}: ok (24 warning(s))"]
+
+
+def test_check_cli_strict_fails_on_warnings() -> None:
+    result = run("--check", str(FIXTURE), "--strict")
     assert result.exit_code == 1
     assert result.stdout.splitlines() == UPSTREAM_PROBLEMS
     assert f"{FIXTURE}: 24 problem(s)" in result.stderr
+
+
+def test_check_passes_on_the_upstream_dashboard_after_dashboard(tmp_path: Path) -> None:
+    out = tmp_path / "dash.json"
+    assert run("--in", str(FIXTURE), "--out", str(out)).exit_code == 0
+    result = run("--check", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == f"{out}: ok (24 warning(s))"
 
 
 def test_upstream_is_clean_once_base_steps_are_null(original: dict[str, Any]) -> None:
@@ -600,15 +614,15 @@ def _broken(kind: str) -> dict[str, Any]:
         (
             "non-null base",
             [
-                'panel 1 "P1": thresholds base step has value 0; '
-                "the first step must be null (-Infinity)"
+                'warning: panel 1 "P1": thresholds base step has value 0; '
+                "the first step should be null (-Infinity)"
             ],
         ),
         (
             "override thresholds",
             [
-                'panel 1 "P1" override 1 (byName "x"): thresholds base step has value 5; '
-                "the first step must be null (-Infinity)"
+                'warning: panel 1 "P1" override 1 (byName "x"): thresholds base step has '
+                "value 5; the first step should be null (-Infinity)"
             ],
         ),
         (

@@ -7,7 +7,11 @@ from pathlib import Path
 import click
 
 from reportgen.errors import ReportgenError
-from reportgen.observability.grafana import check_dashboard_file, update_dashboard_file
+from reportgen.observability.grafana import (
+    check_dashboard_file,
+    is_warning,
+    update_dashboard_file,
+)
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
@@ -27,11 +31,15 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
     type=_PATH,
     help="Only validate this dashboard: print one problem per line, exit 1 if any.",
 )
+@click.option(
+    "--strict", is_flag=True, help="With --check: warnings (non-null base steps) fail too."
+)
 def dashboard(
     in_path: Path | None,
     out_path: Path | None,
     alerts_path: Path | None,
     check_path: Path | None,
+    strict: bool,
 ) -> None:
     """Add a "Reconciler" row (six panels and a `town` variable) to a dashboard.
 
@@ -55,7 +63,9 @@ def dashboard(
         raise SystemExit(err.exit_code) from None
     for problem in problems:
         click.echo(problem)
-    if problems:
-        click.echo(f"{check_path}: {len(problems)} problem(s)", err=True)
+    failing = [p for p in problems if strict or not is_warning(p)]
+    if failing:
+        click.echo(f"{check_path}: {len(failing)} problem(s)", err=True)
         raise SystemExit(1)
-    click.echo(f"{check_path}: ok")
+    warnings = len(problems)
+    click.echo(f"{check_path}: ok" + (f" ({warnings} warning(s))" if warnings else ""))

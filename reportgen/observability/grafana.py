@@ -915,9 +915,11 @@ def _check_thresholds(where: str, thresholds: Any) -> list[str]:
     problems: list[str] = []
     values = [s.get("value") if isinstance(s, dict) else None for s in steps]
     if values[0] is not None:
+        # Grafana ignores the base step's value (it is -Infinity whatever it says), so
+        # this is a warning: upstream's own dashboard has 24 of them.
         problems.append(
-            f"{where}: thresholds base step has value {json.dumps(values[0])}; "
-            "the first step must be null (-Infinity)"
+            f"{WARNING}{where}: thresholds base step has value {json.dumps(values[0])}; "
+            "the first step should be null (-Infinity)"
         )
     previous: float | None = None
     for index, value in enumerate(values[1:], start=2):
@@ -1045,6 +1047,14 @@ def _check_layout(panels: list[Any]) -> list[str]:
     return problems
 
 
+WARNING = "warning: "
+
+
+def is_warning(problem: str) -> bool:
+    """Whether a ``check_dashboard`` finding is a warning (reported, not failing)."""
+    return problem.startswith(WARNING)
+
+
 def check_dashboard(
     dashboard: dict[str, Any], known_datasource_uids: Collection[str] = ()
 ) -> list[str]:
@@ -1052,7 +1062,9 @@ def check_dashboard(
 
     Checks: unique panel ids; unique ``refId`` per panel; every panel inside the
     24-column grid; no overlapping panels (top level, and within each collapsed
-    row); thresholds ascending with a null base step (defaults and overrides);
+    row); thresholds ascending (defaults and overrides) with a null base step —
+    a non-null base step is reported as a warning (prefix ``warning: ``), since
+    Grafana ignores its value;
     every datasource reference resolvable from the file itself (built-ins, a
     datasource variable's name or current uid, an ``__inputs`` entry) or listed
     in ``known_datasource_uids``.
