@@ -27,6 +27,7 @@ from reportgen.town.record import (
     reconciler_tick_row,
     store_tick,
     tick_record,
+    violation_rows,
 )
 from reportgen.town.schema import create_upstream_tables, ensure_reportgen_tables
 from reportgen.town.tick import ContainerFilter, ContainerSource, Stopwatch, TickResult
@@ -354,10 +355,14 @@ class Town:
         containers: ContainerSource | None = None,
         container_filter: ContainerFilter | None = None,
         stopwatch: Stopwatch | None = None,
+        auto_recover: frozenset[int] = frozenset(),
     ) -> TickResult:
         """Run one alarm tick at ``at``; journal it and keep the draining flag in sync."""
         flt = container_filter or ContainerFilter()
-        ctx = self._call(at, "tick", {"container_filter": flt.mode})
+        args: dict[str, Any] = {"container_filter": flt.mode}
+        if auto_recover:
+            args["auto_recover"] = sorted(auto_recover)
+        ctx = self._call(at, "tick", args)
         seq = self.last_seq()
         logged = LoggedWorld(self.conn, seq, world, containers)
         result = run_tick(
@@ -366,12 +371,15 @@ class Town:
             containers=logged if containers is not None else None,
             container_filter=flt,
             stopwatch=stopwatch,
+            auto_recover=auto_recover,
         )
         if self.draining and not ctx.draining:
             self.clear_draining()
         self.save_counters()
         store_tick(self.conn, seq, tick_record(result))
         self.analytics.write(reconciler_tick_row(self.town_id, result))
+        for row in violation_rows(self.town_id, result):
+            self.analytics.write(row)
         return result
 
     def last_seq(self) -> int:

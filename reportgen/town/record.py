@@ -43,6 +43,7 @@ COMPARED_FIELDS = (
     "apply",
     "side_effects",
     "violations",
+    "recoveries",
     "metrics",
     "active_work",
     "next_tick_at",
@@ -71,6 +72,7 @@ def tick_record(result: TickResult) -> dict[str, Any]:
             }
             for v in result.violation_details
         ],
+        "recoveries": result.recoveries,
         "metrics": result.metrics,
         "active_work": result.active_work,
         "next_tick_at": result.next_tick_at,
@@ -94,6 +96,57 @@ def reconciler_tick_row(town_id: str, result: TickResult) -> dict[str, Any]:
         "double7": m["invariantViolations"],
         "double8": m["pendingEventCount"],
     }
+
+
+def violation_rows(town_id: str, result: TickResult) -> list[dict[str, Any]]:
+    """Upstream's ``reconciler.invariant_violations`` event, plus one count per invariant.
+
+    Upstream emits the first (``value`` = count, ``label`` = ``[n] message; …``)
+    on every tick with violations. The per-invariant rows
+    (``reconciler.invariant_violation``, ``label`` = the number) let a panel or
+    an alert break violations down by invariant.
+    """
+    details = result.violation_details
+    if not details:
+        return []
+    rows = [
+        {
+            "timestamp": result.now,
+            "blob1": "reconciler.invariant_violations",
+            "blob6": town_id,
+            "blob10": "; ".join(f"[{v.invariant}] {v.message}" for v in details),
+            "double2": len(details),
+        }
+    ]
+    counts: dict[int, int] = {}
+    for v in details:
+        counts[v.invariant] = counts.get(v.invariant, 0) + 1
+    rows += [
+        {
+            "timestamp": result.now,
+            "blob1": "reconciler.invariant_violation",
+            "blob6": town_id,
+            "blob10": str(number),
+            "double2": count,
+        }
+        for number, count in sorted(counts.items())
+    ]
+    return rows
+
+
+def violation_counts(conn: sqlite3.Connection, town_id: str | None = None) -> dict[int, int]:
+    """Violations counted per invariant over every recorded tick (from ``rg_analytics``)."""
+    conn.execute(ANALYTICS_DDL)
+    sql = (
+        "SELECT blob10, sum(double2) FROM rg_analytics "
+        "WHERE blob1 = 'reconciler.invariant_violation'"
+    )
+    params: tuple[str, ...] = ()
+    if town_id is not None:
+        sql += " AND blob6 = ?"
+        params = (town_id,)
+    rows = conn.execute(sql + " GROUP BY blob10", params).fetchall()
+    return {int(r[0]): int(r[1]) for r in sorted(rows, key=lambda r: int(r[0]))}
 
 
 class AnalyticsSink(Protocol):

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reportgen.town import clock, events, invariants, reconciler, store
+from reportgen.town import clock, events, invariants, reconciler, recovery, store
 from reportgen.town.actions import ApplyRecord, apply_actions
 from reportgen.town.containers import should_record
 from reportgen.town.context import Action, TownCtx
@@ -135,6 +135,8 @@ class TickResult:
     metrics: dict[str, Any] = field(default_factory=zero_metrics)
     active_work: bool = False
     next_tick_at: str = ""
+    #: Actions applied by opt-in auto-recovery after the invariant check (not upstream's).
+    recoveries: list[Action] = field(default_factory=list)
 
     @property
     def violations(self) -> list[dict[str, Any]]:
@@ -169,11 +171,14 @@ def tick(
     container_filter: ContainerFilter | None = None,
     stopwatch: Stopwatch | None = None,
     housekeeping: bool = True,
+    auto_recover: frozenset[int] = frozenset(),
 ) -> TickResult:
     """Run one alarm tick at ``ctx.now`` and return what happened.
 
     ``world=None`` describes side effects without running them (as upstream's
     golden runs did): they are counted as attempted, nothing more.
+    ``auto_recover`` lists invariants to correct after the check (see
+    :mod:`reportgen.town.recovery`); empty by default, as upstream.
     """
     watch = stopwatch or RealStopwatch()
     container = observe_containers(ctx, containers, container_filter or ContainerFilter())
@@ -201,6 +206,7 @@ def tick(
 
     result.violation_details = invariants.check_invariants_detailed(ctx)
     m["invariantViolations"] = len(result.violation_details)
+    result.recoveries = recovery.recover(ctx, result.violation_details, auto_recover)
     m["wallClockMs"] = watch.elapsed_ms(result)
     m["pendingEventCount"] = events.pending_event_count(ctx)
 
