@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+from townbuilder import NOW, SECOND, add_agent, add_rig, new_town
+
 from reportgen.town import clock, store
 from reportgen.town.api import Town
 from reportgen.town.effects import NullWorld
 from reportgen.town.record import load_ticks, violation_counts
 from reportgen.town.tick import ModelStopwatch
-from townbuilder import NOW, SECOND, add_agent, add_rig, new_town
 
 
 def _draining_town_with_two_unhooked_workers() -> Town:

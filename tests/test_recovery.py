@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from townbuilder import NOW, SECOND, add_agent, add_rig, make_ctx, new_town
 
 from reportgen.errors import BadInputError
 from reportgen.town import clock
 from reportgen.town.effects import NullWorld
 from reportgen.town.recovery import RECOVERY_REASON_7, validate
 from reportgen.town.tick import ModelStopwatch, tick
-from townbuilder import NOW, SECOND, add_agent, add_rig, make_ctx, new_town
 
 
 def _town_with_unhooked_worker() -> tuple[object, str]:
