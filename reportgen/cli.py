@@ -104,6 +104,16 @@ def _register_optional_commands() -> None:
     from reportgen.observability.cli_dashboard import dashboard
 
     main.add_command(dashboard)
+    from reportgen.cli_simulate import simulate
+
+    main.add_command(simulate)
+    from reportgen.cli_replay import export_command, replay_command, serve_command
+
+    for command in (export_command, replay_command, serve_command):
+        main.add_command(command)
+    from reportgen.cli_build import build
+
+    main.add_command(build)
 
 
 _register_optional_commands()

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from reportgen import checkpoints
 from reportgen.town import events, ops, store
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
@@ -62,8 +63,12 @@ class Town:
         *,
         journal: bool = True,
         analytics: AnalyticsSink | None = None,
+        checkpoint_interval_ms: int | None = checkpoints.DEFAULT_INTERVAL_MS,
     ) -> None:
         self.conn = conn
+        #: Simulated time between state checkpoints (``None``: take none), see
+        #: :mod:`reportgen.checkpoints`.
+        self.checkpoint_interval_ms = checkpoint_interval_ms
         self.analytics = analytics if analytics is not None else TableSink(conn)
         self.journal_enabled = journal
         ensure_reportgen_tables(conn)
@@ -89,7 +94,10 @@ class Town:
         store.put(conn, store.TOWN_ID, town_id)
         store.put(conn, ID_NAMESPACE, town_id)
         store.put(conn, store.TOWN_CONFIG, config if config is not None else {})
-        return cls(conn)
+        town = cls(conn)
+        # The empty town as created: replay starts here when no later checkpoint fits.
+        checkpoints.store(conn, 0, checkpoints.CREATION_AT)
+        return town
 
     def ctx(self, at: str) -> TownCtx:
         """A context for work at time ``at`` sharing this town's id source and flags."""
@@ -313,6 +321,21 @@ class Town:
         ctx = self._call(at, "hook", {"agent_id": agent_id, "bead_id": bead_id})
         ops.hook_bead(ctx, agent_id, bead_id)
 
+    def force_hook(self, at: str, agent_id: str, bead_id: str) -> None:
+        """A buggy client's direct write: hook ``agent_id`` to ``bead_id`` and mark it working.
+
+        No upstream RPC can hook two agents to one bead (``hookBead`` unhooks the
+        previous holder); a client that writes ``agent_metadata`` itself can
+        (invariant 6). Simulations use this escape hatch to reproduce that state;
+        it is journaled like every call, so replay reproduces it too.
+        """
+        ctx = self._call(at, "force_hook", {"agent_id": agent_id, "bead_id": bead_id})
+        ctx.run(
+            "UPDATE agent_metadata SET current_hook_bead_id = ?, status = 'working', "
+            "last_activity_at = ? WHERE bead_id = ?",
+            (bead_id, at, agent_id),
+        )
+
     def set_agent_status(self, at: str, agent_id: str, status: str) -> None:
         """A direct agent status write (``updateAgentStatus``), e.g. the mayor waiting."""
         ctx = self._call(at, "set_agent_status", {"agent_id": agent_id, "status": status})
@@ -380,6 +403,8 @@ class Town:
         self.analytics.write(reconciler_tick_row(self.town_id, result))
         for row in violation_rows(self.town_id, result):
             self.analytics.write(row)
+        if self.journal_enabled:
+            checkpoints.maybe_store(self.conn, seq, at, self.checkpoint_interval_ms)
         return result
 
     def last_seq(self) -> int:
@@ -402,5 +427,6 @@ JOURNALED_CALLS = frozenset(
         "set_config", "add_rig", "sling_bead", "sling_convoy", "start_convoy",
         "update_bead_status", "heartbeat", "agent_done", "agent_completed", "hook",
         "set_agent_status", "record_container_eviction", "acknowledge_container_ready",
+        "force_hook",
     }
 )  # fmt: skip

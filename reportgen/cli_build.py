@@ -1,0 +1,100 @@
+"""``reportgen build``: the static report site (or a single-file incident bundle).
+
+Exit codes: 0 ok, 2 bad input, 3 new violations under ``--fail-on-violations``,
+4 partial failure (some towns failed; the index says why).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from reportgen.cli import reports_errors
+
+EXIT_NEW_VIOLATIONS = 3
+EXIT_PARTIAL = 4
+
+_PATH = click.Path(path_type=Path)
+
+
+@click.command("build")
+@click.argument("sources", nargs=-1, type=_PATH)
+@click.option("--from", "window_from", help="Window start (ISO). Default: 24 h before --to.")
+@click.option("--to", "window_to", help="Window end (ISO). Default: each source's newest data.")
+@click.option("--out", "out", type=_PATH, default=Path("site"), show_default=True,
+              help="Site directory (replaced atomically when the build succeeds).")  # fmt: skip
+@click.option("--history", "history", type=_PATH,
+              help="The previous run's site directory or its history.jsonl.")  # fmt: skip
+@click.option("--single-file", "single_file", type=_PATH,
+              help="Write one self-contained HTML file for --town instead of a site.")  # fmt: skip
+@click.option("--town", "town", help="Town id for --single-file (default: the only town).")
+@click.option("--jobs", "jobs", type=click.IntRange(min=1), default=None,
+              help="Towns rendered in parallel (default: the CPUs available, at most 4).")  # fmt: skip
+@click.option("--fail-on-violations", is_flag=True,
+              help=f"Exit {EXIT_NEW_VIOLATIONS} when any new violation episode is found.")  # fmt: skip
+@reports_errors
+def build(
+    sources: tuple[Path, ...],
+    window_from: str | None,
+    window_to: str | None,
+    out: Path,
+    history: Path | None,
+    single_file: Path | None,
+    town: str | None,
+    jobs: int | None,
+    fail_on_violations: bool,
+) -> None:
+    """Build the report site from town databases, bundles or directories of them.
+
+    With no SOURCE, builds the bundled demo fleet (simulated once, then cached).
+
+    \b
+    Example:
+        reportgen build towns/ --out site --history site --fail-on-violations
+        reportgen build town.sqlite --single-file incident.html --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
+    """
+    from reportgen.report.build import build_site, demo_sources, discover_sources
+    from reportgen.report.bundle import build_single_file
+
+    paths = discover_sources(list(sources)) if sources else demo_sources()
+    if single_file is not None:
+        size = build_single_file(paths, single_file, town=town, window_from=window_from,
+                                 window_to=window_to)  # fmt: skip
+        click.echo(f"wrote {single_file} ({size / 1e6:.2f} MB)")
+        return
+    bar = _progress(len(paths))
+    summary = build_site(paths, out, window_from=window_from, window_to=window_to,
+                         history_path=history, progress=bar,
+                         jobs=jobs or min(4, len(os.sched_getaffinity(0))))  # fmt: skip
+    click.echo(summary.text())
+    _step_summary(summary.markdown())
+    if fail_on_violations and summary.new:
+        sys.exit(EXIT_NEW_VIOLATIONS)
+    if summary.towns_failed:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _progress(total: int) -> Callable[[int, int, str], None] | None:
+    """A progress callback drawing a bar on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, _total: int, label: str) -> None:
+        width = 30
+        filled = width * done // max(1, total)
+        name = Path(label).name[:40]
+        click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<40}",
+                   err=True, nl=done == total)  # fmt: skip
+
+    return show
+
+
+def _step_summary(markdown: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(markdown)

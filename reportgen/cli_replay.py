@@ -1,0 +1,152 @@
+"""``reportgen export``, ``reportgen replay`` and ``reportgen serve``.
+
+Each command parses its options, calls one library function and prints the
+result; errors become ``error: <message>`` and an exit code
+(:func:`reportgen.cli.reports_errors`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from typing import Any
+
+import click
+
+from reportgen.cli import format_actions_table, reports_errors
+from reportgen.errors import BadInputError
+from reportgen.runmodel import TownRun
+
+_DB = click.Path(dir_okay=False)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+@click.command("export")
+@click.option("--db", required=True, type=_DB, help="Town database (or bundle) to read.")
+@click.option("--from", "start", required=True, help="Window start (ISO).")
+@click.option("--to", "end", required=True, help="Window end (ISO).")
+@click.option("--out", required=True, type=_DB, help="Bundle file to write (SQLite).")
+@reports_errors
+def export_command(db: str, start: str, end: str, out: str) -> None:
+    """Write a self-contained, reproducible bundle of a window of a town."""
+    from reportgen.export import export
+
+    manifest = export(db, start, end, out)
+    counts = manifest["counts"]
+    click.echo(
+        f"{out}: {manifest['fidelity']} bundle of {manifest['town_id'] or '(no town id)'} "
+        f"{manifest['from']} .. {manifest['to']} (base {manifest['base_at'] or 'empty town'}; "
+        f"{counts['journal']} journal rows, {counts['ticks']} recorded ticks, "
+        f"{counts['window_events']} events)"
+    )
+
+
+@click.command("replay")
+@click.option("--db", required=True, type=_DB, help="Town database or bundle.")
+@click.option("--from", "start", required=True, help="Window start (ISO).")
+@click.option("--to", "end", required=True, help="Window end (ISO).")
+@click.option("--ticks", is_flag=True, help="Replay tick by tick and compare with the record.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON response.")
+@reports_errors
+def replay_command(db: str, start: str, end: str, ticks: bool, as_json: bool) -> None:
+    """Rebuild the state at --from and replay the window (read-only)."""
+    from reportgen import replay
+
+    if not ticks:
+        result = replay.replay_events(db, start, end)
+        if as_json:
+            click.echo(_dumps(result))
+            return
+        click.echo(_events_text(result))
+        return
+    run = replay.replay_window(db, start, end)
+    click.echo(_dumps(replay.ticks_json(run)) if as_json else _ticks_text(run))
+
+
+def _events_text(result: dict[str, Any]) -> str:
+    lines = [format_actions_table(result["actions"]), ""]
+    snap = result["stateSnapshot"]
+    lines.append(
+        f"{len(result['actions'])} action(s) at the window end; {result['eventsReplayed']} "
+        f"event(s) replayed; {len(snap['agents'])} agent(s), "
+        f"{len(snap['nonTerminalBeads'])} non-terminal bead(s); fidelity {result['fidelity']}"
+    )
+    lines += [f"quarantined {q['event_id']}: {q['reason']}" for q in result["quarantined"]]
+    if result.get("caveat"):
+        lines.append(f"caveat: {result['caveat']}")
+    return "\n".join(lines)
+
+
+def _ticks_text(run: TownRun) -> str:
+    """One line per tick that did something; quiet ticks are counted, then the summary."""
+    from reportgen.replay import actions_line, summary
+
+    lines: list[str] = []
+    quiet = 0
+    for t in run.ticks:
+        m = t["metrics"]
+        if not (m["eventsDrained"] or m["actionsEmitted"] or m["invariantViolations"]):
+            quiet += 1
+            continue
+        line = (
+            f"{t['at']}  events {m['eventsDrained']}  actions {m['actionsEmitted']}"
+            f"{' (' + actions_line(t['actions']) + ')' if t['actions'] else ''}  "
+            f"effects {m['sideEffectsSucceeded']}/{m['sideEffectsAttempted']}"
+        )
+        if t["violations"]:
+            line += "  violations: " + "; ".join(v["message"] for v in t["violations"])
+        lines.append(line)
+    s = summary(run)
+    lines.append(f"({quiet} quiet tick(s) not shown)")
+    lines.append(
+        f"{s['ticks']} tick(s), {s['eventsDrained']} event(s), {s['actionsEmitted']} action(s), "
+        f"{s['sideEffectsFailed']} failed side effect(s), {s['invariantViolations']} "
+        f"violation(s) in {s['ticksWithViolations']} tick(s); fidelity {run.fidelity}"
+    )
+    lines += [f"quarantined {q['event_id']} at {q['at']}: {q['reason']}" for q in run.quarantined]
+    if run.divergence is not None:
+        d = run.divergence
+        lines.append(
+            f"DIVERGENCE at tick {d.tick_at}, {d.field}: recorded {d.recorded!r}, "
+            f"replayed {d.replayed!r}"
+        )
+    elif run.compared_ticks:
+        lines.append(f"no divergence over {run.compared_ticks} recorded tick(s)")
+    if run.caveat:
+        lines.append(f"caveat: {run.caveat}")
+    return "\n".join(lines)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command("serve")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option("--token", default=None, help="Bearer token (default: $REPORTGEN_TOKEN).")
+@reports_errors
+def serve_command(directory: str, host: str, port: int, token: str | None) -> None:
+    """Serve the debug API (replay-events, dry-run, status) for the towns in DIRECTORY."""
+    token = token or os.environ.get("REPORTGEN_TOKEN") or None
+    if not is_loopback(host) and not token:
+        raise BadInputError(
+            f"--host {host} is not a loopback address: refusing to serve without a token "
+            "(pass --token or set REPORTGEN_TOKEN)"
+        )
+    import uvicorn
+
+    from reportgen.server import create_app
+
+    uvicorn.run(create_app(directory, token=token), host=host, port=port, log_level="info")

@@ -1,0 +1,120 @@
+"""The single-file incident bundle: one town's window in one self-contained HTML file.
+
+Everything is inline (CSS, JS, the Vega bundle, the data), so the file opens
+from disk, from a ticket attachment or from an unzipped CI artefact with no
+server and no network. It holds the town page (every tick on one page), every
+violation episode with its explanation and witness, and the entities those
+episodes involve; links between them are in-page anchors, and links to pages
+the bundle does not hold are printed as plain text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reportgen.errors import BadInputError
+from reportgen.report import charts
+from reportgen.report.build import LoadRun, default_load_run
+from reportgen.report.model_detail import EntityPage, ViolationPage, entity_pages, violation_pages
+from reportgen.report.model_town import TownPage, compute_town, town_page
+from reportgen.report.render import Url, render
+from reportgen.report.site import Assets, write_file_atomic
+from reportgen.report.text import slug
+from reportgen.runmodel import TownRun
+
+#: Every tick row on one page (the bundle has no other pages to page into).
+ALL_ROWS = 10**9
+
+
+@dataclass
+class BundlePage:
+    """The bundle's view-model: the town page plus its episodes and involved entities."""
+
+    kind: str
+    title: str
+    root: str
+    town: TownPage
+    violations: list[ViolationPage]
+    entities: list[EntityPage]
+
+    @property
+    def charts(self) -> list[dict[str, Any]]:
+        return self.town.charts
+
+    @property
+    def datasets(self) -> dict[str, Any]:
+        return self.town.datasets
+
+
+def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
+    """``url()`` mapping site hrefs to anchors inside the bundle ("" when not held)."""
+    town_prefix = f"towns/{slug(town_id)}/"
+
+    def url(href: str) -> str:
+        path, _, fragment = href.partition("#")
+        if fragment.startswith("tick-"):
+            return f"#{fragment}"
+        if path.startswith("violations/"):
+            return "#v-" + path[len("violations/") : -len(".html")]
+        if path in entity_anchors:
+            return f"#{entity_anchors[path]}"
+        if path == f"{town_prefix}index.html":
+            return "#top"
+        return ""
+
+    return url
+
+
+def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
+    """The bundle view-model and the entity-page → anchor map for its links."""
+    data = compute_town(run, per_page=ALL_ROWS)
+    ds = charts.datasets(run.ticks, run.window_from, run.window_to)
+    town = town_page(data, charts.town_charts(int(ds["step"])), {"m": ds["m"], "a": ds["a"]})
+    involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
+    entities = [(link, page) for link, page in entity_pages(data)
+                if (link.kind, link.id) in involved]  # fmt: skip
+    page = BundlePage(
+        kind="bundle",
+        title=f"Incident bundle · {town.title}",
+        root="",
+        town=town,
+        violations=list(violation_pages(data)),
+        entities=[p for _, p in entities],
+    )
+    return page, {link.href: p.anchor for link, p in entities}
+
+
+def build_single_file(
+    sources: Sequence[Path],
+    out_file: Path,
+    *,
+    town: str | None = None,
+    window_from: str | None = None,
+    window_to: str | None = None,
+    load_run: LoadRun | None = None,
+    assets: Assets | None = None,
+) -> int:
+    """Write the bundle for ``town`` (or the only source) to ``out_file``; returns its size."""
+    load = load_run or default_load_run()
+    if town is None and len(sources) != 1:
+        raise BadInputError("--single-file needs --town when there is more than one source")
+    run = _find_run(sources, town, window_from, window_to, load)
+    page, anchors = bundle_page(run)
+    assets = assets or Assets.load()
+    html = render(page, assets=assets.inline_refs(), url=bundle_url(run.town_id, anchors))
+    return write_file_atomic(out_file, html)
+
+
+def _find_run(
+    sources: Sequence[Path], town: str | None, wf: str | None, wt: str | None, load: LoadRun
+) -> TownRun:
+    seen = []
+    for source in sources:
+        run = load(source, wf, wt)
+        if town is None or run.town_id == town:
+            return run
+        seen.append(run.town_id)
+    raise BadInputError(f"--town {town}: not among the sources (found: {', '.join(seen)})")

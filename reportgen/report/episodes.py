@@ -1,0 +1,191 @@
+"""Violation episodes: consecutive ticks where one invariant holds false for the same entities.
+
+A tick record lists every violation the invariant checks found after that
+tick. Reading them one by one is noise (a stuck bead violates on every 5 s
+tick for hours); an *episode* is the unit an on-call engineer reasons about:
+"invariant 6 held false for bead B and agents A1, A2 from 10:00:40 to
+10:01:35, 12 ticks". Its id is a short hash of (town, invariant, entities,
+first tick), so the same episode gets the same permalink every time the
+same data is reported, and Sentry and the history file key on it.
+
+Deliberately dependency-light (standard library only): Sentry alerting
+imports this module without pulling in jinja2 or altair.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["Episode", "EntityKey", "entity_key", "episode_id", "find_episodes", "to_ms"]
+
+#: How many distinct messages an episode keeps (a message that changes every tick is rare).
+MAX_MESSAGES = 5
+
+
+@dataclass(frozen=True, order=True)
+class EntityKey:
+    """The entities a violation is about, sorted, so that order never splits an episode."""
+
+    agent_ids: tuple[str, ...] = ()
+    bead_ids: tuple[str, ...] = ()
+    rig_ids: tuple[str, ...] = ()
+
+    def all_ids(self) -> tuple[str, ...]:
+        """Every id, agents first, then beads, then rigs."""
+        return self.agent_ids + self.bead_ids + self.rig_ids
+
+
+@dataclass
+class Episode:
+    """One violation episode inside a replayed window.
+
+    ``open_at_end`` is true when the violation still held on the window's last
+    tick (the episode may go on); ``open_at_start`` when it already held on the
+    first tick (it may have started earlier). ``ticks`` counts ticks in the
+    episode; ``duration_ms`` is last tick minus first tick.
+    """
+
+    id: str
+    town_id: str
+    invariant: int
+    entities: EntityKey
+    first_at: str
+    last_at: str
+    ticks: int
+    messages: list[str] = field(default_factory=list)
+    open_at_start: bool = False
+    open_at_end: bool = False
+    #: The time of the tick after the last one (when the violation was gone), if any.
+    cleared_at: str | None = None
+
+    @property
+    def duration_ms(self) -> int:
+        return to_ms(self.last_at) - to_ms(self.first_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (what the history file and the JSON twins store)."""
+        return {
+            "id": self.id,
+            "town_id": self.town_id,
+            "invariant": self.invariant,
+            "agent_ids": list(self.entities.agent_ids),
+            "bead_ids": list(self.entities.bead_ids),
+            "rig_ids": list(self.entities.rig_ids),
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+            "cleared_at": self.cleared_at,
+            "ticks": self.ticks,
+            "duration_ms": self.duration_ms,
+            "messages": list(self.messages),
+            "open_at_start": self.open_at_start,
+            "open_at_end": self.open_at_end,
+        }
+
+
+def to_ms(ts: str) -> int:
+    """Epoch milliseconds of an ISO-8601 time (``Z`` or offset; naive means UTC)."""
+    text = ts.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(round(dt.timestamp() * 1000))
+
+
+def entity_key(violation: Mapping[str, Any]) -> EntityKey:
+    """The entity key of one violation record (``agent_ids``, ``bead_ids``, ``rig_ids``)."""
+
+    def ids(name: str) -> tuple[str, ...]:
+        return tuple(sorted({str(v) for v in violation.get(name) or ()}))
+
+    return EntityKey(ids("agent_ids"), ids("bead_ids"), ids("rig_ids"))
+
+
+def episode_id(town_id: str, invariant: int, entities: EntityKey, first_at: str) -> str:
+    """A short, stable hash of what identifies an episode: the permalink and history key."""
+    payload = json.dumps(
+        [town_id, invariant, list(entities.agent_ids), list(entities.bead_ids),
+         list(entities.rig_ids), first_at],
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )  # fmt: skip
+    return hashlib.sha256(payload.encode("ascii")).hexdigest()[:12]
+
+
+@dataclass
+class _Open:
+    first_at: str
+    last_at: str
+    ticks: int
+    messages: list[str]
+    open_at_start: bool
+
+
+def find_episodes(town_id: str, ticks: Sequence[Mapping[str, Any]]) -> list[Episode]:
+    """Group the violations of time-ordered tick records into episodes.
+
+    An episode ends on the first tick where its (invariant, entities) pair is
+    absent. Episodes are returned sorted by first tick, invariant and entities,
+    so the order (and anything numbered after it) is stable.
+    """
+    open_: dict[tuple[int, EntityKey], _Open] = {}
+    done: list[Episode] = []
+    for index, tick in enumerate(ticks):
+        at = str(tick["at"])
+        seen = _violations_by_key(tick.get("violations") or ())
+        for key in [k for k in open_ if k not in seen]:
+            done.append(_close(town_id, key, open_.pop(key), cleared_at=at, at_end=False))
+        for key, messages in seen.items():
+            current = open_.get(key)
+            if current is None:
+                open_[key] = _Open(at, at, 1, [], open_at_start=index == 0)
+                current = open_[key]
+            else:
+                current.last_at = at
+                current.ticks += 1
+            _add_messages(current.messages, messages)
+    for key, current in open_.items():
+        done.append(_close(town_id, key, current, cleared_at=None, at_end=True))
+    done.sort(key=lambda e: (to_ms(e.first_at), e.invariant, e.entities))
+    return done
+
+
+def _violations_by_key(
+    violations: Iterable[Mapping[str, Any]],
+) -> dict[tuple[int, EntityKey], list[str]]:
+    seen: dict[tuple[int, EntityKey], list[str]] = {}
+    for v in violations:
+        key = (int(v["invariant"]), entity_key(v))
+        seen.setdefault(key, []).append(str(v.get("message", "")))
+    return seen
+
+
+def _add_messages(kept: list[str], new: Iterable[str]) -> None:
+    for message in new:
+        if message not in kept and len(kept) < MAX_MESSAGES:
+            kept.append(message)
+
+
+def _close(
+    town_id: str, key: tuple[int, EntityKey], o: _Open, *, cleared_at: str | None, at_end: bool
+) -> Episode:
+    invariant, entities = key
+    return Episode(
+        id=episode_id(town_id, invariant, entities, o.first_at),
+        town_id=town_id,
+        invariant=invariant,
+        entities=entities,
+        first_at=o.first_at,
+        last_at=o.last_at,
+        ticks=o.ticks,
+        messages=o.messages,
+        open_at_start=o.open_at_start,
+        open_at_end=at_end,
+        cleared_at=cleared_at,
+    )

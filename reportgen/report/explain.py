@@ -1,0 +1,185 @@
+"""Plain-language explanations of violation episodes, and the command that reproduces one.
+
+Modelled on Elle's anomaly write-ups: name the concrete entities, say what
+state they were in ("because …"), what the invariant expects ("but …"), what
+happened around the first tick (the minimal witness), and how it ended. The
+text is a list of parts (plain text or an entity link) so templates can link
+entities without ever marking up data-derived strings.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from reportgen.report.episodes import Episode, to_ms
+from reportgen.report.model import Entities, EntityLink, invariant_title
+from reportgen.report.text import clean, fmt_duration, fmt_time, iso
+from reportgen.report.touch import ids_in
+
+#: How far before an episode's first tick its replay command starts.
+REPLAY_LEAD_MS = 60_000
+#: How many witness items a sentence lists before "and N more".
+MAX_LISTED = 4
+
+
+@dataclass
+class Explanation:
+    """``parts``: ``{"text": str}`` or ``{"link": EntityLink}``, in reading order."""
+
+    parts: list[dict[str, Any]] = field(default_factory=list)
+    summary: str = ""
+    witness: list[int] = field(default_factory=list)
+
+    def text(self, value: str) -> None:
+        self.parts.append({"text": value})
+
+    def link(self, link: EntityLink) -> None:
+        self.parts.append({"link": asdict(link)})
+
+    def links(self, links: Sequence[EntityLink]) -> None:
+        for i, link in enumerate(links):
+            if i:
+                self.text(" and " if i == len(links) - 1 else ", ")
+            self.link(link)
+
+    @property
+    def plain(self) -> str:
+        """The explanation as one plain string (labels in place of links)."""
+        return "".join(p["text"] if "text" in p else p["link"]["label"] for p in self.parts)
+
+
+def replay_command(source: str, episode: Episode) -> str:
+    """``reportgen replay`` over the episode: a minute before its first tick to when it cleared."""
+    start = iso(to_ms(episode.first_at) - REPLAY_LEAD_MS)
+    end = episode.cleared_at or episode.last_at
+    return shlex.join(
+        ["reportgen", "replay", "--db", clean(source), "--from", start, "--to", end, "--ticks"]
+    )
+
+
+def explain(
+    episode: Episode, ticks: Sequence[Mapping[str, Any]], entities: Entities
+) -> Explanation:
+    """Explain ``episode`` from the tick records around it."""
+    out = Explanation()
+    out.text("Because ")
+    _state_and_expectation(out, episode, entities)
+    first = _index_of(ticks, episode.first_at)
+    ids = set(episode.entities.all_ids())
+    window = [i for i in (first - 1, first) if 0 <= i < len(ticks)]
+    out.witness = list(window)
+    _what_happened(out, [ticks[i] for i in window], ids, entities)
+    _how_it_ended(out, episode, ticks, ids)
+    out.summary = _summary(episode, entities)
+    return out
+
+
+def _index_of(ticks: Sequence[Mapping[str, Any]], at: str) -> int:
+    for i, tick in enumerate(ticks):
+        if tick["at"] == at:
+            return i
+    return 0
+
+
+def _state_and_expectation(out: Explanation, ep: Episode, entities: Entities) -> None:
+    agents = [entities.link("agent", i) for i in ep.entities.agent_ids]
+    beads = [entities.link("bead", i) for i in ep.entities.bead_ids]
+    rigs = [entities.link("rig", i) for i in ep.entities.rig_ids]
+    n = ep.invariant
+    if n == 7 and agents:
+        out.text("agent ")
+        out.links(agents)
+        out.text(" is marked working, but it holds no hook: no bead is bound to it, and only "
+                 "mayors may work without one.")  # fmt: skip
+    elif n == 5 and beads:
+        out.text("convoy ")
+        out.links(beads)
+        out.text(f" has status {_quoted_status(ep)}, but the reconciler only progresses convoys "
+                 "that are open, in_progress, in_review, closed or failed.")  # fmt: skip
+    elif n == 3 and rigs:
+        out.text("rig ")
+        out.links(rigs)
+        out.text(f" has {len(beads)} merge requests in progress (")
+        out.links(beads)
+        out.text("), but the refinery reviews one merge at a time, so they can race on the "
+                 "target branch.")  # fmt: skip
+    elif n == 6 and beads:
+        out.text("agents ")
+        out.links(agents)
+        out.text(" are all hooked to bead ")
+        out.links(beads)
+        out.text(", but a bead may be held by at most one agent.")
+    elif n == 4 and beads:
+        out.text("issue ")
+        out.links(beads)
+        out.text(" is in review, but no open or in-progress merge request tracks it.")
+    else:
+        message = ep.messages[0] if ep.messages else invariant_title(n)
+        out.text(f"the check reported “{clean(message)}”, but invariant {n} "
+                 f"({invariant_title(n)}) must always hold.")  # fmt: skip
+
+
+def _quoted_status(ep: Episode) -> str:
+    for message in ep.messages:
+        found = re.search(r"state '([^']*)'", message)
+        if found:
+            return f"“{clean(found.group(1))}”"
+    return "outside the known set"
+
+
+def _what_happened(
+    out: Explanation, ticks: Sequence[Mapping[str, Any]], ids: set[str], entities: Entities
+) -> None:
+    items: list[tuple[str, EntityLink]] = []
+    for tick in ticks:
+        for event in tick.get("events") or ():
+            items += [(f"event {event.get('event_type')}", entities.link(k, i))
+                      for k, i in ids_in(event) if i in ids][:1]  # fmt: skip
+        for action in tick.get("actions") or ():
+            items += [(f"action {action.get('type')}", entities.link(k, i))
+                      for k, i in ids_in(action) if i in ids][:1]  # fmt: skip
+    if not items:
+        out.text(" Neither the tick that found it nor the one before drained an event or emitted "
+                 "an action for these entities, so the state was changed outside the reconciler "
+                 "(a direct call or a write to the database).")  # fmt: skip
+        return
+    out.text(" Around the first tick the reconciler saw or did: ")
+    for i, (what, link) in enumerate(items[:MAX_LISTED]):
+        out.text(("; " if i else "") + f"{clean(what)} on ")
+        out.link(link)
+    if len(items) > MAX_LISTED:
+        out.text(f"; and {len(items) - MAX_LISTED} more")
+    out.text(".")
+
+
+def _how_it_ended(
+    out: Explanation, ep: Episode, ticks: Sequence[Mapping[str, Any]], ids: set[str]
+) -> None:
+    span = f"{fmt_duration(ep.duration_ms)} over {ep.ticks} tick{'s' if ep.ticks != 1 else ''}"
+    if ep.open_at_start:
+        out.text(" It already held on the window's first tick, so it began earlier.")
+    if ep.cleared_at is None:
+        out.text(f" It held for {span} and still held at the end of the window "
+                 f"({fmt_time(ep.last_at)} UTC).")  # fmt: skip
+        return
+    out.text(f" It held for {span} and was gone at {fmt_time(ep.cleared_at)} UTC")
+    cleared = _index_of(ticks, ep.cleared_at)
+    types = sorted(
+        {str(a.get("type")) for a in ticks[cleared].get("actions") or ()
+         if any(i in ids for _, i in ids_in(a))}
+    )  # fmt: skip
+    out.text(f", after the reconciler emitted {', '.join(types)}." if types
+             else ", with no reconciler action on these entities (changed from outside).")  # fmt: skip
+
+
+def _summary(ep: Episode, entities: Entities) -> str:
+    names = [entities.label(i) for i in ep.entities.agent_ids + ep.entities.bead_ids]
+    who = ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else "")
+    if not who:
+        who = ", ".join(entities.label(i) for i in ep.entities.rig_ids) or "town"
+    tail = "still open" if ep.open_at_end else f"{fmt_duration(ep.duration_ms)}"
+    return f"{invariant_title(ep.invariant)}: {who} ({tail}, {ep.ticks} ticks)"

@@ -1,0 +1,193 @@
+"""History across runs: one JSON line per run, carried from the previous site to the next.
+
+The file is ``history.jsonl`` at the site root (like Allure 3's history
+file). Each line is one run::
+
+    {"run_id": "20260301T000000Z-20260302T000000Z",      # from the data window
+     "window_from": "...", "window_to": "...",
+     "towns": ["town-a", "town-b"],                     # towns built in that run
+     "episodes": {"3f2a…": {"town_id": "town-a", "invariant": 6,
+                            "agent_ids": [...], "bead_ids": [...], "rig_ids": [...],
+                            "first_at": "...", "last_at": "...",
+                            "open_at_end": true, "status": "new"}},
+     "counts": {"6": 1}}                                 # episodes per invariant
+
+With ``--history PREVIOUS`` (a site directory or the file itself) an episode
+is *new* when the previous run did not have it, *persisting* when it did,
+and a previous episode of a town built again but absent now is *resolved*.
+An episode open at the end of the previous window that is still there at
+the start of this one keeps its id (and first tick), so its permalink
+survives the window boundary. Rebuilding the same window replaces its line
+instead of appending a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reportgen.errors import BadInputError
+from reportgen.report.episodes import Episode, EntityKey
+
+FILE_NAME = "history.jsonl"
+#: Runs kept in the file (and shown in trends).
+DEFAULT_LIMIT = 30
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    window_from: str
+    window_to: str
+    towns: list[str]
+    episodes: dict[str, dict[str, Any]]
+    counts: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "window_from": self.window_from,
+                "window_to": self.window_to, "towns": self.towns,
+                "episodes": self.episodes, "counts": self.counts}  # fmt: skip
+
+
+def run_id(window_from: str, window_to: str) -> str:
+    """A run's id, from its data window (never the build time): ``YYYYmmddTHHMMSSZ-…``."""
+
+    def compact(ts: str) -> str:
+        return ts[:19].replace("-", "").replace(":", "") + "Z"
+
+    return f"{compact(window_from)}-{compact(window_to)}" if window_from else "empty"
+
+
+def read_history(path: Path | None) -> list[RunRecord]:
+    """Runs from a previous site directory or history file (none when ``path`` is None).
+
+    A directory without a history file is a first run (empty history); a
+    file that is not JSON Lines is bad input.
+    """
+    if path is None:
+        return []
+    file = path / FILE_NAME if path.is_dir() else path
+    if not file.exists():
+        if path.is_dir():
+            return []
+        raise BadInputError(f"--history {path}: no such file or directory")
+    runs: list[RunRecord] = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            runs.append(RunRecord(str(raw["run_id"]), str(raw["window_from"]),
+                                  str(raw["window_to"]), list(raw["towns"]),
+                                  dict(raw["episodes"]), dict(raw["counts"])))  # fmt: skip
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInputError(f"--history {file}:{number}: not a history record ({exc})") from exc
+    return runs
+
+
+def _key(town_id: str, invariant: int, agents: Sequence[str], beads: Sequence[str],
+         rigs: Sequence[str]) -> tuple[Any, ...]:  # fmt: skip
+    return (town_id, invariant, tuple(agents), tuple(beads), tuple(rigs))
+
+
+@dataclass
+class History:
+    """The previous runs, and the marks for this run's episodes against the newest of them."""
+
+    runs: list[RunRecord]
+    current_run_id: str = ""
+    seen: dict[str, str] = field(default_factory=dict)  # episode id -> status
+
+    @property
+    def previous(self) -> RunRecord | None:
+        earlier = [r for r in self.runs if r.run_id != self.current_run_id]
+        return earlier[-1] if earlier else None
+
+    def adopt(self, episodes: list[Episode]) -> None:
+        """Give an episode continuing from the previous window the previous episode's id."""
+        prev = self.previous
+        if prev is None:
+            return
+        carried = {
+            _key(e["town_id"], int(e["invariant"]), e["agent_ids"], e["bead_ids"], e["rig_ids"]):
+            (eid, e["first_at"])
+            for eid, e in prev.episodes.items() if e.get("open_at_end")
+        }  # fmt: skip
+        for ep in episodes:
+            k = _key(ep.town_id, ep.invariant, ep.entities.agent_ids, ep.entities.bead_ids,
+                     ep.entities.rig_ids)  # fmt: skip
+            if ep.open_at_start and k in carried:
+                ep.id, ep.first_at = carried[k]
+
+    def status(self, episode_id: str) -> str:
+        prev = self.previous
+        mark = "persisting" if prev is not None and episode_id in prev.episodes else "new"
+        self.seen[episode_id] = mark
+        return mark
+
+    def resolved(self, built_towns: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Previous episodes of towns built again that this run no longer has."""
+        prev = self.previous
+        if prev is None:
+            return []
+        return sorted(
+            (eid, e) for eid, e in prev.episodes.items()
+            if e["town_id"] in built_towns and eid not in self.seen
+        )  # fmt: skip
+
+
+def record_for(run: str, window: tuple[str, str], towns: Sequence[str],
+               episodes: Sequence[Episode], statuses: dict[str, str]) -> RunRecord:  # fmt: skip
+    counts: dict[str, int] = {}
+    for ep in episodes:
+        counts[str(ep.invariant)] = counts.get(str(ep.invariant), 0) + 1
+    return RunRecord(
+        run_id=run, window_from=window[0], window_to=window[1], towns=sorted(towns),
+        episodes={ep.id: {**_ep_json(ep), "status": statuses.get(ep.id, "new")}
+                  for ep in sorted(episodes, key=lambda e: e.id)},
+        counts=dict(sorted(counts.items())),
+    )  # fmt: skip
+
+
+def _ep_json(ep: Episode) -> dict[str, Any]:
+    e: EntityKey = ep.entities
+    return {"town_id": ep.town_id, "invariant": ep.invariant, "agent_ids": list(e.agent_ids),
+            "bead_ids": list(e.bead_ids), "rig_ids": list(e.rig_ids), "first_at": ep.first_at,
+            "last_at": ep.last_at, "open_at_end": ep.open_at_end}  # fmt: skip
+
+
+def next_runs(
+    runs: list[RunRecord], current: RunRecord, limit: int = DEFAULT_LIMIT
+) -> list[RunRecord]:
+    """The history to write: earlier runs (a rebuilt window replaced), then this one, last ``limit``."""
+    kept = [r for r in runs if r.run_id != current.run_id] + [current]
+    return kept[-limit:]
+
+
+def dump(runs: Sequence[RunRecord]) -> str:
+    return "".join(json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
+                   for r in runs)  # fmt: skip
+
+
+def trends(runs: Sequence[RunRecord]) -> tuple[list[str], dict[int, list[int]]]:
+    """Run labels and, per invariant seen in any run, its episode count per run."""
+    numbers = sorted({int(n) for r in runs for n in r.counts})
+    labels = [r.window_to[:16].replace("T", " ") for r in runs]
+    return labels, {n: [int(r.counts.get(str(n), 0)) for r in runs] for n in numbers}
+
+
+def gone(runs: Sequence[RunRecord], current: RunRecord) -> list[tuple[str, dict[str, Any], str]]:
+    """Episodes of earlier runs that the current run does not have: ``(id, episode, last run)``.
+
+    Their permalinks get a "resolved" page for as long as their run is in the history.
+    """
+    latest: dict[str, tuple[dict[str, Any], str]] = {}
+    for run in runs:
+        if run.run_id == current.run_id:
+            continue
+        for eid, e in run.episodes.items():
+            latest[eid] = (e, run.run_id)
+    return [(eid, e, r) for eid, (e, r) in sorted(latest.items()) if eid not in current.episodes]

@@ -1,0 +1,96 @@
+"""Turn view-models into HTML strings with jinja2 (autoescape on, StrictUndefined).
+
+Rendering never touches the disk beyond reading templates: :mod:`site` writes.
+Links in templates go through ``url(href)``, a function chosen per output:
+the multi-page site prefixes the page's ``root``; the single-file bundle maps
+hrefs to in-page anchors (and returns ``""`` for pages it does not hold, so
+the template prints plain text instead of a dead link).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from reportgen import __version__
+from reportgen.report.text import ellipsis, script_json
+from reportgen.resources import templates_dir
+
+#: Template per page kind.
+TEMPLATES = {
+    "index": "index.html",
+    "town": "town.html",
+    "ticks": "ticks.html",
+    "entity": "entity.html",
+    "violation": "violation.html",
+    "resolved": "resolved.html",
+    "bundle": "bundle.html",
+}
+
+Url = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class AssetRefs:
+    """Where the shared assets are (site), or their text (single file, ``inline``)."""
+
+    css: str = ""
+    js: str = ""
+    vega: str = ""
+    css_text: Markup = Markup("")
+    js_text: Markup = Markup("")
+    vega_text: Markup = Markup("")
+    inline: bool = False
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The jinja2 environment (cached: building it parses no template, but loading does)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["ellipsis"] = ellipsis
+    env.filters["script_json"] = lambda value: Markup(script_json(value))
+    return env
+
+
+def site_url(root: str) -> Url:
+    """``url()`` for a site page ``root`` levels below the site root."""
+
+    def url(href: str) -> str:
+        return f"{root}{href}" if href else ""
+
+    return url
+
+
+def render(
+    page: Any,
+    *,
+    assets: AssetRefs,
+    url: Url,
+    json_href: str = "",
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """Render one view-model with the template of its ``kind``."""
+    template = environment().get_template(TEMPLATES[page.kind])
+    html = template.render(
+        page=page,
+        url=url,
+        assets=assets,
+        inline=assets.inline,
+        json_href=json_href,
+        version=__version__,
+        charts_needed=bool(getattr(page, "charts", None)),
+        **(extra or {}),
+    )
+    return html if html.endswith("\n") else html + "\n"

@@ -1,0 +1,207 @@
+"""Writing the site: a temporary directory swapped in at the end, hashed assets, JSON twins.
+
+A build writes every file into ``.<out>.tmp-<pid>`` next to the output and
+only when everything succeeded swaps it in (``os.replace`` of the old site
+to a sibling, the new one into place, then the old one is deleted). A build
+that fails or is killed leaves the previous site untouched; its leftover
+temporary directory is removed by the next build.
+
+Assets are written once per site with a content hash in their names
+(``assets/site-<hash>.css``), like coverage.py, so a browser or a Pages CDN
+never serves a stale stylesheet. The Vega / Vega-Lite / Vega-Embed bundle
+comes from ``vl_convert.javascript_bundle()``, generated once per
+vl-convert version and cached in the user's cache directory, so builds stay
+fast and need no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import types
+from dataclasses import dataclass
+from pathlib import Path
+
+from markupsafe import Markup
+
+from reportgen.report.render import AssetRefs
+from reportgen.resources import templates_dir
+
+ASSET_SOURCES = ("site.css", "site.js")
+
+
+def cache_dir() -> Path:
+    """``$REPORTGEN_CACHE_DIR``, else ``$XDG_CACHE_HOME/reportgen``, else ``~/.cache/reportgen``."""
+    explicit = os.environ.get("REPORTGEN_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "reportgen"
+
+
+def vega_bundle() -> tuple[str, str]:
+    """``(version, javascript)`` of the Vega/Vega-Lite/Vega-Embed bundle, cached per version.
+
+    The bundle defines ``vegaEmbed``, ``vega`` and ``vegaLite`` on ``window``
+    as a classic script, which works from ``file://``.
+    """
+    import vl_convert
+
+    version = str(getattr(vl_convert, "__version__", "unknown"))
+    cached = cache_dir() / f"vega-bundle-{version}.js"
+    if cached.exists():
+        return version, cached.read_text(encoding="utf-8")
+    text = vl_convert.javascript_bundle()
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.part")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, cached)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return version, text
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Assets:
+    """The shared static files of a site, by name, with their text."""
+
+    css: str
+    js: str
+    vega: str
+    vega_version: str
+
+    @classmethod
+    def load(cls, *, with_vega: bool = True) -> Assets:
+        folder = templates_dir() / "assets"
+        css = (folder / "site.css").read_text(encoding="utf-8")
+        js = (folder / "site.js").read_text(encoding="utf-8")
+        version, vega = vega_bundle() if with_vega else ("none", "")
+        return cls(css=css, js=js, vega=vega, vega_version=version)
+
+    def names(self) -> dict[str, str]:
+        """Site-relative asset paths, hashed by content."""
+        return {
+            "css": f"assets/site-{_hash(self.css)}.css",
+            "js": f"assets/site-{_hash(self.js)}.js",
+            "vega": f"assets/vega-{self.vega_version}-{_hash(self.vega)}.js",
+        }
+
+    def refs(self) -> AssetRefs:
+        n = self.names()
+        return AssetRefs(css=n["css"], js=n["js"], vega=n["vega"])
+
+    def inline_refs(self) -> AssetRefs:
+        """Asset text for ``<style>`` / ``<script>`` blocks in a single file."""
+        return AssetRefs(
+            css_text=Markup(self.css.replace("</", "<\\/")),
+            js_text=Markup(_script_safe(self.js)),
+            vega_text=Markup(_script_safe(self.vega)),
+            inline=True,
+        )
+
+
+def _script_safe(js: str) -> str:
+    """JavaScript that cannot end its ``<script>`` element early."""
+    return js.replace("</script", "<\\/script").replace("<!--", "<\\!--")
+
+
+class SiteWriter:
+    """Writes files under a temporary directory; :meth:`commit` swaps it in as ``out``.
+
+    Use as a context manager: leaving the block with an exception removes the
+    temporary directory and keeps the previous site.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out.resolve()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(self.out)
+        self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+        self.bytes_written = 0
+        self.files = 0
+        self.committed = False
+
+    def __enter__(self) -> SiteWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        if not self.committed:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, relpath: str, text: str) -> int:
+        """Write UTF-8 text at ``relpath`` (a POSIX path inside the site); returns its size."""
+        path = self.tmp / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode("utf-8")
+        path.write_bytes(data)
+        self.bytes_written += len(data)
+        self.files += 1
+        return len(data)
+
+    def write_assets(self, assets: Assets) -> None:
+        names = assets.names()
+        self.write(names["css"], assets.css)
+        self.write(names["js"], assets.js)
+        self.write(names["vega"], assets.vega)
+
+    def commit(self) -> None:
+        """Swap the new site in: old site aside, new site in place, old site removed."""
+        old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+        if self.out.exists():
+            os.replace(self.out, old)
+        os.replace(self.tmp, self.out)
+        self.committed = True
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_stale(out: Path) -> None:
+    """Remove temporary / old directories left by builds that were killed."""
+    for sibling in out.parent.glob(f".{out.name}.tmp-*"):
+        if sibling.is_dir() and not _pid_alive(sibling.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(sibling, ignore_errors=True)
+    for sibling in sorted(out.parent.glob(f".{out.name}.old-*")):
+        if not sibling.is_dir():
+            continue
+        if out.exists():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:  # killed between the two renames of a commit: put the previous site back
+            os.replace(sibling, out)
+
+
+def _pid_alive(text: str) -> bool:
+    try:
+        pid = int(text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def write_file_atomic(path: Path, text: str) -> int:
+    """Write one file (the single-file bundle) via a temporary sibling and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    data = text.encode("utf-8")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return len(data)

@@ -1,0 +1,265 @@
+/* reportgen site script: charts, filters and sort kept in the URL, tick permalinks, keyboard.
+   Plain ES2017 in one IIFE (the Vega bundle declares top-level names; ours must not clash).
+   Nothing here makes a network request. */
+(function () {
+  "use strict";
+
+  var params = new URLSearchParams(window.location.search);
+
+  function setParam(name, value) {
+    if (value) { params.set(name, value); } else { params.delete(name); }
+    var query = params.toString();
+    var url = window.location.pathname + (query ? "?" + query : "") + window.location.hash;
+    try { window.history.replaceState(null, "", url); } catch (e) { /* file:// in some browsers */ }
+  }
+
+  function readJson(id) {
+    var el = document.getElementById(id);
+    return el ? JSON.parse(el.textContent) : null;
+  }
+
+  /* ── Charts ─────────────────────────────────────────────────────────── */
+  function renderCharts() {
+    var charts = document.querySelectorAll(".chart[data-spec]");
+    if (!charts.length || typeof window.vegaEmbed !== "function") { return; }
+    var datasets = readJson("datasets") || {};
+    var dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
+    charts.forEach(function (el) {
+      var spec = readJson(el.getAttribute("data-spec"));
+      if (!spec) { return; }
+      spec.datasets = Object.assign({}, spec.datasets || {}, datasets);
+      spec.background = null;
+      var options = { actions: false, renderer: "svg", tooltip: { theme: dark ? "dark" : "light" } };
+      if (dark) { options.theme = "dark"; }
+      window.vegaEmbed(el, spec, options).then(function (result) {
+        el.setAttribute("data-rendered", "true");
+        if (el.id === "chart-actions") { result.view.addEventListener("click", openTicksAt); }
+      }).catch(function (err) {
+        el.textContent = "Chart could not be drawn: " + err;
+      });
+    });
+  }
+
+  function openTicksAt(event, item) {
+    if (!item || !item.datum || typeof item.datum.t !== "number") { return; }
+    var target = locate(item.datum.t, true);
+    if (target) { window.location.href = target; }
+  }
+
+  /* ── Tick permalinks across pages ───────────────────────────────────── */
+  function pages() { return readJson("pages") || []; }
+
+  function locate(ms, nearest) {
+    var list = pages();
+    for (var i = 0; i < list.length; i++) {
+      var p = list[i];
+      if (ms <= p.last_ms || (nearest && i === list.length - 1)) {
+        if (!nearest && ms < p.first_ms) { return null; }
+        return relative(p.href) + "?at=" + ms;
+      }
+    }
+    return null;
+  }
+
+  function relative(href) {
+    /* page hrefs are site-relative; every tick page sits two levels down (towns/<id>/) */
+    var root = document.body.getAttribute("data-root");
+    if (root === null) { root = "../../"; }
+    return root + href;
+  }
+
+  function highlight(el) {
+    document.querySelectorAll(".target").forEach(function (t) { t.classList.remove("target"); });
+    el.classList.add("target");
+    el.scrollIntoView({ block: "center" });
+  }
+
+  function landOnTick() {
+    var at = params.get("at");
+    var hash = window.location.hash.match(/^#tick-(\d+)$/);
+    var ms = hash ? Number(hash[1]) : (at ? Number(at) : NaN);
+    if (isNaN(ms)) { return; }
+    if (hash && document.getElementById(hash[0].slice(1))) { return; }  /* the browser did it */
+    var rows = document.querySelectorAll("table.ticks tr[data-ms], table.ticks tr[data-from]");
+    for (var i = 0; i < rows.length; i++) {
+      var r = rows[i];
+      var from = Number(r.getAttribute("data-ms") || r.getAttribute("data-from"));
+      var to = Number(r.getAttribute("data-to") || from);
+      if (ms <= to || (!hash && from >= ms)) { highlight(r); return; }
+    }
+    if (hash) {
+      var elsewhere = locate(ms, false);
+      if (elsewhere && elsewhere.split("?")[0] !== window.location.pathname.split("/").pop()) {
+        window.location.replace(elsewhere);
+      }
+    }
+  }
+
+  /* ── Filters and sort (state in the query string) ───────────────────── */
+  function applyFilters(tableId) {
+    var table = document.getElementById(tableId);
+    if (!table) { return; }
+    var text = "", onlyV = false, state = "";
+    document.querySelectorAll('[data-filter="' + tableId + '"]').forEach(function (c) {
+      if (c.classList.contains("filter")) { text = c.value.trim().toLowerCase(); }
+      if (c.classList.contains("only-v")) { onlyV = c.checked; }
+      if (c.classList.contains("state-filter")) { state = c.value; }
+    });
+    var shown = 0, total = 0;
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      total += 1;
+      var hay = (row.getAttribute("data-tags") || "") + " " + row.textContent.toLowerCase();
+      var ok = (!text || hay.toLowerCase().indexOf(text) >= 0)
+        && (!onlyV || row.classList.contains("has-v"))
+        && (!state || row.getAttribute("data-state") === state);
+      row.hidden = !ok;
+      if (ok) { shown += 1; }
+    });
+    var count = document.querySelector('.filter-count[data-for="' + tableId + '"]');
+    if (count) { count.textContent = (text || onlyV || state) ? shown + " of " + total + " rows" : ""; }
+  }
+
+  function setupFilters() {
+    document.querySelectorAll("[data-filter]").forEach(function (control) {
+      var table = control.getAttribute("data-filter");
+      var name = control.getAttribute("data-param");
+      var initial = params.get(name);
+      if (initial !== null) {
+        if (control.type === "checkbox") { control.checked = initial === "1"; } else { control.value = initial; }
+      }
+      var handler = function () {
+        setParam(name, control.type === "checkbox" ? (control.checked ? "1" : "") : control.value);
+        applyFilters(table);
+      };
+      control.addEventListener(control.tagName === "SELECT" || control.type === "checkbox" ? "change" : "input", handler);
+      applyFilters(table);
+    });
+  }
+
+  function cellValue(row, index) {
+    var cell = row.children[index];
+    if (!cell) { return ""; }
+    var v = cell.getAttribute("data-sort");
+    return v === null ? cell.textContent.trim() : v;
+  }
+
+  function sortTable(table, key, dir) {
+    var headers = Array.prototype.slice.call(table.querySelectorAll("th[data-key]"));
+    var index = headers.findIndex(function (h) { return h.getAttribute("data-key") === key; });
+    if (index < 0) { return; }
+    headers.forEach(function (h) { h.removeAttribute("aria-sort"); });
+    headers[index].setAttribute("aria-sort", dir === "desc" ? "descending" : "ascending");
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = cellValue(a, index), y = cellValue(b, index);
+      var nx = Number(x), ny = Number(y);
+      var c = (x !== "" && y !== "" && !isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      return dir === "desc" ? -c : c;
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+
+  function setupSort() {
+    document.querySelectorAll("table.sortable").forEach(function (table) {
+      table.querySelectorAll("th[data-key] button").forEach(function (button) {
+        button.addEventListener("click", function () {
+          var th = button.parentElement;
+          var dir = th.getAttribute("aria-sort") === "ascending" ? "desc" : "asc";
+          sortTable(table, th.getAttribute("data-key"), dir);
+          setParam("sort", th.getAttribute("data-key"));
+          setParam("dir", dir === "desc" ? "desc" : "");
+        });
+      });
+      if (params.get("sort")) { sortTable(table, params.get("sort"), params.get("dir") || "asc"); }
+    });
+  }
+
+  /* ── Keyboard ───────────────────────────────────────────────────────── */
+  var cursor = -1;
+
+  function moveViolation(step) {
+    var link = document.querySelector(step > 0 ? 'link[rel="next"]' : 'link[rel="prev"]');
+    var items = Array.prototype.filter.call(document.querySelectorAll(".nav-item"), function (el) {
+      return !el.hidden && el.offsetParent !== null;
+    });
+    if (!items.length) {
+      if (link) { window.location.href = link.getAttribute("href"); }
+      return;
+    }
+    cursor = Math.max(0, Math.min(items.length - 1, cursor + step));
+    items.forEach(function (el) { el.classList.remove("current"); });
+    var el = items[cursor];
+    el.classList.add("current");
+    el.scrollIntoView({ block: "center" });
+    var a = el.querySelector("a");
+    if (a) { a.focus({ preventScroll: true }); }
+  }
+
+  function toggleHelp() {
+    var box = document.getElementById("keys");
+    var button = document.querySelector(".help-toggle");
+    box.hidden = !box.hidden;
+    if (button) { button.setAttribute("aria-expanded", String(!box.hidden)); }
+  }
+
+  function onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+    var tag = (event.target && event.target.tagName) || "";
+    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") {
+      if (event.key === "Escape") { event.target.blur(); }
+      return;
+    }
+    switch (event.key) {
+      case "j": case "n": moveViolation(1); break;
+      case "k": case "p": moveViolation(-1); break;
+      case "?": toggleHelp(); break;
+      case "/": {
+        var f = document.querySelector("input.filter");
+        if (f) { event.preventDefault(); f.focus(); }
+        break;
+      }
+      case "u": {
+        var crumbs = document.querySelectorAll(".crumbs a");
+        if (crumbs.length) { window.location.href = crumbs[crumbs.length - 1].getAttribute("href"); }
+        break;
+      }
+      default: return;
+    }
+  }
+
+  /* ── Copy buttons ───────────────────────────────────────────────────── */
+  function setupCopy() {
+    document.querySelectorAll("button.copy").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var text = button.getAttribute("data-copy");
+        var done = function () { button.textContent = "copied"; setTimeout(function () { button.textContent = "copy"; }, 1500); };
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(text).then(done, function () { selectCode(button); });
+        } else { selectCode(button); }
+      });
+    });
+  }
+
+  function selectCode(button) {
+    var code = button.parentElement.querySelector("code");
+    var range = document.createRange();
+    range.selectNodeContents(code);
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    button.textContent = "press Ctrl+C";
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setupFilters();
+    setupSort();
+    setupCopy();
+    var help = document.querySelector(".help-toggle");
+    if (help) { help.addEventListener("click", toggleHelp); }
+    document.addEventListener("keydown", onKey);
+    landOnTick();
+    window.addEventListener("hashchange", landOnTick);
+    renderCharts();
+  });
+})();
