@@ -7,6 +7,7 @@ Exit codes (see README): 0 ok, 1 error, 2 bad input, 3 new violations under
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -33,6 +34,22 @@ def reports_errors(func: F) -> F:
             sys.exit(exc.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def auto_recover_option(func: F) -> F:
+    """``--auto-recover N`` (repeatable): correct invariant N when it fires (opt-in)."""
+    return click.option(
+        "--auto-recover",
+        type=int,
+        multiple=True,
+        metavar="N",
+        help="Auto-recover invariant N when it fires (supported: 7). Off by default.",
+    )(func)
+
+
+def memory_db() -> sqlite3.Connection:
+    """A scratch in-memory database (e.g. for live episode tracking across towns)."""
+    return sqlite3.connect(":memory:")
 
 
 def _load_json_file(path: str | None, option: str) -> Any:

@@ -25,17 +25,39 @@ _PATH = click.Path(path_type=Path)
 @click.argument("sources", nargs=-1, type=_PATH)
 @click.option("--from", "window_from", help="Window start (ISO). Default: 24 h before --to.")
 @click.option("--to", "window_to", help="Window end (ISO). Default: each source's newest data.")
-@click.option("--out", "out", type=_PATH, default=Path("site"), show_default=True,
-              help="Site directory (replaced atomically when the build succeeds).")  # fmt: skip
-@click.option("--history", "history", type=_PATH,
-              help="The previous run's site directory or its history.jsonl.")  # fmt: skip
-@click.option("--single-file", "single_file", type=_PATH,
-              help="Write one self-contained HTML file for --town instead of a site.")  # fmt: skip
+@click.option(
+    "--out",
+    "out",
+    type=_PATH,
+    default=Path("site"),
+    show_default=True,
+    help="Site directory (replaced atomically when the build succeeds).",
+)
+@click.option(
+    "--history",
+    "history",
+    type=_PATH,
+    help="The previous run's site directory or its history.jsonl.",
+)
+@click.option(
+    "--single-file",
+    "single_file",
+    type=_PATH,
+    help="Write one self-contained HTML file for --town instead of a site.",
+)
 @click.option("--town", "town", help="Town id for --single-file (default: the only town).")
-@click.option("--jobs", "jobs", type=click.IntRange(min=1), default=None,
-              help="Towns rendered in parallel (default: the CPUs available, at most 4).")  # fmt: skip
-@click.option("--fail-on-violations", is_flag=True,
-              help=f"Exit {EXIT_NEW_VIOLATIONS} when any new violation episode is found.")  # fmt: skip
+@click.option(
+    "--jobs",
+    "jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Towns rendered in parallel (default: the CPUs available, at most 4).",
+)
+@click.option(
+    "--fail-on-violations",
+    is_flag=True,
+    help=f"Exit {EXIT_NEW_VIOLATIONS} when any new violation episode is found.",
+)
 @reports_errors
 def build(
     sources: tuple[Path, ...],
@@ -62,14 +84,21 @@ def build(
 
     paths = discover_sources(list(sources)) if sources else demo_sources()
     if single_file is not None:
-        size = build_single_file(paths, single_file, town=town, window_from=window_from,
-                                 window_to=window_to)  # fmt: skip
+        size = build_single_file(
+            paths, single_file, town=town, window_from=window_from, window_to=window_to
+        )
         click.echo(f"wrote {single_file} ({size / 1e6:.2f} MB)")
         return
     bar = _progress(len(paths))
-    summary = build_site(paths, out, window_from=window_from, window_to=window_to,
-                         history_path=history, progress=bar,
-                         jobs=jobs or min(4, len(os.sched_getaffinity(0))))  # fmt: skip
+    summary = build_site(
+        paths,
+        out,
+        window_from=window_from,
+        window_to=window_to,
+        history_path=history,
+        progress=bar,
+        jobs=jobs or min(4, len(os.sched_getaffinity(0))),
+    )
     click.echo(summary.text())
     _step_summary(summary.markdown())
     if fail_on_violations and summary.new:
@@ -87,8 +116,11 @@ def _progress(total: int) -> Callable[[int, int, str], None] | None:
         width = 30
         filled = width * done // max(1, total)
         name = Path(label).name[:40]
-        click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<40}",
-                   err=True, nl=done == total)  # fmt: skip
+        click.echo(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<40}",
+            err=True,
+            nl=done == total,
+        )
 
     return show
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from reportgen.cli import format_actions_table, reports_errors
+from reportgen.cli import auto_recover_option, format_actions_table, reports_errors
 from reportgen.errors import BadInputError
 from reportgen.runmodel import TownRun
 
@@ -51,10 +51,20 @@ def export_command(db: str, start: str, end: str, out: str) -> None:
 @click.option("--to", "end", required=True, help="Window end (ISO).")
 @click.option("--ticks", is_flag=True, help="Replay tick by tick and compare with the record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON response.")
+@auto_recover_option
 @reports_errors
-def replay_command(db: str, start: str, end: str, ticks: bool, as_json: bool) -> None:
-    """Rebuild the state at --from and replay the window (read-only)."""
+def replay_command(
+    db: str, start: str, end: str, ticks: bool, as_json: bool, auto_recover: tuple[int, ...]
+) -> None:
+    """Rebuild the state at --from and replay the window (read-only).
+
+    With --ticks and SENTRY_DSN set, each violation episode found is sent to
+    Sentry once (flushed before the command exits).
+    """
     from reportgen import replay
+    from reportgen.observability.sentry import report_episodes, reporter_from_env
+    from reportgen.report.episodes import find_episodes
+    from reportgen.town.recovery import validate
 
     if not ticks:
         result = replay.replay_events(db, start, end)
@@ -63,8 +73,12 @@ def replay_command(db: str, start: str, end: str, ticks: bool, as_json: bool) ->
             return
         click.echo(_events_text(result))
         return
-    run = replay.replay_window(db, start, end)
+    if auto_recover and not ticks:
+        raise BadInputError("--auto-recover needs --ticks (it changes what each tick does)")
+    recover = validate(auto_recover) if auto_recover else None
+    run = replay.replay_window(db, start, end, auto_recover=recover)
     click.echo(_dumps(replay.ticks_json(run)) if as_json else _ticks_text(run))
+    report_episodes(reporter_from_env(), find_episodes(run.town_id, run.ticks))
 
 
 def _events_text(result: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli import reports_errors
+from reportgen.cli import auto_recover_option, memory_db, reports_errors
 from reportgen.errors import BadInputError
 from reportgen.sim.runner import SimResult
 from reportgen.sim.scenarios import SCENARIOS
@@ -46,6 +46,7 @@ def format_list() -> str:
     help="Record every container answer as an event (to measure the filter).",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+@auto_recover_option
 @reports_errors
 def simulate(
     scenario: str | None,
@@ -55,6 +56,7 @@ def simulate(
     out_dir: str | None,
     no_container_filter: bool,
     list_only: bool,
+    auto_recover: tuple[int, ...],
 ) -> None:
     """Simulate towns of a named scenario into OUT/<townId>.sqlite (same seed, same bytes)."""
     if list_only:
@@ -65,9 +67,21 @@ def simulate(
     from reportgen.sim.run import simulate as run_simulation
 
     logging.getLogger("reportgen.town").setLevel(logging.ERROR)  # engine warnings are expected
+    from reportgen.observability.sentry import LiveEpisodes, reporter_from_env
+    from reportgen.town.api import TickObserver
+    from reportgen.town.recovery import validate
+
+    recover = validate(auto_recover)
+    reporter = reporter_from_env()
+    observers: list[TickObserver] = []
+    if reporter is not None:
+        observers.append(LiveEpisodes(memory_db(), reporter))
     results = run_simulation(
         scenario, Path(out_dir), seed=seed, towns=towns, hours=hours,
-        filter_mode="off" if no_container_filter else "changes",
+        filter_mode="off" if no_container_filter else "changes", auto_recover=recover,
+        observers=observers,
     )  # fmt: skip
+    if reporter is not None:
+        reporter.flush()
     for result in results:
         click.echo(format_result(result))

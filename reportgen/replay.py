@@ -299,6 +299,8 @@ class TownState:
     ticks: list[ReplayedTick] = field(default_factory=list)
     #: Journal rows re-run since the state was built (not counting those before it).
     inputs: int = 0
+    #: Auto-recovery to apply on every replayed tick (``None``: as each tick recorded it).
+    auto_recover: frozenset[int] | None = None
 
     def ctx(self, at: str) -> TownCtx:
         return self.town.ctx(at)
@@ -337,7 +339,9 @@ class TownState:
         world = ReplayWorld.load(self.source.conn, row.seq)
         polled = any(entry[0] == "container_status" for entry in world.entries)
         options: dict[str, Any] = {}
-        if "auto_recover" in row.args:
+        if self.auto_recover is not None:
+            options["auto_recover"] = self.auto_recover
+        elif "auto_recover" in row.args:
             options["auto_recover"] = frozenset(int(n) for n in row.args["auto_recover"])
         result = self.town.tick(
             row.at,
@@ -603,20 +607,29 @@ def _replay_events_approximate(source: Source, window: Window) -> dict[str, Any]
 
 
 def replay_window(
-    db: str | Path, start: str, end: str, names: tuple[str, str] = ("--from", "--to")
+    db: str | Path,
+    start: str,
+    end: str,
+    names: tuple[str, str] = ("--from", "--to"),
+    *,
+    auto_recover: frozenset[int] | None = None,
 ) -> TownRun:
     """Seed deliverable 2: the window tick by tick, compared with the recorded ticks.
 
     This is what the report reads (:class:`~reportgen.runmodel.TownRun`).
+    ``auto_recover`` replays every tick with that recovery setting instead of
+    the recorded one (a "what if recovery had been on" replay: it diverges).
     """
     source = open_source(db)
     window = check_window(source, start, end, names)
     if source.journaled:
         state = state_at(source, window.start)
+        state.auto_recover = auto_recover
         state.advance(window.end, keep_ticks=True)
         caveat = None
     else:
         state = state_at(source, None)
+        state.auto_recover = auto_recover
         _tick_approximately(state, window)
         caveat = (state.caveat or "") + APPROXIMATE_TICKS_CAVEAT
     recorded = recorded_ticks(source, [t.seq for t in state.ticks]) if source.journaled else {}
@@ -659,7 +672,12 @@ def _tick_approximately(state: TownState, window: Window) -> None:
             "payload, created_at, processed_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
             due,
         )
-        result = state.town.tick(now, NullWorld(), stopwatch=ModelStopwatch())
+        result = state.town.tick(
+            now,
+            NullWorld(),
+            stopwatch=ModelStopwatch(),
+            auto_recover=state.auto_recover or frozenset(),
+        )
         seq = state.town.last_seq()
         state.ticks.append(ReplayedTick(seq, result, tick_record(result), []))
         now = result.next_tick_at

@@ -7,6 +7,7 @@ from pathlib import Path
 from reportgen.errors import BadInputError
 from reportgen.sim.runner import SimResult, Simulation
 from reportgen.sim.scenarios import get_scenario
+from reportgen.town.api import TickObserver
 from reportgen.town.containers import MODES
 
 MAX_HOURS = 24.0 * 14
@@ -30,12 +31,15 @@ def simulate_town(
     filter_mode: str = "changes",
     out_dir: Path | None = None,
     keep_decisions: bool = False,
+    auto_recover: frozenset[int] = frozenset(),
+    observers: list[TickObserver] | None = None,
 ) -> SimResult:
     """Simulate town ``index`` of ``scenario``; write it to ``out_dir`` when given."""
     _check(1, hours, filter_mode)
     sim = Simulation(
         get_scenario(scenario), seed=seed, index=index, hours=hours,
-        filter_mode=filter_mode, keep_decisions=keep_decisions,
+        filter_mode=filter_mode, keep_decisions=keep_decisions, auto_recover=auto_recover,
+        observers=observers,
     )  # fmt: skip
     result = sim.run()
     if out_dir is not None:
@@ -52,6 +56,8 @@ def simulate(
     towns: int = 1,
     hours: float | None = None,
     filter_mode: str = "changes",
+    auto_recover: frozenset[int] = frozenset(),
+    observers: list[TickObserver] | None = None,
 ) -> list[SimResult]:
     """Simulate ``towns`` towns of ``scenario`` into ``out_dir/<townId>.sqlite``, one by one."""
     get_scenario(scenario)
@@ -62,7 +68,14 @@ def simulate(
     out.mkdir(parents=True, exist_ok=True)
     return [
         simulate_town(
-            scenario, seed=seed, index=i, hours=hours, filter_mode=filter_mode, out_dir=out
+            scenario,
+            seed=seed,
+            index=i,
+            hours=hours,
+            filter_mode=filter_mode,
+            out_dir=out,
+            auto_recover=auto_recover,
+            observers=observers,
         )
         for i in range(towns)
     ]

@@ -31,7 +31,7 @@ from reportgen.sim.queue import Agenda
 from reportgen.sim.users import schedule_users
 from reportgen.sim.world import SimWorld
 from reportgen.town import clock
-from reportgen.town.api import Town
+from reportgen.town.api import TickObserver, Town
 from reportgen.town.config import resolve, rig_config_text
 from reportgen.town.db import configure
 from reportgen.town.status import ACTIVE_ALARM_INTERVAL_MS
@@ -102,6 +102,8 @@ class Simulation:
         filter_mode: str = "changes",
         keep_decisions: bool = False,
         start: str = START,
+        auto_recover: frozenset[int] = frozenset(),
+        observers: list[TickObserver] | None = None,
     ) -> None:
         self.scenario = scenario
         self.knobs = scenario
@@ -114,6 +116,8 @@ class Simulation:
         self.next_tick_ms = self.start_ms
         conn = configure(sqlite3.connect(":memory:"))
         self.town = Town.create(conn, self.town_id, dict(scenario.config))
+        self.town.observers = list(observers or [])
+        self.auto_recover = auto_recover
         add_work_indexes(conn)
         self.agenda = Agenda()
         self.container = SimContainer(self.rng, scenario.container_unknown_prob)
@@ -182,6 +186,7 @@ class Simulation:
             containers=self.world,
             container_filter=self.filter,
             stopwatch=self.stopwatch,
+            auto_recover=self.auto_recover,
         )
         self.result.add(result)
         self.next_tick_ms = clock.to_ms(result.next_tick_at)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from reportgen import checkpoints
 from reportgen.town import events, ops, store
@@ -38,6 +38,13 @@ from reportgen.town.worldlog import LoggedWorld
 ID_COUNTER = "id_counter"
 ID_NAMESPACE = "id_namespace"
 EVENT_ID_COUNTER = "event_id_counter"
+
+
+class TickObserver(Protocol):
+    """Something that follows a live town tick by tick (alerting, dashboards)."""
+
+    def after_tick(self, town_id: str, record: dict[str, Any]) -> None: ...
+
 
 JOURNAL_DDL = """
 CREATE TABLE IF NOT EXISTS rg_journal (
@@ -64,8 +71,11 @@ class Town:
         journal: bool = True,
         analytics: AnalyticsSink | None = None,
         checkpoint_interval_ms: int | None = checkpoints.DEFAULT_INTERVAL_MS,
+        observers: list[TickObserver] | None = None,
     ) -> None:
         self.conn = conn
+        #: Called after every tick with the tick's record (e.g. live Sentry episodes).
+        self.observers = list(observers or [])
         #: Simulated time between state checkpoints (``None``: take none), see
         #: :mod:`reportgen.checkpoints`.
         self.checkpoint_interval_ms = checkpoint_interval_ms
@@ -399,7 +409,10 @@ class Town:
         if self.draining and not ctx.draining:
             self.clear_draining()
         self.save_counters()
-        store_tick(self.conn, seq, tick_record(result))
+        record = tick_record(result)
+        store_tick(self.conn, seq, record)
+        for observer in self.observers:
+            observer.after_tick(self.town_id, record)
         self.analytics.write(reconciler_tick_row(self.town_id, result))
         for row in violation_rows(self.town_id, result):
             self.analytics.write(row)

@@ -1,0 +1,234 @@
+"""Sentry alerts: one event per invariant-violation *episode*, never one per tick.
+
+Upstream sent ``Reconciler invariant #N violated: …`` to Sentry once per
+violation per tick (every 5 s while a violation persists) from a Durable
+Object that was probably never instrumented, so likely nothing arrived. Here
+an episode (consecutive ticks where one invariant holds false for the same
+entities; :mod:`reportgen.report.episodes`) is reported once:
+
+* live: :class:`LiveEpisodes` remembers open episodes in the town database
+  and reports one when it opens;
+* batch (replay, build): :func:`report_episodes` reports each episode of a
+  replayed window, with its first and last tick, tick count and permalink.
+
+Nothing is initialised unless ``SENTRY_DSN`` is set. The DSN is a secret: it
+is never printed, logged or written anywhere by reportgen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sentry_sdk
+
+from reportgen import __version__
+from reportgen.report.episodes import EntityKey, Episode, entity_key, episode_id
+
+DSN_ENV = "SENTRY_DSN"
+ENVIRONMENT_ENV = "SENTRY_ENVIRONMENT"
+FLUSH_TIMEOUT_S = 10.0
+
+
+def message_for(invariant: int, message: str) -> str:
+    """Upstream's Sentry message text."""
+    return f"Reconciler invariant #{invariant} violated: {message}"
+
+
+def fingerprint(town_id: str, invariant: int, entities: EntityKey) -> list[str]:
+    """Group by invariant + town (+ the entity it names), not by message or tick.
+
+    Invariant 3 names a rig, 4/5/6 a bead, 7 an agent: one Sentry issue per
+    stuck thing, so a new stuck agent is a new issue but a persisting one is not.
+    """
+    parts = ["reconciler-invariant", str(invariant), town_id]
+    named = _named_entity(invariant, entities)
+    if named is not None:
+        parts.append(named)
+    return parts
+
+
+def _named_entity(invariant: int, entities: EntityKey) -> str | None:
+    ids = {
+        3: entities.rig_ids,
+        4: entities.bead_ids,
+        5: entities.bead_ids,
+        6: entities.bead_ids,
+        7: entities.agent_ids,
+    }.get(invariant, ())
+    return ids[0] if ids else None
+
+
+@dataclass(frozen=True)
+class EpisodeAlert:
+    """What one Sentry event says about one episode."""
+
+    town_id: str
+    invariant: int
+    message: str
+    entities: EntityKey
+    first_at: str
+    last_at: str
+    ticks: int
+    episode_id: str
+    permalink: str | None = None
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "invariant": self.invariant,
+            "message": self.message,
+            "town_id": self.town_id,
+            "episode_id": self.episode_id,
+            "first_tick": self.first_at,
+            "last_tick": self.last_at,
+            "tick_count": self.ticks,
+            "agent_ids": list(self.entities.agent_ids),
+            "bead_ids": list(self.entities.bead_ids),
+            "rig_ids": list(self.entities.rig_ids),
+            "permalink": self.permalink,
+        }
+
+
+class SentryReporter:
+    """Sends episode alerts through the real Sentry SDK (initialised here, once)."""
+
+    def __init__(self, dsn: str, *, environment: str | None = None) -> None:
+        sentry_sdk.init(
+            dsn=dsn,
+            release=f"reportgen@{__version__}",
+            environment=environment or "production",
+            default_integrations=False,
+            traces_sample_rate=0.0,
+        )
+        self.sent = 0
+
+    def send(self, alert: EpisodeAlert) -> None:
+        with sentry_sdk.new_scope() as scope:
+            scope.set_level("error")
+            scope.set_tag("invariant", str(alert.invariant))
+            scope.set_tag("town_id", alert.town_id)
+            scope.set_context("violation", alert.context())
+            scope.fingerprint = fingerprint(alert.town_id, alert.invariant, alert.entities)
+            sentry_sdk.capture_message(message_for(alert.invariant, alert.message))
+        self.sent += 1
+
+    def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> None:
+        """Deliver what is queued; a batch command calls this before it exits."""
+        sentry_sdk.flush(timeout=timeout)
+
+    def close(self) -> None:
+        sentry_sdk.get_client().close(timeout=FLUSH_TIMEOUT_S)
+
+
+def reporter_from_env(environ: Mapping[str, str] | None = None) -> SentryReporter | None:
+    """A reporter when ``SENTRY_DSN`` is set (and non-empty); otherwise ``None``, nothing initialised."""
+    env = os.environ if environ is None else environ
+    dsn = env.get(DSN_ENV, "").strip()
+    if not dsn:
+        return None
+    return SentryReporter(dsn, environment=env.get(ENVIRONMENT_ENV) or None)
+
+
+def alert_for(episode: Episode, permalink: str | None = None) -> EpisodeAlert:
+    return EpisodeAlert(
+        town_id=episode.town_id,
+        invariant=episode.invariant,
+        message=episode.messages[0] if episode.messages else "",
+        entities=episode.entities,
+        first_at=episode.first_at,
+        last_at=episode.last_at,
+        ticks=episode.ticks,
+        episode_id=episode.id,
+        permalink=permalink,
+    )
+
+
+def report_episodes(
+    reporter: SentryReporter | None,
+    episodes: Iterable[Episode],
+    permalink: Callable[[Episode], str | None] = lambda e: None,
+) -> int:
+    """Batch: one event per episode (replay, build); flushes; returns how many were sent."""
+    if reporter is None:
+        return 0
+    count = 0
+    for episode in episodes:
+        reporter.send(alert_for(episode, permalink(episode)))
+        count += 1
+    reporter.flush()
+    return count
+
+
+# --------------------------------------------------------------------------- live
+
+OPEN_EPISODES_DDL = """
+CREATE TABLE IF NOT EXISTS rg_open_episodes (
+  town_id text not null,
+  invariant integer not null,
+  entities text not null,
+  episode_id text not null,
+  first_at text not null,
+  last_at text not null,
+  ticks integer not null,
+  primary key (town_id, invariant, entities)
+)
+"""
+
+
+class LiveEpisodes:
+    """Tracks open episodes across live ticks; reports each one once, when it opens.
+
+    The open set lives in ``rg_open_episodes`` (keyed by town) so a restarted
+    process does not re-alert an episode that was already reported; one
+    tracker can follow many towns.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, reporter: SentryReporter | None) -> None:
+        conn.execute(OPEN_EPISODES_DDL)
+        self.conn = conn
+        self.reporter = reporter
+
+    def after_tick(self, town_id: str, record: dict[str, Any]) -> None:
+        """:class:`reportgen.town.api.TickObserver`: follow one recorded tick."""
+        self.observe(town_id, str(record["at"]), list(record["violations"]))
+
+    def observe(self, town_id: str, at: str, violations: list[dict[str, Any]]) -> list[str]:
+        """Update the open set with one tick's violations; return ids of episodes opened now."""
+        seen: dict[tuple[int, str], tuple[EntityKey, str]] = {}
+        for v in violations:
+            key = entity_key(v)
+            seen[(int(v["invariant"]), json.dumps(key.all_ids()))] = (key, str(v["message"]))
+        open_now = {
+            (r[0], r[1]): r[2]
+            for r in self.conn.execute(
+                "SELECT invariant, entities, episode_id FROM rg_open_episodes WHERE town_id = ?",
+                (town_id,),
+            )
+        }
+        for gone in sorted(set(open_now) - set(seen)):
+            self.conn.execute(
+                "DELETE FROM rg_open_episodes WHERE town_id = ? AND invariant = ? AND entities = ?",
+                (town_id, *gone),
+            )
+        opened: list[str] = []
+        for (invariant, entities_text), (key, message) in sorted(seen.items()):
+            if (invariant, entities_text) in open_now:
+                self.conn.execute(
+                    "UPDATE rg_open_episodes SET last_at = ?, ticks = ticks + 1 "
+                    "WHERE town_id = ? AND invariant = ? AND entities = ?",
+                    (at, town_id, invariant, entities_text),
+                )
+                continue
+            eid = episode_id(town_id, invariant, key, at)
+            self.conn.execute(
+                "INSERT INTO rg_open_episodes VALUES (?, ?, ?, ?, ?, ?, 1)",
+                (town_id, invariant, entities_text, eid, at, at),
+            )
+            opened.append(eid)
+            if self.reporter is not None:
+                self.reporter.send(EpisodeAlert(town_id, invariant, message, key, at, at, 1, eid))
+        return opened

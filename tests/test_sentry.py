@@ -1,0 +1,150 @@
+"""Sentry alerts through the real SDK, sent over HTTP to a receiver on 127.0.0.1."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import zlib
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import sentry_sdk
+from townbuilder import NOW, SECOND, add_agent, add_rig, new_town
+
+from reportgen.observability.sentry import (
+    LiveEpisodes,
+    SentryReporter,
+    fingerprint,
+    report_episodes,
+    reporter_from_env,
+)
+from reportgen.report.episodes import EntityKey, find_episodes
+from reportgen.town import clock, store
+from reportgen.town.api import Town
+from reportgen.town.effects import NullWorld
+from reportgen.town.record import load_ticks
+from reportgen.town.tick import ModelStopwatch
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """Sentry's ingest endpoint, reduced to: accept envelopes and keep their events."""
+
+    events: list[dict[str, Any]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        encoding = self.headers.get("Content-Encoding", "")
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        elif encoding == "deflate":
+            body = zlib.decompress(body)
+        elif encoding == "br":
+            import brotli  # type: ignore[import-not-found]
+
+            body = brotli.decompress(body)
+        lines = body.split(b"\n")
+        for header, payload in zip(lines[1::2], lines[2::2], strict=False):
+            if json.loads(header).get("type") == "event":
+                self.server.events.append(json.loads(payload))  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server.events = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    dsn = f"http://publickey@127.0.0.1:{server.server_address[1]}/42"
+    try:
+        yield dsn, server.events  # type: ignore[attr-defined]
+    finally:
+        sentry_sdk.get_client().close(timeout=2)
+        sentry_sdk.init()  # back to a disabled client
+        server.shutdown()
+
+
+def _draining_town(observers: list[Any] | None = None) -> Town:
+    conn = new_town()
+    rig = add_rig(conn)
+    for _ in range(2):
+        add_agent(conn, rig_id=rig, status="working", hook=None, last_activity_at=NOW)
+    store.put(conn, store.TOWN_ID, "town-sentry")
+    store.put(conn, store.DRAINING, True)
+    store.put(conn, store.DRAIN_STARTED_AT, NOW)
+    return Town(conn, observers=observers)
+
+
+def _at(i: int) -> str:
+    return clock.iso(clock.to_ms(NOW) + i * 5 * SECOND)
+
+
+def test_nothing_is_initialised_without_a_dsn() -> None:
+    assert reporter_from_env({}) is None
+    assert reporter_from_env({"SENTRY_DSN": "  "}) is None
+    assert not sentry_sdk.get_client().is_active()
+
+
+def test_live_ticks_send_one_event_per_episode_not_per_tick(receiver: Any) -> None:
+    dsn, events = receiver
+    reporter = reporter_from_env({"SENTRY_DSN": dsn, "SENTRY_ENVIRONMENT": "test"})
+    assert reporter is not None
+    town = _draining_town([LiveEpisodes(new_town(), reporter)])
+    for i in range(6):
+        town.tick(_at(i), NullWorld(), stopwatch=ModelStopwatch())
+    reporter.flush()
+    assert len(events) == 2  # two stuck agents, six ticks each: two episodes
+    agents = sorted(e["contexts"]["violation"]["agent_ids"][0] for e in events)
+    for event in events:
+        agent = event["contexts"]["violation"]["agent_ids"][0]
+        assert event["level"] == "error"
+        assert (
+            event["message"]
+            == f"Reconciler invariant #7 violated: Working agent {agent} has no hook"
+        )
+        assert event["tags"] == {"invariant": "7", "town_id": "town-sentry"}
+        assert event["fingerprint"] == ["reconciler-invariant", "7", "town-sentry", agent]
+        assert event["contexts"]["violation"]["first_tick"] == _at(0)
+        assert event["environment"] == "test"
+    assert len(set(agents)) == 2
+
+
+def test_batch_reports_each_episode_with_its_extent_and_permalink(receiver: Any) -> None:
+    dsn, events = receiver
+    town = _draining_town()
+    for i in range(4):
+        town.tick(_at(i), NullWorld(), stopwatch=ModelStopwatch())
+    episodes = find_episodes("town-sentry", load_ticks(town.conn, _at(0), _at(3)))
+    reporter = SentryReporter(dsn)
+    sent = report_episodes(reporter, episodes, lambda e: f"https://reports.example/v/{e.id}.html")
+    assert sent == 2 and len(events) == 2
+    contexts = sorted((e["contexts"]["violation"] for e in events), key=lambda c: c["episode_id"])
+    for ctx, episode in zip(contexts, sorted(episodes, key=lambda e: e.id), strict=True):
+        assert ctx["episode_id"] == episode.id
+        assert (ctx["first_tick"], ctx["last_tick"], ctx["tick_count"]) == (_at(0), _at(3), 4)
+        assert ctx["permalink"] == f"https://reports.example/v/{episode.id}.html"
+        assert ctx["invariant"] == 7 and ctx["town_id"] == "town-sentry"
+
+
+def test_the_dsn_never_appears_in_what_is_sent(receiver: Any) -> None:
+    dsn, events = receiver
+    town = _draining_town([LiveEpisodes(new_town(), SentryReporter(dsn))])
+    town.tick(_at(0), NullWorld())
+    sentry_sdk.flush(timeout=5)
+    assert events and all("publickey" not in json.dumps(e) for e in events)
+
+
+def test_fingerprint_names_the_entity_each_invariant_is_about() -> None:
+    key = EntityKey(agent_ids=("a1",), bead_ids=("b1", "b2"), rig_ids=("r1",))
+    assert fingerprint("t", 7, key)[-1] == "a1"
+    assert fingerprint("t", 6, key)[-1] == "b1"
+    assert fingerprint("t", 3, key)[-1] == "r1"
+    assert fingerprint("t", 5, EntityKey()) == ["reconciler-invariant", "5", "t"]
