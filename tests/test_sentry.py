@@ -148,3 +148,36 @@ def test_fingerprint_names_the_entity_each_invariant_is_about() -> None:
     assert fingerprint("t", 6, key)[-1] == "b1"
     assert fingerprint("t", 3, key)[-1] == "r1"
     assert fingerprint("t", 5, EntityKey()) == ["reconciler-invariant", "5", "t"]
+
+
+def test_replay_cli_sends_each_episode_once_and_never_prints_the_dsn(
+    receiver: Any, tmp_path: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+    from reportgen.sim.run import simulate_town
+
+    dsn, events = receiver
+    result = simulate_town("multi-pr-rig", hours=0.5, out_dir=tmp_path)
+    assert result.path is not None
+    records = load_ticks(_open(result.path), "0000", "9999")
+    episodes = find_episodes(result.town_id, records)
+    assert episodes
+    run = CliRunner().invoke(
+        main,
+        ["replay", "--db", str(result.path), "--from", records[0]["at"], "--to",
+         records[-1]["at"], "--ticks"],
+        env={"SENTRY_DSN": dsn},
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert dsn not in run.output and "publickey" not in run.output
+    assert sorted(e["contexts"]["violation"]["episode_id"] for e in events) == sorted(
+        e.id for e in episodes
+    )
+
+
+def _open(path: Any) -> Any:
+    import sqlite3
+
+    return sqlite3.connect(path)
