@@ -12,8 +12,10 @@ from __future__ import annotations
 import copy
 import sqlite3
 from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from reportgen.runmodel import Divergence, EntityInfo, TownRun
 from reportgen.town import clock, store
@@ -34,22 +36,30 @@ def entities_of(conn: sqlite3.Connection) -> dict[str, EntityInfo]:
     """Beads and agents as the report names them, from the town tables."""
     agents = {r["bead_id"]: r for r in conn.execute("SELECT * FROM agent_metadata")}
     out: dict[str, EntityInfo] = {}
-    for r in conn.execute("SELECT bead_id, type, status, title, rig_id FROM beads ORDER BY bead_id"):
+    for r in conn.execute(
+        "SELECT bead_id, type, status, title, rig_id FROM beads ORDER BY bead_id"
+    ):
         agent = agents.get(r["bead_id"])
         if agent is not None:
-            out[r["bead_id"]] = EntityInfo(r["bead_id"], "agent", agent["role"], r["title"],
-                                           agent["status"], r["rig_id"])  # fmt: skip
+            out[r["bead_id"]] = EntityInfo(
+                r["bead_id"], "agent", agent["role"], r["title"], agent["status"], r["rig_id"]
+            )
         else:
-            out[r["bead_id"]] = EntityInfo(r["bead_id"], "bead", r["type"], r["title"],
-                                           r["status"], r["rig_id"])  # fmt: skip
+            out[r["bead_id"]] = EntityInfo(
+                r["bead_id"], "bead", r["type"], r["title"], r["status"], r["rig_id"]
+            )
     return out
 
 
 def run_from_db(conn: sqlite3.Connection, source: str, start: str, end: str) -> TownRun:
     """A TownRun of the recorded ticks in ``[start, end]`` (what replay will produce)."""
-    bead_events = [dict(r) for r in conn.execute(
-        "SELECT * FROM bead_events WHERE created_at BETWEEN ? AND ? ORDER BY created_at, bead_event_id",
-        (start, end))]  # fmt: skip
+    bead_events = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT * FROM bead_events WHERE created_at BETWEEN ? AND ? ORDER BY created_at, bead_event_id",
+            (start, end),
+        )
+    ]
     return TownRun(
         town_id=store.town_id(conn),
         source=source,
@@ -70,8 +80,13 @@ def _agents_started(result: Any, agents: dict[str, str]) -> None:
             agents.setdefault(effect.args["bead_id"], effect.args["agent_id"])
 
 
-def scripted_town(town_id: str = "town-alpha", minutes: int = 6, *, violations: bool = True,
-                  db_path: Path | None = None) -> TownRun:  # fmt: skip
+def scripted_town(
+    town_id: str = "town-alpha",
+    minutes: int = 6,
+    *,
+    violations: bool = True,
+    db_path: Path | None = None,
+) -> TownRun:
     """Two issues worked by two polecats, an MR, and (optionally) three violation episodes.
 
     Violations: invariant 6 (a direct write hooks a second agent to bead 1,
@@ -85,7 +100,7 @@ def scripted_town(town_id: str = "town-alpha", minutes: int = 6, *, violations: 
     town = Town.create(conn, town_id, {})
     rig = town.add_rig(_at(0), "repo1", git_url="https://github.com/acme/repo1")
     b1 = town.sling_bead(_at(1), rig, "Fix the flaky login test")
-    b2 = town.sling_bead(_at(2), rig, "Add <metrics> & \"quotes\"")
+    b2 = town.sling_bead(_at(2), rig, 'Add <metrics> & "quotes"')
     world, watch = RecordingWorld(), ModelStopwatch()
     agents: dict[str, str] = {}
     script = _violation_script(conn, town, rig, agents, b1, b2) if violations else {}
@@ -93,8 +108,12 @@ def scripted_town(town_id: str = "town-alpha", minutes: int = 6, *, violations: 
         if s in script:
             script[s](s)
         if s == 120:
-            town.agent_done(_at(s), agents[b1], branch="gt/fix-login",
-                            pr_url="https://github.com/acme/repo1/pull/1")  # fmt: skip
+            town.agent_done(
+                _at(s),
+                agents[b1],
+                branch="gt/fix-login",
+                pr_url="https://github.com/acme/repo1/pull/1",
+            )
         if s % 30 == 0:
             for agent in sorted(set(agents.values())):
                 town.heartbeat(_at(s), agent)
@@ -103,23 +122,29 @@ def scripted_town(town_id: str = "town-alpha", minutes: int = 6, *, violations: 
     return run_from_db(conn, str(db_path or f"{town_id}.sqlite"), _at(0), _at(minutes * 60))
 
 
-def _violation_script(conn: sqlite3.Connection, town: Town, rig: str, agents: dict[str, str],
-                      b1: str, b2: str) -> dict[int, Callable[[int], None]]:  # fmt: skip
+def _violation_script(
+    conn: sqlite3.Connection, town: Town, rig: str, agents: dict[str, str], b1: str, b2: str
+) -> dict[int, Callable[[int], None]]:
     def hook_second(s: int) -> None:
-        conn.execute("UPDATE agent_metadata SET current_hook_bead_id = ? WHERE bead_id = ?",
-                     (b1, agents[b2]))  # fmt: skip
+        conn.execute(
+            "UPDATE agent_metadata SET current_hook_bead_id = ? WHERE bead_id = ?", (b1, agents[b2])
+        )
 
     def unhook_second(s: int) -> None:
-        conn.execute("UPDATE agent_metadata SET current_hook_bead_id = ? WHERE bead_id = ?",
-                     (b2, agents[b2]))  # fmt: skip
+        conn.execute(
+            "UPDATE agent_metadata SET current_hook_bead_id = ? WHERE bead_id = ?", (b2, agents[b2])
+        )
 
     def review_by_hand(s: int) -> None:
         b3 = town.sling_bead(_at(s - 3), rig, "Docs typo")
         town.update_bead_status(_at(s - 2), b3, "in_review")
 
     def working_idle(s: int) -> None:
-        conn.execute("UPDATE agent_metadata SET status = 'working', current_hook_bead_id = NULL "
-                     "WHERE bead_id = ?", (agents[b2],))  # fmt: skip
+        conn.execute(
+            "UPDATE agent_metadata SET status = 'working', current_hook_bead_id = NULL "
+            "WHERE bead_id = ?",
+            (agents[b2],),
+        )
 
     return {40: hook_second, 95: unhook_second, 150: review_by_hand, 300: working_idle}
 
@@ -139,8 +164,14 @@ def hostile_run(base: TownRun) -> TownRun:
             e["error"] = HOSTILE
     run.caveat = HOSTILE
     run.divergence = Divergence(run.ticks[3]["at"], "actions", {"x": HOSTILE}, ["</script>"])
-    run.quarantined = [{"event_id": "q1", "event_type": HOSTILE, "reason": HOSTILE,
-                        "quarantined_at": run.ticks[0]["at"]}]  # fmt: skip
+    run.quarantined = [
+        {
+            "event_id": "q1",
+            "event_type": HOSTILE,
+            "reason": HOSTILE,
+            "quarantined_at": run.ticks[0]["at"],
+        }
+    ]
     return run
 
 
@@ -153,3 +184,50 @@ def loader(runs: dict[str, TownRun]) -> Callable[[Path, str | None, str | None],
         return runs[source.name]
 
     return load
+
+
+# ── Structural checks over a built site (links resolve, fragments exist, nothing fetched) ──
+
+EXTERNAL = ("http:", "https:", "//")
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.refs: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name == "id" and value:
+                self.ids.add(value)
+            if name in ("href", "src") and value is not None:
+                self.refs.append((tag, value))
+
+
+def parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return page
+
+
+def broken_links(site: Path) -> list[str]:
+    """Every relative href/src that does not resolve, and every #fragment without its id."""
+    pages = {p: parse(p) for p in sorted(site.rglob("*.html"))}
+    problems: list[str] = []
+    for path, page in pages.items():
+        for tag, ref in page.refs:
+            if ref.startswith(EXTERNAL):
+                if tag != "a":
+                    problems.append(f"{path}: external resource {ref}")
+                continue
+            parts = urlsplit(ref)
+            target = path if not parts.path else (path.parent / unquote(parts.path)).resolve()
+            if not target.exists():
+                problems.append(f"{path}: {ref} does not exist")
+                continue
+            if parts.fragment and target.suffix == ".html":
+                ids = pages[target].ids if target in pages else parse(target).ids
+                if unquote(parts.fragment) not in ids:
+                    problems.append(f"{path}: {ref} has no #{parts.fragment}")
+    return problems

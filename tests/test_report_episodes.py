@@ -18,8 +18,13 @@ def tick(at: str, *violations: dict[str, Any]) -> dict[str, Any]:
 
 
 def v(n: int, agents: tuple[str, ...] = (), beads: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"invariant": n, "message": f"inv {n}", "agent_ids": list(agents),
-            "bead_ids": list(beads), "rig_ids": []}  # fmt: skip
+    return {
+        "invariant": n,
+        "message": f"inv {n}",
+        "agent_ids": list(agents),
+        "bead_ids": list(beads),
+        "rig_ids": [],
+    }
 
 
 def at(s: int) -> str:
@@ -27,10 +32,18 @@ def at(s: int) -> str:
 
 
 def test_consecutive_ticks_form_one_episode_and_a_gap_starts_another() -> None:
-    ticks = [tick(at(0)), tick(at(5), v(6, ("a", "b"), ("x",))), tick(at(10), v(6, ("b", "a"), ("x",))),
-             tick(at(15)), tick(at(20), v(6, ("a", "b"), ("x",)))]  # fmt: skip
+    ticks = [
+        tick(at(0)),
+        tick(at(5), v(6, ("a", "b"), ("x",))),
+        tick(at(10), v(6, ("b", "a"), ("x",))),
+        tick(at(15)),
+        tick(at(20), v(6, ("a", "b"), ("x",))),
+    ]
     eps = find_episodes("t", ticks)
-    assert [(e.first_at, e.last_at, e.ticks) for e in eps] == [(at(5), at(10), 2), (at(20), at(20), 1)]
+    assert [(e.first_at, e.last_at, e.ticks) for e in eps] == [
+        (at(5), at(10), 2),
+        (at(20), at(20), 1),
+    ]
     assert eps[0].cleared_at == at(15) and not eps[0].open_at_end
     assert eps[1].open_at_end and eps[1].cleared_at is None
     assert eps[0].duration_ms == 5000
@@ -49,9 +62,12 @@ def test_episode_id_is_stable_and_depends_on_every_part() -> None:
     base = episode_id("t", 6, key, at(5))
     assert base == episode_id("t", 6, entity_key(v(6, ("a", "b"), ("x",))), at(5))
     assert len(base) == 12
-    others = {episode_id("u", 6, key, at(5)), episode_id("t", 7, key, at(5)),
-              episode_id("t", 6, entity_key(v(6, ("a",), ("x",))), at(5)),
-              episode_id("t", 6, key, at(10))}  # fmt: skip
+    others = {
+        episode_id("u", 6, key, at(5)),
+        episode_id("t", 7, key, at(5)),
+        episode_id("t", 6, entity_key(v(6, ("a",), ("x",))), at(5)),
+        episode_id("t", 6, key, at(10)),
+    }
     assert base not in others and len(others) == 4
 
 
@@ -83,8 +99,10 @@ def test_explanation_names_entities_and_says_because_but(alpha: Any) -> None:
 def test_replay_command_starts_a_minute_early_and_ends_when_cleared(alpha: Any) -> None:
     ep = find_episodes(alpha.town_id, alpha.ticks)[0]
     cmd = replay_command("dir with space/t.sqlite", ep)
-    assert cmd == ("reportgen replay --db 'dir with space/t.sqlite' --from 2026-02-28T23:59:40.000Z "
-                   f"--to {ep.cleared_at} --ticks")  # fmt: skip
+    assert cmd == (
+        "reportgen replay --db 'dir with space/t.sqlite' --from 2026-02-28T23:59:40.000Z "
+        f"--to {ep.cleared_at} --ticks"
+    )
 
 
 def test_history_marks_new_persisting_resolved_and_keeps_ids_across_windows() -> None:
@@ -119,8 +137,9 @@ def test_history_file_round_trips_and_replaces_a_rebuilt_window(tmp_path: Any) -
         history.read_history(path)
 
 
-@pytest.mark.parametrize(("window_ms", "step"), [(60_000, 1_000), (3_600_000, 15_000),
-                                                 (86_400_000, 300_000)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("window_ms", "step"), [(60_000, 1_000), (3_600_000, 15_000), (86_400_000, 300_000)]
+)
 def test_buckets_keep_charts_small(window_ms: int, step: int) -> None:
     assert charts.bucket_size(window_ms) == step
     assert window_ms / step <= charts.MAX_BUCKETS

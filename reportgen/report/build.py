@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,26 +82,37 @@ class BuildSummary:
             f"violations {self.episodes} episodes: {self.new} new, {self.persisting} "
             f"persisting, {self.resolved} resolved",
         ]
-        lines += [f"  new: {e['town_id']} invariant {e['invariant']} ({e['title']}) "
-                  f"{e['first_at']} → {e['href']}" for e in self.new_episodes[:10]]  # fmt: skip
+        lines += [
+            f"  new: {e['town_id']} invariant {e['invariant']} ({e['title']}) "
+            f"{e['first_at']} → {e['href']}"
+            for e in self.new_episodes[:10]
+        ]
         if len(self.new_episodes) > 10:
             lines.append(f"  … and {len(self.new_episodes) - 10} more")
         lines += [f"  failed: {src}: {why}" for src, why in self.failures]
-        lines.append(f"site       {self.out / 'index.html'} ({self.files} files, "
-                     f"{self.bytes / 1e6:.1f} MB)")  # fmt: skip
+        lines.append(
+            f"site       {self.out / 'index.html'} ({self.files} files, {self.bytes / 1e6:.1f} MB)"
+        )
         return "\n".join(lines)
 
     def markdown(self) -> str:
         """A GitHub step summary (Markdown)."""
-        out = ["## Reconciler report", "",
-               "| towns | failed | ticks | actions | new | persisting | resolved |",
-               "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-               f"| {self.towns} | {self.towns_failed} | {self.ticks} | {self.actions} | "
-               f"{self.new} | {self.persisting} | {self.resolved} |", ""]  # fmt: skip
+        out = [
+            "## Reconciler report",
+            "",
+            "| towns | failed | ticks | actions | new | persisting | resolved |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            f"| {self.towns} | {self.towns_failed} | {self.ticks} | {self.actions} | "
+            f"{self.new} | {self.persisting} | {self.resolved} |",
+            "",
+        ]
         if self.new_episodes:
             out += ["### New violation episodes", ""]
-            out += [f"- `{_md(e['town_id'])}` invariant {e['invariant']} ({_md(e['title'])}) "
-                    f"from {e['first_at']} — `{e['href']}`" for e in self.new_episodes]  # fmt: skip
+            out += [
+                f"- `{_md(e['town_id'])}` invariant {e['invariant']} ({_md(e['title'])}) "
+                f"from {e['first_at']} — `{e['href']}`"
+                for e in self.new_episodes
+            ]
         out += [f"- failed: `{_md(src)}`: {_md(why)}" for src, why in self.failures]
         return "\n".join(out) + "\n"
 
@@ -115,7 +126,9 @@ def discover_sources(paths: Sequence[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SOURCE_SUFFIXES)
+            found += sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix in SOURCE_SUFFIXES
+            )
         elif path.exists():
             found.append(path)
         else:
@@ -185,7 +198,7 @@ def _page_files(page: Any, path: str, assets: AssetRefs) -> list[tuple[str, str]
     root = "../" * path.count("/")
     json_path = path[: -len(".html")] + ".json"
     html = render(page, assets=assets, url=site_url(root), json_href=json_path.rsplit("/", 1)[-1])
-    return [(path, html), (json_path, dumps(asdict(page)))]
+    return [(path, html), (json_path, dumps(page))]
 
 
 def render_town(run: TownRun, hist: history.History, assets: AssetRefs) -> _Rendered:
@@ -196,8 +209,9 @@ def render_town(run: TownRun, hist: history.History, assets: AssetRefs) -> _Rend
     data: TownData = compute_town(run, episodes, statuses)
     ds = charts.datasets(run.ticks, run.window_from, run.window_to)
     page = town_page(data, charts.town_charts(int(ds["step"])), {"m": ds["m"], "a": ds["a"]})
-    files = _page_files(page, data.pages[0].href if data.pages else f"towns/{run.town_id}/index.html",
-                        assets)  # fmt: skip
+    files = _page_files(
+        page, data.pages[0].href if data.pages else f"towns/{run.town_id}/index.html", assets
+    )
     for p in data.pages[1:]:
         files += _page_files(ticks_page(data, p.number, "../../"), p.href, assets)
     for link, entity in entity_pages(data):
@@ -209,11 +223,25 @@ def render_town(run: TownRun, hist: history.History, assets: AssetRefs) -> _Rend
 
 def _failed_summary(source: Path, error: str) -> TownSummary:
     return TownSummary(
-        town_id=clean(source.stem), href=None, state="failed", fidelity="unknown", caveat=None,
-        window_from="", window_to="", ticks=0, events=0, actions=0, side_effects_failed=0,
-        episodes=0, episodes_open=0, episodes_new=0, last_tick_at=None, last_tick_label="—",
-        divergence=False, error=clean(error),
-    )  # fmt: skip
+        town_id=clean(source.stem),
+        href=None,
+        state="failed",
+        fidelity="unknown",
+        caveat=None,
+        window_from="",
+        window_to="",
+        ticks=0,
+        events=0,
+        actions=0,
+        side_effects_failed=0,
+        episodes=0,
+        episodes_open=0,
+        episodes_new=0,
+        last_tick_at=None,
+        last_tick_label="—",
+        divergence=False,
+        error=clean(error),
+    )
 
 
 def _town_job(
@@ -269,9 +297,12 @@ def build_site(
     work = [(source, window_from, window_to, load, hist, refs) for source in sources]
     with SiteWriter(out) as writer:
         writer.write_assets(assets)
-        for done, (source, (rendered, error)) in enumerate(zip(sources, _results(jobs, work), strict=True), start=1):
+        for done, (source, (rendered, error)) in enumerate(
+            zip(sources, _results(jobs, work), strict=True), start=1
+        ):
             if rendered is not None and rendered.town_id in seen_towns:
-                rendered, error = None, f"BadInputError: town {rendered.town_id} appears in more than one source"
+                error = f"BadInputError: town {rendered.town_id} appears in more than one source"
+                rendered = None
             if rendered is None:
                 summaries.append(_failed_summary(source, error))
                 summary.failures.append((str(source), error))
@@ -308,42 +339,73 @@ def _write_run_level(
     froms = sorted(s.window_from for s in summaries if s.window_from)
     tos = sorted(s.window_to for s in summaries if s.window_to)
     window = (froms[0] if froms else "", tos[-1] if tos else "")
-    current = history.record_for(history.run_id(*window), window, sorted(towns), episodes,
-                                 {r.id: r.status for r in rows})  # fmt: skip
-    hist.current_run_id = current.run_id
+    current = history.record_for(
+        history.run_id(*window), window, sorted(towns), episodes, {r.id: r.status for r in rows}
+    )
     resolved = [
-        ResolvedRow(id=eid, town_id=clean(e["town_id"]), invariant=int(e["invariant"]),
-                    title=invariant_title(int(e["invariant"])), first_at=e["first_at"],
-                    last_at=e["last_at"], href=violation_href(eid))
+        ResolvedRow(
+            id=eid,
+            town_id=clean(e["town_id"]),
+            invariant=int(e["invariant"]),
+            title=invariant_title(int(e["invariant"])),
+            first_at=e["first_at"],
+            last_at=e["last_at"],
+            href=violation_href(eid),
+        )
         for eid, e in hist.resolved(towns)
-    ]  # fmt: skip
+    ]
     runs = history.next_runs(hist.runs, current, limit)
     labels, counts = history.trends(runs)
-    index = build_index(summaries, rows, resolved, labels,
-                        [TrendRow(n, invariant_title(n), c) for n, c in counts.items()])  # fmt: skip
+    index = build_index(
+        summaries,
+        rows,
+        resolved,
+        labels,
+        [TrendRow(n, invariant_title(n), c) for n, c in counts.items()],
+    )
     if len(labels) > 1:
-        index.charts = [{"id": "trends", "title": "Episodes per invariant", "wide": True,
-                         "caption": "Violation episodes per invariant in each of the last runs.",
-                         "spec": charts.trend_chart()}]  # fmt: skip
-        index.datasets = {"trends": [{"run": labels[i], "invariant": str(n), "n": c[i]}
-                                     for n, c in counts.items() for i in range(len(labels))]}  # fmt: skip
+        index.charts = [
+            {
+                "id": "trends",
+                "title": "Episodes per invariant",
+                "wide": True,
+                "caption": "Violation episodes per invariant in each of the last runs.",
+                "spec": charts.trend_chart(),
+            }
+        ]
+        index.datasets = {
+            "trends": [
+                {"run": labels[i], "invariant": str(n), "n": c[i]}
+                for n, c in counts.items()
+                for i in range(len(labels))
+            ]
+        }
     for path, text in _page_files(index, "index.html", refs):
         writer.write(path, text)
     for eid, e, last_run in history.gone(runs, current):
         page = ResolvedPage(
-            kind="resolved", title=invariant_title(int(e["invariant"])), root="../", id=eid,
-            invariant=int(e["invariant"]), town_id=clean(str(e["town_id"])),
-            first_at=str(e["first_at"]), last_at=str(e["last_at"]), last_run=last_run,
-            entity_ids=[clean(str(i)) for k in ("agent_ids", "bead_ids", "rig_ids")
-                        for i in e.get(k, [])],
-        )  # fmt: skip
+            kind="resolved",
+            title=invariant_title(int(e["invariant"])),
+            root="../",
+            id=eid,
+            invariant=int(e["invariant"]),
+            town_id=clean(str(e["town_id"])),
+            first_at=str(e["first_at"]),
+            last_at=str(e["last_at"]),
+            last_run=last_run,
+            entity_ids=[
+                clean(str(i)) for k in ("agent_ids", "bead_ids", "rig_ids") for i in e.get(k, [])
+            ],
+        )
         for path, text in _page_files(page, violation_href(eid), refs):
             writer.write(path, text)
     writer.write(history.FILE_NAME, history.dump(runs))
     return len(resolved)
 
 
-def _fill_summary(summary: BuildSummary, summaries: list[TownSummary], rows: list[EpisodeRow]) -> None:
+def _fill_summary(
+    summary: BuildSummary, summaries: list[TownSummary], rows: list[EpisodeRow]
+) -> None:
     ok = [s for s in summaries if s.state != "failed"]
     summary.towns = len(summaries)
     summary.towns_failed = len(summaries) - len(ok)
@@ -356,7 +418,13 @@ def _fill_summary(summary: BuildSummary, summaries: list[TownSummary], rows: lis
     tos = sorted(s.window_to for s in ok)
     summary.window_from, summary.window_to = (froms[0] if froms else ""), (tos[-1] if tos else "")
     summary.new_episodes = [
-        {"town_id": r.town_id, "invariant": r.invariant, "title": r.title, "first_at": r.first_at,
-         "href": r.href}
-        for r in sorted(rows, key=lambda r: (r.first_at, r.town_id, r.id)) if r.status == "new"
-    ]  # fmt: skip
+        {
+            "town_id": r.town_id,
+            "invariant": r.invariant,
+            "title": r.title,
+            "first_at": r.first_at,
+            "href": r.href,
+        }
+        for r in sorted(rows, key=lambda r: (r.first_at, r.town_id, r.id))
+        if r.status == "new"
+    ]

@@ -74,8 +74,9 @@ def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
     ds = charts.datasets(run.ticks, run.window_from, run.window_to)
     town = town_page(data, charts.town_charts(int(ds["step"])), {"m": ds["m"], "a": ds["a"]})
     involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
-    entities = [(link, page) for link, page in entity_pages(data)
-                if (link.kind, link.id) in involved]  # fmt: skip
+    entities = [
+        (link, page) for link, page in entity_pages(data) if (link.kind, link.id) in involved
+    ]
     page = BundlePage(
         kind="bundle",
         title=f"Incident bundle · {town.title}",

@@ -21,8 +21,24 @@ from reportgen.report.episodes import to_ms
 #: The most buckets a window is cut into.
 MAX_BUCKETS = 300
 #: Bucket sizes to choose from (ms): the smallest that keeps ≤ MAX_BUCKETS wins.
-STEPS_MS = (1_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000,
-            1_800_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000)  # fmt: skip
+STEPS_MS = (
+    1_000,
+    5_000,
+    10_000,
+    15_000,
+    30_000,
+    60_000,
+    120_000,
+    300_000,
+    600_000,
+    900_000,
+    1_800_000,
+    3_600_000,
+    7_200_000,
+    21_600_000,
+    43_200_000,
+    86_400_000,
+)
 #: Upstream's alert thresholds, drawn on the charts.
 WALL_CLOCK_THRESHOLD_MS = 500
 PENDING_THRESHOLD = 50
@@ -48,8 +64,22 @@ def datasets(
     for tick in ticks:
         t = start + ((to_ms(str(tick["at"])) - start) // step) * step
         m = tick.get("metrics") or {}
-        row = metrics.setdefault(t, {"t": t, "n": 0, "dr": 0, "fa": 0, "fs": 0, "ff": 0, "v": 0,
-                                     "w": 0.0, "q": 0, "co": 0, "cr": 0})  # fmt: skip
+        row = metrics.setdefault(
+            t,
+            {
+                "t": t,
+                "n": 0,
+                "dr": 0,
+                "fa": 0,
+                "fs": 0,
+                "ff": 0,
+                "v": 0,
+                "w": 0.0,
+                "q": 0,
+                "co": 0,
+                "cr": 0,
+            },
+        )
         row["n"] += 1
         row["dr"] += m.get("eventsDrained", 0)
         row["fa"] += m.get("sideEffectsAttempted", 0)
@@ -71,13 +101,18 @@ def datasets(
 
 
 def _x(step: int) -> alt.X:
-    return alt.X("t:T", scale=alt.Scale(type="utc"), title=None,
-                 axis=alt.Axis(format="%H:%M", labelOverlap=True))  # fmt: skip
+    return alt.X(
+        "t:T",
+        scale=alt.Scale(type="utc"),
+        title=None,
+        axis=alt.Axis(format="%H:%M", labelOverlap=True),
+    )
 
 
 def _time_tip() -> alt.Tooltip:
-    return alt.Tooltip("t:T", title="bucket from (UTC)", format="%Y-%m-%d %H:%M:%S",
-                       formatType="utc")  # fmt: skip
+    return alt.Tooltip(
+        "t:T", title="bucket from (UTC)", format="%Y-%m-%d %H:%M:%S", formatType="utc"
+    )
 
 
 def _zoom(name: str) -> Any:
@@ -106,21 +141,27 @@ def actions_chart(step: int) -> dict[str, Any]:
                 alt.Tooltip("type:N", title="type"),
                 alt.Tooltip("sum(n):Q", title="actions"),
             ],
-        )  # fmt: skip
+        )
         .add_params(_zoom("zoom_actions"))
         .properties(width="container", height=220)
     )
     return _spec(chart)
 
 
-def _metric_line(field: str, title: str, zoom: str, *, mark: str = "bar",
-                 threshold: float | None = None) -> dict[str, Any]:  # fmt: skip
+def _metric_line(
+    field: str, title: str, zoom: str, *, mark: str = "bar", threshold: float | None = None
+) -> dict[str, Any]:
     base = alt.Chart(alt.NamedData(name="m"))
     marked = base.mark_bar() if mark == "bar" else base.mark_line(interpolate="step-after")
     layer = marked.encode(
-        x=_x(0), y=alt.Y(f"{field}:Q", title=title),
-        tooltip=[_time_tip(), alt.Tooltip(f"{field}:Q", title=title), alt.Tooltip("n:Q", title="ticks")],
-    ).add_params(_zoom(zoom))  # fmt: skip
+        x=_x(0),
+        y=alt.Y(f"{field}:Q", title=title),
+        tooltip=[
+            _time_tip(),
+            alt.Tooltip(f"{field}:Q", title=title),
+            alt.Tooltip("n:Q", title="ticks"),
+        ],
+    ).add_params(_zoom(zoom))
     if threshold is None:
         return _spec(layer.properties(width="container", height=HEIGHT))
     rule = base.mark_rule(color="#d62728", strokeDash=[4, 3]).encode(y=alt.datum(threshold))
@@ -131,17 +172,28 @@ def _folded(fields: dict[str, str], title: str, zoom: str) -> dict[str, Any]:
     chart = (
         alt.Chart(alt.NamedData(name="m"))
         .transform_fold(list(fields), as_=["k", "v"])
-        .transform_calculate(series=" + ".join(f"(datum.k == '{k}' ? '{v}' : '')" for k, v in fields.items()))
+        .transform_calculate(
+            series=" + ".join(f"(datum.k == '{k}' ? '{v}' : '')" for k, v in fields.items())
+        )
         .mark_line(interpolate="step-after")
         .encode(
-            x=_x(0), y=alt.Y("v:Q", title=title),
-            color=alt.Color("series:N", title=None, sort=list(fields.values()),
-                            legend=alt.Legend(orient="bottom")),
-            tooltip=[_time_tip(), alt.Tooltip("series:N", title="series"), alt.Tooltip("v:Q", title=title)],
+            x=_x(0),
+            y=alt.Y("v:Q", title=title),
+            color=alt.Color(
+                "series:N",
+                title=None,
+                sort=list(fields.values()),
+                legend=alt.Legend(orient="bottom"),
+            ),
+            tooltip=[
+                _time_tip(),
+                alt.Tooltip("series:N", title="series"),
+                alt.Tooltip("v:Q", title=title),
+            ],
         )
         .add_params(_zoom(zoom))
         .properties(width="container", height=HEIGHT)
-    )  # fmt: skip
+    )
     return _spec(chart)
 
 
@@ -149,28 +201,64 @@ def town_charts(step: int) -> list[dict[str, Any]]:
     """The town page's charts, in reading order: ``{id, title, caption, spec, wide}``."""
     every = f"per {step // 1000} s bucket" if step < 60_000 else f"per {step // 60_000} min bucket"
     return [
-        {"id": "actions", "title": "Actions by type", "wide": True,
-         "caption": f"Actions emitted {every}, stacked by type. Drag to pan, scroll to zoom, click a bar to open its ticks.",
-         "spec": actions_chart(step)},
-        {"id": "drained", "title": "Events drained", "wide": False,
-         "caption": f"Town events drained {every} (sum).",
-         "spec": _metric_line("dr", "events", "zoom_drained")},
-        {"id": "effects", "title": "Side effects", "wide": False,
-         "caption": f"Side effects attempted, succeeded and failed {every} (sum).",
-         "spec": _folded({"fa": "attempted", "fs": "succeeded", "ff": "failed"}, "side effects", "zoom_effects")},
-        {"id": "violations", "title": "Invariant violations", "wide": False,
-         "caption": f"Violations reported by the checks {every} (sum of the per-tick counter).",
-         "spec": _metric_line("v", "violations", "zoom_violations")},
-        {"id": "wall", "title": "Wall clock", "wide": False,
-         "caption": f"Slowest tick {every} (ms); the dashed line is the {WALL_CLOCK_THRESHOLD_MS} ms alert threshold.",
-         "spec": _metric_line("w", "ms", "zoom_wall", mark="line", threshold=WALL_CLOCK_THRESHOLD_MS)},
-        {"id": "pending", "title": "Pending event queue", "wide": False,
-         "caption": f"Deepest pending queue {every}; the dashed line is the {PENDING_THRESHOLD}-event alert threshold.",
-         "spec": _metric_line("q", "events", "zoom_pending", mark="line", threshold=PENDING_THRESHOLD)},
-        {"id": "container", "title": "container_status events", "wide": False,
-         "caption": f"Container observations {every}: observed, and recorded as events after the filter.",
-         "spec": _folded({"co": "observed", "cr": "recorded"}, "observations", "zoom_container")},
-    ]  # fmt: skip
+        {
+            "id": "actions",
+            "title": "Actions by type",
+            "wide": True,
+            "caption": f"Actions emitted {every}, stacked by type. Drag to pan, scroll to zoom, click a bar to open its ticks.",
+            "spec": actions_chart(step),
+        },
+        {
+            "id": "drained",
+            "title": "Events drained",
+            "wide": False,
+            "caption": f"Town events drained {every} (sum).",
+            "spec": _metric_line("dr", "events", "zoom_drained"),
+        },
+        {
+            "id": "effects",
+            "title": "Side effects",
+            "wide": False,
+            "caption": f"Side effects attempted, succeeded and failed {every} (sum).",
+            "spec": _folded(
+                {"fa": "attempted", "fs": "succeeded", "ff": "failed"},
+                "side effects",
+                "zoom_effects",
+            ),
+        },
+        {
+            "id": "violations",
+            "title": "Invariant violations",
+            "wide": False,
+            "caption": f"Violations reported by the checks {every} (sum of the per-tick counter).",
+            "spec": _metric_line("v", "violations", "zoom_violations"),
+        },
+        {
+            "id": "wall",
+            "title": "Wall clock",
+            "wide": False,
+            "caption": f"Slowest tick {every} (ms); the dashed line is the {WALL_CLOCK_THRESHOLD_MS} ms alert threshold.",
+            "spec": _metric_line(
+                "w", "ms", "zoom_wall", mark="line", threshold=WALL_CLOCK_THRESHOLD_MS
+            ),
+        },
+        {
+            "id": "pending",
+            "title": "Pending event queue",
+            "wide": False,
+            "caption": f"Deepest pending queue {every}; the dashed line is the {PENDING_THRESHOLD}-event alert threshold.",
+            "spec": _metric_line(
+                "q", "events", "zoom_pending", mark="line", threshold=PENDING_THRESHOLD
+            ),
+        },
+        {
+            "id": "container",
+            "title": "container_status events",
+            "wide": False,
+            "caption": f"Container observations {every}: observed, and recorded as events after the filter.",
+            "spec": _folded({"co": "observed", "cr": "recorded"}, "observations", "zoom_container"),
+        },
+    ]
 
 
 def trend_chart() -> dict[str, Any]:
@@ -179,11 +267,13 @@ def trend_chart() -> dict[str, Any]:
         alt.Chart(alt.NamedData(name="trends"))
         .mark_line(point=True)
         .encode(
-            x=alt.X("run:O", title="run (data window end)", sort=None, axis=alt.Axis(labelAngle=-30)),
+            x=alt.X(
+                "run:O", title="run (data window end)", sort=None, axis=alt.Axis(labelAngle=-30)
+            ),
             y=alt.Y("n:Q", title="episodes"),
             color=alt.Color("invariant:N", title="invariant", legend=alt.Legend(orient="bottom")),
             tooltip=["run:O", "invariant:N", alt.Tooltip("n:Q", title="episodes")],
         )
         .properties(width="container", height=HEIGHT)
-    )  # fmt: skip
+    )
     return _spec(chart)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["Episode", "EntityKey", "entity_key", "episode_id", "find_episodes", "to_ms"]
+__all__ = ["EntityKey", "Episode", "entity_key", "episode_id", "find_episodes", "to_ms"]
 
 #: How many distinct messages an episode keeps (a message that changes every tick is rare).
 MAX_MESSAGES = 5
@@ -95,7 +95,7 @@ def to_ms(ts: str) -> int:
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return int(round(dt.timestamp() * 1000))
+    return round(dt.timestamp() * 1000)
 
 
 def entity_key(violation: Mapping[str, Any]) -> EntityKey:
@@ -110,11 +110,17 @@ def entity_key(violation: Mapping[str, Any]) -> EntityKey:
 def episode_id(town_id: str, invariant: int, entities: EntityKey, first_at: str) -> str:
     """A short, stable hash of what identifies an episode: the permalink and history key."""
     payload = json.dumps(
-        [town_id, invariant, list(entities.agent_ids), list(entities.bead_ids),
-         list(entities.rig_ids), first_at],
+        [
+            town_id,
+            invariant,
+            list(entities.agent_ids),
+            list(entities.bead_ids),
+            list(entities.rig_ids),
+            first_at,
+        ],
         separators=(",", ":"),
         ensure_ascii=True,
-    )  # fmt: skip
+    )
     return hashlib.sha256(payload.encode("ascii")).hexdigest()[:12]
 
 

@@ -93,20 +93,26 @@ def _state_and_expectation(out: Explanation, ep: Episode, entities: Entities) ->
     if n == 7 and agents:
         out.text("agent ")
         out.links(agents)
-        out.text(" is marked working, but it holds no hook: no bead is bound to it, and only "
-                 "mayors may work without one.")  # fmt: skip
+        out.text(
+            " is marked working, but it holds no hook: no bead is bound to it, and only "
+            "mayors may work without one."
+        )
     elif n == 5 and beads:
         out.text("convoy ")
         out.links(beads)
-        out.text(f" has status {_quoted_status(ep)}, but the reconciler only progresses convoys "
-                 "that are open, in_progress, in_review, closed or failed.")  # fmt: skip
+        out.text(
+            f" has status {_quoted_status(ep)}, but the reconciler only progresses convoys "
+            "that are open, in_progress, in_review, closed or failed."
+        )
     elif n == 3 and rigs:
         out.text("rig ")
         out.links(rigs)
         out.text(f" has {len(beads)} merge requests in progress (")
         out.links(beads)
-        out.text("), but the refinery reviews one merge at a time, so they can race on the "
-                 "target branch.")  # fmt: skip
+        out.text(
+            "), but the refinery reviews one merge at a time, so they can race on the "
+            "target branch."
+        )
     elif n == 6 and beads:
         out.text("agents ")
         out.links(agents)
@@ -119,8 +125,10 @@ def _state_and_expectation(out: Explanation, ep: Episode, entities: Entities) ->
         out.text(" is in review, but no open or in-progress merge request tracks it.")
     else:
         message = ep.messages[0] if ep.messages else invariant_title(n)
-        out.text(f"the check reported “{clean(message)}”, but invariant {n} "
-                 f"({invariant_title(n)}) must always hold.")  # fmt: skip
+        out.text(
+            f"the check reported “{clean(message)}”, but invariant {n} "
+            f"({invariant_title(n)}) must always hold."
+        )
 
 
 def _quoted_status(ep: Episode) -> str:
@@ -137,15 +145,23 @@ def _what_happened(
     items: list[tuple[str, EntityLink]] = []
     for tick in ticks:
         for event in tick.get("events") or ():
-            items += [(f"event {event.get('event_type')}", entities.link(k, i))
-                      for k, i in ids_in(event) if i in ids][:1]  # fmt: skip
+            items += [
+                (f"event {event.get('event_type')}", entities.link(k, i))
+                for k, i in ids_in(event)
+                if i in ids
+            ][:1]
         for action in tick.get("actions") or ():
-            items += [(f"action {action.get('type')}", entities.link(k, i))
-                      for k, i in ids_in(action) if i in ids][:1]  # fmt: skip
+            items += [
+                (f"action {action.get('type')}", entities.link(k, i))
+                for k, i in ids_in(action)
+                if i in ids
+            ][:1]
     if not items:
-        out.text(" Neither the tick that found it nor the one before drained an event or emitted "
-                 "an action for these entities, so the state was changed outside the reconciler "
-                 "(a direct call or a write to the database).")  # fmt: skip
+        out.text(
+            " Neither the tick that found it nor the one before drained an event or emitted "
+            "an action for these entities, so the state was changed outside the reconciler "
+            "(a direct call or a write to the database)."
+        )
         return
     out.text(" Around the first tick the reconciler saw or did: ")
     for i, (what, link) in enumerate(items[:MAX_LISTED]):
@@ -163,17 +179,25 @@ def _how_it_ended(
     if ep.open_at_start:
         out.text(" It already held on the window's first tick, so it began earlier.")
     if ep.cleared_at is None:
-        out.text(f" It held for {span} and still held at the end of the window "
-                 f"({fmt_time(ep.last_at)} UTC).")  # fmt: skip
+        out.text(
+            f" It held for {span} and still held at the end of the window "
+            f"({fmt_time(ep.last_at)} UTC)."
+        )
         return
     out.text(f" It held for {span} and was gone at {fmt_time(ep.cleared_at)} UTC")
     cleared = _index_of(ticks, ep.cleared_at)
     types = sorted(
-        {str(a.get("type")) for a in ticks[cleared].get("actions") or ()
-         if any(i in ids for _, i in ids_in(a))}
-    )  # fmt: skip
-    out.text(f", after the reconciler emitted {', '.join(types)}." if types
-             else ", with no reconciler action on these entities (changed from outside).")  # fmt: skip
+        {
+            str(a.get("type"))
+            for a in ticks[cleared].get("actions") or ()
+            if any(i in ids for _, i in ids_in(a))
+        }
+    )
+    out.text(
+        f", after the reconciler emitted {', '.join(types)}."
+        if types
+        else ", with no reconciler action on these entities (changed from outside)."
+    )
 
 
 def _summary(ep: Episode, entities: Entities) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import BadInputError
-from reportgen.report.episodes import Episode, EntityKey
+from reportgen.report.episodes import EntityKey, Episode
 
 FILE_NAME = "history.jsonl"
 #: Runs kept in the file (and shown in trends).
@@ -47,9 +47,14 @@ class RunRecord:
     counts: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "window_from": self.window_from,
-                "window_to": self.window_to, "towns": self.towns,
-                "episodes": self.episodes, "counts": self.counts}  # fmt: skip
+        return {
+            "run_id": self.run_id,
+            "window_from": self.window_from,
+            "window_to": self.window_to,
+            "towns": self.towns,
+            "episodes": self.episodes,
+            "counts": self.counts,
+        }
 
 
 def run_id(window_from: str, window_to: str) -> str:
@@ -80,16 +85,24 @@ def read_history(path: Path | None) -> list[RunRecord]:
             continue
         try:
             raw = json.loads(line)
-            runs.append(RunRecord(str(raw["run_id"]), str(raw["window_from"]),
-                                  str(raw["window_to"]), list(raw["towns"]),
-                                  dict(raw["episodes"]), dict(raw["counts"])))  # fmt: skip
+            runs.append(
+                RunRecord(
+                    str(raw["run_id"]),
+                    str(raw["window_from"]),
+                    str(raw["window_to"]),
+                    list(raw["towns"]),
+                    dict(raw["episodes"]),
+                    dict(raw["counts"]),
+                )
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInputError(f"--history {file}:{number}: not a history record ({exc})") from exc
     return runs
 
 
-def _key(town_id: str, invariant: int, agents: Sequence[str], beads: Sequence[str],
-         rigs: Sequence[str]) -> tuple[Any, ...]:  # fmt: skip
+def _key(
+    town_id: str, invariant: int, agents: Sequence[str], beads: Sequence[str], rigs: Sequence[str]
+) -> tuple[Any, ...]:
     return (town_id, invariant, tuple(agents), tuple(beads), tuple(rigs))
 
 
@@ -98,13 +111,13 @@ class History:
     """The previous runs, and the marks for this run's episodes against the newest of them."""
 
     runs: list[RunRecord]
-    current_run_id: str = ""
     seen: dict[str, str] = field(default_factory=dict)  # episode id -> status
 
     @property
     def previous(self) -> RunRecord | None:
-        earlier = [r for r in self.runs if r.run_id != self.current_run_id]
-        return earlier[-1] if earlier else None
+        """The run this one is compared with: the newest in the history (even the same window,
+        when a site is rebuilt over itself: then nothing is new and nothing resolved)."""
+        return self.runs[-1] if self.runs else None
 
     def adopt(self, episodes: list[Episode]) -> None:
         """Give an episode continuing from the previous window the previous episode's id."""
@@ -112,13 +125,21 @@ class History:
         if prev is None:
             return
         carried = {
-            _key(e["town_id"], int(e["invariant"]), e["agent_ids"], e["bead_ids"], e["rig_ids"]):
-            (eid, e["first_at"])
-            for eid, e in prev.episodes.items() if e.get("open_at_end")
-        }  # fmt: skip
+            _key(e["town_id"], int(e["invariant"]), e["agent_ids"], e["bead_ids"], e["rig_ids"]): (
+                eid,
+                e["first_at"],
+            )
+            for eid, e in prev.episodes.items()
+            if e.get("open_at_end")
+        }
         for ep in episodes:
-            k = _key(ep.town_id, ep.invariant, ep.entities.agent_ids, ep.entities.bead_ids,
-                     ep.entities.rig_ids)  # fmt: skip
+            k = _key(
+                ep.town_id,
+                ep.invariant,
+                ep.entities.agent_ids,
+                ep.entities.bead_ids,
+                ep.entities.rig_ids,
+            )
             if ep.open_at_start and k in carried:
                 ep.id, ep.first_at = carried[k]
 
@@ -134,29 +155,47 @@ class History:
         if prev is None:
             return []
         return sorted(
-            (eid, e) for eid, e in prev.episodes.items()
+            (eid, e)
+            for eid, e in prev.episodes.items()
             if e["town_id"] in built_towns and eid not in self.seen
-        )  # fmt: skip
+        )
 
 
-def record_for(run: str, window: tuple[str, str], towns: Sequence[str],
-               episodes: Sequence[Episode], statuses: dict[str, str]) -> RunRecord:  # fmt: skip
+def record_for(
+    run: str,
+    window: tuple[str, str],
+    towns: Sequence[str],
+    episodes: Sequence[Episode],
+    statuses: dict[str, str],
+) -> RunRecord:
     counts: dict[str, int] = {}
     for ep in episodes:
         counts[str(ep.invariant)] = counts.get(str(ep.invariant), 0) + 1
     return RunRecord(
-        run_id=run, window_from=window[0], window_to=window[1], towns=sorted(towns),
-        episodes={ep.id: {**_ep_json(ep), "status": statuses.get(ep.id, "new")}
-                  for ep in sorted(episodes, key=lambda e: e.id)},
+        run_id=run,
+        window_from=window[0],
+        window_to=window[1],
+        towns=sorted(towns),
+        episodes={
+            ep.id: {**_ep_json(ep), "status": statuses.get(ep.id, "new")}
+            for ep in sorted(episodes, key=lambda e: e.id)
+        },
         counts=dict(sorted(counts.items())),
-    )  # fmt: skip
+    )
 
 
 def _ep_json(ep: Episode) -> dict[str, Any]:
     e: EntityKey = ep.entities
-    return {"town_id": ep.town_id, "invariant": ep.invariant, "agent_ids": list(e.agent_ids),
-            "bead_ids": list(e.bead_ids), "rig_ids": list(e.rig_ids), "first_at": ep.first_at,
-            "last_at": ep.last_at, "open_at_end": ep.open_at_end}  # fmt: skip
+    return {
+        "town_id": ep.town_id,
+        "invariant": ep.invariant,
+        "agent_ids": list(e.agent_ids),
+        "bead_ids": list(e.bead_ids),
+        "rig_ids": list(e.rig_ids),
+        "first_at": ep.first_at,
+        "last_at": ep.last_at,
+        "open_at_end": ep.open_at_end,
+    }
 
 
 def next_runs(
@@ -168,8 +207,9 @@ def next_runs(
 
 
 def dump(runs: Sequence[RunRecord]) -> str:
-    return "".join(json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
-                   for r in runs)  # fmt: skip
+    return "".join(
+        json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n" for r in runs
+    )
 
 
 def trends(runs: Sequence[RunRecord]) -> tuple[list[str], dict[int, list[int]]]:

@@ -88,37 +88,57 @@ def entity_rows(data: TownData) -> dict[tuple[str, str], list[dict[str, Any]]]:
                     last["count"] += 1
                     last["to_label"] = fmt_time(at)
                     continue
-                lst.append({"what": what, "type": clean(type_), "full": text,
-                            "text": ellipsis(text, 400), "at": at, "label": fmt_time(at),
-                            "href": data.tick_href(at), "count": 1, "to_label": None})  # fmt: skip
+                lst.append(
+                    {
+                        "what": what,
+                        "type": clean(type_),
+                        "full": text,
+                        "text": ellipsis(text, 400),
+                        "at": at,
+                        "label": fmt_time(at),
+                        "href": data.tick_href(at),
+                        "count": 1,
+                        "to_label": None,
+                    }
+                )
     for lst in rows.values():
         for row in lst:
             row["full"] = clean(row["full"])
     return rows
 
 
-def _transitions(data: TownData, kind: str, entity_id: str) -> list[dict[str, Any]]:
-    found: dict[tuple[int, str], dict[str, Any]] = {}
+def all_transitions(data: TownData) -> dict[str, list[dict[str, Any]]]:
+    """Per entity id, its status changes in the window (one pass over ticks and bead events)."""
+    found: dict[str, dict[tuple[int, str], dict[str, Any]]] = {}
     for tick in data.run.ticks:
         at = str(tick["at"])
         for a in tick.get("actions") or ():
-            if a.get("type") in ("transition_bead", "transition_agent") and entity_id in (
-                a.get("bead_id"),
-                a.get("agent_id"),
-            ):
-                found[(to_ms(at), str(a.get("to")))] = {"at": at, "status": str(a.get("to")),
-                                                        "via": str(a.get("type"))}  # fmt: skip
+            kind = a.get("type")
+            if kind in ("transition_bead", "transition_agent"):
+                target = a.get("bead_id") if kind == "transition_bead" else a.get("agent_id")
+                to = str(a.get("to"))
+                found.setdefault(str(target), {})[(to_ms(at), to)] = {
+                    "at": at,
+                    "status": to,
+                    "via": str(kind),
+                }
     for ev in data.run.bead_events:
-        if ev.get("bead_id") == entity_id and ev.get("event_type") == "status_changed":
-            at = str(ev.get("created_at"))
-            if data.run.window_from <= at <= data.run.window_to:
-                found.setdefault((to_ms(at), str(ev.get("new_value"))),
-                                 {"at": at, "status": str(ev.get("new_value")),
-                                  "via": "bead event"})  # fmt: skip
-    out = [found[k] for k in sorted(found)]
-    for t in out:
-        t.update(label=fmt_time(t["at"]), href=data.tick_href(t["at"]),
-                 status=clean(t["status"]))  # fmt: skip
+        at = str(ev.get("created_at"))
+        if ev.get("event_type") == "status_changed" and (
+            data.run.window_from <= at <= data.run.window_to
+        ):
+            new = str(ev.get("new_value"))
+            found.setdefault(str(ev.get("bead_id")), {}).setdefault(
+                (to_ms(at), new), {"at": at, "status": new, "via": "bead event"}
+            )
+    out: dict[str, list[dict[str, Any]]] = {}
+    for entity_id, points in found.items():
+        rows = [points[k] for k in sorted(points)]
+        for t in rows:
+            t.update(
+                label=fmt_time(t["at"]), href=data.tick_href(t["at"]), status=clean(t["status"])
+            )
+        out[entity_id] = rows
     return out
 
 
@@ -131,17 +151,21 @@ def _strip(
     points = [(max(start, to_ms(t["at"])), t["status"]) for t in transitions]
     if not points:
         return [{"status": clean(final or "unknown"), "pct": 100.0, "label": "whole window"}]
-    segments = []
+    segments: list[dict[str, Any]] = []
     if points[0][0] > start:
         segments.append({"status": "before", "from": start, "to": points[0][0]})
     for i, (ms, status) in enumerate(points):
         nxt = points[i + 1][0] if i + 1 < len(points) else end
         segments.append({"status": status, "from": ms, "to": max(ms, nxt)})
     return [
-        {"status": s["status"], "pct": round(100.0 * (s["to"] - s["from"]) / span, 3),
-         "label": f"{s['status']}"}
-        for s in segments if s["to"] > s["from"]
-    ]  # fmt: skip
+        {
+            "status": s["status"],
+            "pct": round(100.0 * (s["to"] - s["from"]) / span, 3),
+            "label": f"{s['status']}",
+        }
+        for s in segments
+        if s["to"] > s["from"]
+    ]
 
 
 def _rig_link(data: TownData, rig: str | None) -> dict[str, Any] | None:
@@ -157,6 +181,7 @@ def _rig_link(data: TownData, rig: str | None) -> dict[str, Any] | None:
 def entity_pages(data: TownData) -> Iterator[tuple[EntityLink, EntityPage]]:
     """One page per entity touched by the window's events, actions, effects or violations."""
     all_rows = entity_rows(data)
+    transitions_of = all_transitions(data)
     by_entity: dict[tuple[str, str], list[EpisodeRow]] = {}
     for ep in data.episodes:
         for link in data.rows[ep.id].entities:
@@ -164,9 +189,9 @@ def entity_pages(data: TownData) -> Iterator[tuple[EntityLink, EntityPage]]:
     for (kind, entity_id), rows in sorted(all_rows.items()):
         link = data.entities.link(kind, entity_id)
         info = data.entities.info.get(entity_id)
-        transitions = _transitions(data, kind, entity_id)
+        transitions = transitions_of.get(entity_id, [])
         rig = info.rig_id if info else None
-        entity = {
+        entity: dict[str, Any] = {
             "id": clean(entity_id),
             "kind": link.kind,
             "type": clean(info.type) if info else None,
@@ -204,7 +229,7 @@ def linked_entities(data: TownData) -> set[tuple[str, str]]:
 def _witness(data: TownData, ep: Episode) -> list[dict[str, Any]]:
     """The ticks that show the episode: the one before, the first, the last, the clearing one."""
     ticks = data.run.ticks
-    index = {str(t["at"]): i for i, t in enumerate(ticks)}
+    index = data.tick_index
     first = index.get(ep.first_at, 0)
     wanted = {first - 1, first, index.get(ep.last_at, first)}
     if ep.cleared_at is not None:
@@ -217,8 +242,11 @@ def _witness(data: TownData, ep: Episode) -> list[dict[str, Any]]:
         row["anchor"] = f"w-{ep.id}-{row['ms']}"
         row["role"] = _role(ep, str(ticks[i]["at"]))
         row["events"] = [e for e in row["events"] if any(lk["id"] in ids for lk in e["links"])]
-        row["actions"] = [a for a in row["actions"]
-                          if any(f["link"] and f["link"]["id"] in ids for f in a["fields"])]  # fmt: skip
+        row["actions"] = [
+            a
+            for a in row["actions"]
+            if any(f["link"] and f["link"]["id"] in ids for f in a["fields"])
+        ]
         row["effects"] = [e for e in row["effects"] if any(lk["id"] in ids for lk in e["links"])]
         out.append(row)
     return out

@@ -10,6 +10,7 @@ is cut into pages of :data:`ROWS_PER_PAGE` rows; a tick's permalink is
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -62,10 +63,16 @@ class TownData:
     page_of_tick: dict[int, tuple[int, int]]  # tick ms -> (page, ms of the row holding it)
     pages: list[PageRange]
     touched: set[tuple[str, str]] = field(default_factory=set)
+    #: Tick time → position in ``run.ticks``.
+    tick_index: dict[str, int] = field(default_factory=dict)
 
     def tick_href(self, at: str) -> str:
         """Site-relative link to a tick's row (the idle run that holds it, if idle)."""
         ms = to_ms(at)
+        if ms not in self.page_of_tick and self.page_of_tick:
+            # not a tick time (a bead event between ticks): the next tick, which saw it
+            times = sorted(self.page_of_tick)
+            ms = times[min(bisect.bisect_left(times, ms), len(times) - 1)]
         page, row_ms = self.page_of_tick.get(ms, (1, ms))
         return f"{ticks_href(self.run.town_id, page)}#tick-{row_ms}"
 
@@ -150,8 +157,15 @@ def compute_town(
                 page_of[to_ms(run.ticks[i]["at"])] = (number, row_ms)
         if items:
             first, last = run.ticks[items[0][1]]["at"], run.ticks[items[-1][2]]["at"]
-            ranges.append(PageRange(number, ticks_href(run.town_id, number), to_ms(first),
-                                    to_ms(last), f"{fmt_clock(first)}–{fmt_clock(last)}"))  # fmt: skip
+            ranges.append(
+                PageRange(
+                    number,
+                    ticks_href(run.town_id, number),
+                    to_ms(first),
+                    to_ms(last),
+                    f"{fmt_clock(first)}–{fmt_clock(last)}",
+                )
+            )
     data = TownData(
         run=run,
         entities=entities,
@@ -163,8 +177,9 @@ def compute_town(
         page_of_tick=page_of,
         pages=ranges,
     )
-    for tick in run.ticks:
+    for i, tick in enumerate(run.ticks):
         data.touched |= tick_ids(tick)
+        data.tick_index[str(tick["at"])] = i
     for ep in eps:
         data.explanations[ep.id] = explain(ep, run.ticks, entities)
         data.rows[ep.id] = episode_row(data, ep)
@@ -223,16 +238,23 @@ def tick_row(data: TownData, index: int) -> dict[str, Any]:
     actions = []
     for i, action in enumerate(tick.get("actions") or ()):
         outcome = str(applies.get(i, {}).get("outcome", "applied"))
-        actions.append({
-            "type": clean(str(action.get("type"))),
-            "fields": [_field(data, k, v) for k, v in action.items() if k != "type"],
-            "outcome": clean(outcome),
-        })  # fmt: skip
+        actions.append(
+            {
+                "type": clean(str(action.get("type"))),
+                "fields": [_field(data, k, v) for k, v in action.items() if k != "type"],
+                "outcome": clean(outcome),
+            }
+        )
     violations = []
     for v in tick.get("violations") or ():
         ep = data.episode_for(v, at)
-        violations.append({"invariant": int(v["invariant"]), "message": clean(str(v.get("message"))),
-                           "href": violation_href(ep.id) if ep else None})  # fmt: skip
+        violations.append(
+            {
+                "invariant": int(v["invariant"]),
+                "message": clean(str(v.get("message"))),
+                "href": violation_href(ep.id) if ep else None,
+            }
+        )
     tags = sorted(
         {f"a:{a['type']}" for a in actions}
         | {f"e:{clean(str(e.get('event_type')))}" for e in tick.get("events") or ()}
@@ -253,7 +275,7 @@ def tick_row(data: TownData, index: int) -> dict[str, Any]:
                 "links": _links(data, e),
             }
             for e in tick.get("events") or ()
-        ],  # fmt: skip
+        ],
         "actions": actions,
         "effects": [
             {
@@ -263,7 +285,7 @@ def tick_row(data: TownData, index: int) -> dict[str, Any]:
                 "links": _links(data, o),
             }
             for o in effects.get("outcomes") or ()
-        ],  # fmt: skip
+        ],
         "effect_counts": [effects.get(k, 0) for k in ("attempted", "succeeded", "failed")],
         "violations": violations,
         "drained": metrics.get("eventsDrained", 0),
@@ -363,9 +385,18 @@ def ticks_page(data: TownData, number: int, root: str) -> TicksPage:
 
 def totals(run: TownRun) -> dict[str, Any]:
     """Window totals, straight from the tick metrics."""
-    t = {"ticks": len(run.ticks), "active_ticks": 0, "events": 0, "actions": 0,
-         "fx_attempted": 0, "fx_succeeded": 0, "fx_failed": 0, "violations": 0,
-         "max_wall_ms": 0.0, "max_pending": 0}  # fmt: skip
+    t = {
+        "ticks": len(run.ticks),
+        "active_ticks": 0,
+        "events": 0,
+        "actions": 0,
+        "fx_attempted": 0,
+        "fx_succeeded": 0,
+        "fx_failed": 0,
+        "violations": 0,
+        "max_wall_ms": 0.0,
+        "max_pending": 0,
+    }
     for tick in run.ticks:
         m = tick.get("metrics") or {}
         t["active_ticks"] += 1 if _busy(tick) else 0
@@ -384,9 +415,14 @@ def _divergence(data: TownData) -> dict[str, Any] | None:
     d = data.run.divergence
     if d is None:
         return None
-    return {"tick_at": d.tick_at, "label": fmt_time(d.tick_at), "href": data.tick_href(d.tick_at),
-            "field": clean(d.field), "recorded": compact(d.recorded),
-            "replayed": compact(d.replayed)}  # fmt: skip
+    return {
+        "tick_at": d.tick_at,
+        "label": fmt_time(d.tick_at),
+        "href": data.tick_href(d.tick_at),
+        "field": clean(d.field),
+        "recorded": compact(d.recorded),
+        "replayed": compact(d.replayed),
+    }
 
 
 def town_page(data: TownData, charts: list[dict[str, Any]], datasets: dict[str, Any]) -> TownPage:
@@ -409,10 +445,15 @@ def town_page(data: TownData, charts: list[dict[str, Any]], datasets: dict[str, 
         compared_ticks=run.compared_ticks,
         totals=totals(run),
         groups=[
-            InvariantGroup(n, invariant_title(n), invariant_description(n), rows,
-                           [_detail(data, r) for r in rows])
+            InvariantGroup(
+                n,
+                invariant_title(n),
+                invariant_description(n),
+                rows,
+                [_detail(data, r) for r in rows],
+            )
             for n, rows in sorted(groups.items())
-        ],  # fmt: skip
+        ],
         charts=charts,
         datasets=datasets,
         ticks=ticks_page(data, 1, "../../"),
@@ -421,8 +462,13 @@ def town_page(data: TownData, charts: list[dict[str, Any]], datasets: dict[str, 
 
 
 def _detail(data: TownData, row: EpisodeRow) -> dict[str, Any]:
-    return {"id": row.id, "href": row.href, "summary": row.summary,
-            "parts": data.explanations[row.id].parts, "replay_command": row.replay_command}  # fmt: skip
+    return {
+        "id": row.id,
+        "href": row.href,
+        "summary": row.summary,
+        "parts": data.explanations[row.id].parts,
+        "replay_command": row.replay_command,
+    }
 
 
 def town_summary(data: TownData) -> TownSummary:

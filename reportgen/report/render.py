@@ -42,9 +42,10 @@ class AssetRefs:
     css: str = ""
     js: str = ""
     vega: str = ""
-    css_text: Markup = Markup("")
-    js_text: Markup = Markup("")
-    vega_text: Markup = Markup("")
+    #: Inline text (already safe ``Markup`` when set by :meth:`Assets.inline_refs`).
+    css_text: str = ""
+    js_text: str = ""
+    vega_text: str = ""
     inline: bool = False
 
 

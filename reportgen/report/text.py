@@ -44,7 +44,8 @@ def clean_data(value: Any) -> Any:
     if isinstance(value, str):
         return clean(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return clean_data(dataclasses.asdict(value))
+        # shallow, unlike dataclasses.asdict (which deep-copies every row first)
+        return {f.name: clean_data(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {clean(str(k)): clean_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -1,0 +1,172 @@
+"""The site in a real browser: headless Debian Chromium through Playwright, pages from file://.
+
+Checks what only a browser can: no console errors, no network request of any
+kind, charts drawn (an SVG with marks), tick and violation permalinks landing
+on their element, keyboard navigation, and the single-file bundle offline.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import report_fixtures as rf
+
+from reportgen.report.build import build_site, demo_sources
+from reportgen.report.bundle import build_single_file
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("browser") / "site"
+    build_site(demo_sources(), out, jobs=2)
+    return out
+
+
+class Visit:
+    """A page opened from disk, with every console error and network request recorded."""
+
+    def __init__(self, browser: Any, url: str, scheme: str = "light") -> None:
+        self.context = browser.new_context(
+            color_scheme=scheme, viewport={"width": 1280, "height": 900}
+        )
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", self._request)
+        self.page.goto(url)
+        self.page.wait_for_load_state("load")
+
+    def _request(self, request: Any) -> None:
+        if not request.url.startswith("file://"):
+            self.requests.append(request.url)
+
+    def charts_drawn(self) -> int:
+        self.page.wait_for_function(
+            "[...document.querySelectorAll('.chart')].every(c => c.dataset.rendered === 'true')",
+            timeout=15_000,
+        )
+        return int(
+            self.page.evaluate(
+                "[...document.querySelectorAll('.chart svg')].filter(s => s.querySelector('.mark-rect path, .mark-line path, .mark-rect, .mark-line')).length"
+            )
+        )
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _index(demo: Path) -> dict[str, Any]:
+    return json.loads((demo / "index.json").read_text(encoding="utf-8"))
+
+
+def test_index_loads_offline_and_filters_via_url(browser: Any, demo: Path) -> None:
+    v = Visit(browser, (demo / "index.html").as_uri() + "?state=violations")
+    rows = v.page.locator("#town-table tbody tr:not([hidden])")
+    assert rows.count() == sum(1 for t in _index(demo)["towns"] if t["state"] == "violations")
+    v.page.fill("input.filter[data-param=q]", "zzz-no-such-town")
+    assert rows.count() == 0
+    assert "q=zzz-no-such-town" in v.page.url
+    v.page.click("#town-table th[data-key=ticks] button")
+    assert "sort=ticks" in v.page.url
+    assert v.errors == [] and v.requests == []
+    v.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_town_page_draws_every_chart(browser: Any, demo: Path, scheme: str) -> None:
+    town = _index(demo)["towns"][0]
+    v = Visit(browser, (demo / town["href"]).as_uri(), scheme)
+    assert v.charts_drawn() == v.page.locator(".chart").count() == 7
+    assert v.errors == [] and v.requests == []
+    v.close()
+
+
+def test_tick_permalinks_land_even_on_another_page(browser: Any, demo: Path) -> None:
+    town = _index(demo)["towns"][0]
+    pages = json.loads((demo / town["href"]).with_suffix(".json").read_text(encoding="utf-8"))[
+        "ticks"
+    ]["pages"]
+    assert len(pages) > 1
+    target = json.loads((demo / pages[-1]["href"]).with_suffix(".json").read_text(encoding="utf-8"))
+    row = next(r for r in target["rows"] if r["kind"] == "tick")
+    # a link to the town page with a tick that lives on the last page is forwarded there
+    v = Visit(browser, (demo / town["href"]).as_uri() + f"#{row['anchor']}")
+    v.page.wait_for_url(f"**/{Path(pages[-1]['href']).name}*", timeout=10_000)
+    v.page.wait_for_selector(f"#{row['anchor']}.target")
+    assert v.page.locator(f"#{row['anchor']}").is_visible()
+    assert v.errors == [] and v.requests == []
+    v.close()
+
+
+def test_violation_permalink_and_keyboard_navigation(browser: Any, demo: Path) -> None:
+    episodes = _index(demo)["episodes"]
+    v = Visit(browser, (demo / "index.html").as_uri() + f"#ep-{episodes[1]['id']}")
+    assert v.page.evaluate("document.querySelector(':target').id") == f"ep-{episodes[1]['id']}"
+    v.page.keyboard.press("j")
+    v.page.keyboard.press("j")
+    assert (
+        v.page.evaluate("document.querySelector('.nav-item.current').id")
+        == f"ep-{episodes[1]['id']}"
+    )
+    v.page.keyboard.press("k")
+    assert (
+        v.page.evaluate("document.querySelector('.nav-item.current').id")
+        == f"ep-{episodes[0]['id']}"
+    )
+    v.close()
+    page = Visit(browser, (demo / episodes[0]["href"]).as_uri())
+    assert page.page.locator(".explain").inner_text().startswith("Because ")
+    page.page.keyboard.press("n")
+    page.page.wait_for_url(lambda url: episodes[0]["id"] not in url, timeout=10_000)
+    assert "/violations/" in page.page.url
+    assert page.errors == [] and page.requests == []
+    page.close()
+
+
+def test_single_file_bundle_works_offline(browser: Any, tmp_path: Path) -> None:
+    runs = {"a.sqlite": rf.scripted_town("town-alpha")}
+    out = tmp_path / "incident.html"
+    build_single_file([Path("a.sqlite")], out, load_run=rf.loader(runs))
+    v = Visit(browser, out.as_uri(), "dark")
+    assert v.charts_drawn() == 7
+    first = v.page.locator(".episode-row a").first
+    href = first.get_attribute("href")
+    assert href is not None and href.startswith("#v-")
+    first.click()
+    assert v.page.evaluate("location.hash") == href
+    assert v.page.locator(href).is_visible()
+    assert v.errors == [] and v.requests == []
+    v.close()

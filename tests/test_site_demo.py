@@ -1,0 +1,54 @@
+"""End to end: the demo fleet, simulated and replayed for real, built into a site."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import report_fixtures as rf
+
+from reportgen.report.build import build_site, demo_sources
+from reportgen.sim import simulate_town
+
+#: The town page budget (bytes) for a 24 h healthy day, shared assets excluded.
+TOWN_PAGE_BUDGET = 200_000
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "site"
+    summary = build_site(demo_sources(), out, jobs=2)
+    assert summary.towns_failed == 0, summary.failures
+    return out
+
+
+def test_demo_site_links_resolve(demo: Path) -> None:
+    assert rf.broken_links(demo) == []
+
+
+def test_demo_site_reports_every_town_with_replay_fidelity(demo: Path) -> None:
+    index = json.loads((demo / "index.json").read_text(encoding="utf-8"))
+    assert len(index["towns"]) == len(demo_sources())
+    assert {t["fidelity"] for t in index["towns"]} == {"exact"}
+    assert index["totals"]["episodes"] == len(index["episodes"]) > 0
+    town = json.loads(
+        (demo / index["towns"][0]["href"]).with_suffix(".json").read_text(encoding="utf-8")
+    )
+    assert town["compared_ticks"] == town["totals"]["ticks"] and town["divergence"] is None
+
+
+def test_healthy_day_town_page_is_light(tmp_path: Path) -> None:
+    result = simulate_town("healthy-day", seed=3, hours=24, out_dir=tmp_path)
+    assert result.path is not None
+    conn = sqlite3.connect(result.path)
+    conn.row_factory = sqlite3.Row
+    first, last = conn.execute("SELECT min(at), max(at) FROM rg_ticks").fetchone()
+    run = rf.run_from_db(conn, str(result.path), first, last)
+    assert len(run.ticks) > 10_000  # a real 24 h of 5 s ticks
+    build_site([result.path], tmp_path / "site", load_run=rf.loader({result.path.name: run}))
+    town = tmp_path / "site" / "towns" / run.town_id / "index.html"
+    assert town.stat().st_size <= TOWN_PAGE_BUDGET
+    pages = sorted(town.parent.glob("ticks-*.html"))
+    assert pages and max(p.stat().st_size for p in pages) <= TOWN_PAGE_BUDGET
