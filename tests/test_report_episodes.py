@@ -150,3 +150,27 @@ def test_datasets_aggregate_per_bucket(alpha: Any) -> None:
     assert sum(r["n"] for r in ds["m"]) == len(alpha.ticks)
     assert sum(r["n"] for r in ds["a"]) == sum(t["metrics"]["actionsEmitted"] for t in alpha.ticks)
     assert len(ds["m"]) <= charts.MAX_BUCKETS
+
+
+def test_an_episode_follows_its_subject_while_the_other_entities_change() -> None:
+    """Invariant 3 names a rig: the MRs in progress may change, the episode goes on."""
+
+    def tick(at: str, mrs: list[str]) -> dict[str, object]:
+        v = {"invariant": 3, "message": f"Rig r1 has {len(mrs)} in_progress MR beads",
+             "agent_ids": [], "bead_ids": mrs, "rig_ids": ["r1"]}  # fmt: skip
+        return {"at": at, "violations": [v] if mrs else []}
+
+    ticks = [
+        tick("2026-03-15T12:00:00.000Z", ["m1", "m2"]),
+        tick("2026-03-15T12:00:05.000Z", ["m2", "m3"]),
+        tick("2026-03-15T12:00:10.000Z", ["m3", "m4", "m5"]),
+        tick("2026-03-15T12:00:15.000Z", []),
+    ]
+    (episode,) = find_episodes("t", ticks)
+    assert episode.ticks == 3
+    assert episode.subject.rig_ids == ("r1",) and not episode.subject.bead_ids
+    assert episode.entities.bead_ids == ("m1", "m2", "m3", "m4", "m5")
+    assert episode.cleared_at == "2026-03-15T12:00:15.000Z"
+    # The id depends on the subject and the first tick only.
+    again = find_episodes("t", [tick("2026-03-15T12:00:00.000Z", ["m9"])])[0]
+    assert again.id == episode.id

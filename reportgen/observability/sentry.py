@@ -27,7 +27,13 @@ from typing import Any
 import sentry_sdk
 
 from reportgen import __version__
-from reportgen.report.episodes import EntityKey, Episode, entity_key, episode_id
+from reportgen.report.episodes import (
+    SUBJECT_FIELD,
+    EntityKey,
+    Episode,
+    episode_id,
+    violation_key,
+)
 
 DSN_ENV = "SENTRY_DSN"
 ENVIRONMENT_ENV = "SENTRY_ENVIRONMENT"
@@ -46,21 +52,11 @@ def fingerprint(town_id: str, invariant: int, entities: EntityKey) -> list[str]:
     stuck thing, so a new stuck agent is a new issue but a persisting one is not.
     """
     parts = ["reconciler-invariant", str(invariant), town_id]
-    named = _named_entity(invariant, entities)
-    if named is not None:
-        parts.append(named)
+    name = SUBJECT_FIELD.get(invariant)
+    ids: tuple[str, ...] = getattr(entities, name) if name else ()
+    if ids:
+        parts.append(ids[0])
     return parts
-
-
-def _named_entity(invariant: int, entities: EntityKey) -> str | None:
-    ids = {
-        3: entities.rig_ids,
-        4: entities.bead_ids,
-        5: entities.bead_ids,
-        6: entities.bead_ids,
-        7: entities.agent_ids,
-    }.get(invariant, ())
-    return ids[0] if ids else None
 
 
 @dataclass(frozen=True)
@@ -76,6 +72,8 @@ class EpisodeAlert:
     ticks: int
     episode_id: str
     permalink: str | None = None
+    #: The entity the invariant names (groups the Sentry issue); ``entities`` when unset.
+    subject: EntityKey | None = None
 
     def context(self) -> dict[str, Any]:
         return {
@@ -112,7 +110,9 @@ class SentryReporter:
             scope.set_tag("invariant", str(alert.invariant))
             scope.set_tag("town_id", alert.town_id)
             scope.set_context("violation", alert.context())
-            scope.fingerprint = fingerprint(alert.town_id, alert.invariant, alert.entities)
+            scope.fingerprint = fingerprint(
+                alert.town_id, alert.invariant, alert.subject or alert.entities
+            )
             sentry_sdk.capture_message(message_for(alert.invariant, alert.message))
         self.sent += 1
 
@@ -144,6 +144,7 @@ def alert_for(episode: Episode, permalink: str | None = None) -> EpisodeAlert:
         ticks=episode.ticks,
         episode_id=episode.id,
         permalink=permalink,
+        subject=episode.subject,
     )
 
 
@@ -200,8 +201,10 @@ class LiveEpisodes:
         """Update the open set with one tick's violations; return ids of episodes opened now."""
         seen: dict[tuple[int, str], tuple[EntityKey, str]] = {}
         for v in violations:
-            key = entity_key(v)
-            seen[(int(v["invariant"]), json.dumps(key.all_ids()))] = (key, str(v["message"]))
+            invariant, subject = violation_key(v)
+            entry = (invariant, json.dumps(subject.all_ids()))
+            if entry not in seen:
+                seen[entry] = (subject, str(v["message"]))
         open_now = {
             (r[0], r[1]): r[2]
             for r in self.conn.execute(

@@ -40,6 +40,10 @@ class EntityKey:
         return self.agent_ids + self.bead_ids + self.rig_ids
 
 
+#: The entity each invariant's message names: the one an episode is about.
+SUBJECT_FIELD = {3: "rig_ids", 4: "bead_ids", 5: "bead_ids", 6: "bead_ids", 7: "agent_ids"}
+
+
 @dataclass
 class Episode:
     """One violation episode inside a replayed window.
@@ -47,7 +51,11 @@ class Episode:
     ``open_at_end`` is true when the violation still held on the window's last
     tick (the episode may go on); ``open_at_start`` when it already held on the
     first tick (it may have started earlier). ``ticks`` counts ticks in the
-    episode; ``duration_ms`` is last tick minus first tick.
+    episode; ``duration_ms`` is last tick minus first tick. ``subject`` is the
+    entity the invariant names (the rig of #3, the bead of #4/#5/#6, the agent
+    of #7): it keys the episode, so an episode of "rig R has several MRs in
+    progress" goes on while the MRs involved change. ``entities`` is every
+    entity involved at some tick of the episode.
     """
 
     id: str
@@ -62,6 +70,7 @@ class Episode:
     open_at_end: bool = False
     #: The time of the tick after the last one (when the violation was gone), if any.
     cleared_at: str | None = None
+    subject: EntityKey = field(default_factory=EntityKey)
 
     @property
     def duration_ms(self) -> int:
@@ -107,6 +116,30 @@ def entity_key(violation: Mapping[str, Any]) -> EntityKey:
     return EntityKey(ids("agent_ids"), ids("bead_ids"), ids("rig_ids"))
 
 
+def subject_key(invariant: int, violation: Mapping[str, Any]) -> EntityKey:
+    """The entity a violation is about (see :data:`SUBJECT_FIELD`); all of them if none is named."""
+    full = entity_key(violation)
+    name = SUBJECT_FIELD.get(invariant)
+    ids: tuple[str, ...] = getattr(full, name) if name else ()
+    if not ids:
+        return full
+    return EntityKey(**{name: ids[:1]})  # type: ignore[arg-type]
+
+
+def violation_key(violation: Mapping[str, Any]) -> tuple[int, EntityKey]:
+    """What makes two violations (on consecutive ticks) the same episode."""
+    invariant = int(violation["invariant"])
+    return invariant, subject_key(invariant, violation)
+
+
+def _union(a: EntityKey, b: EntityKey) -> EntityKey:
+    return EntityKey(
+        tuple(sorted({*a.agent_ids, *b.agent_ids})),
+        tuple(sorted({*a.bead_ids, *b.bead_ids})),
+        tuple(sorted({*a.rig_ids, *b.rig_ids})),
+    )
+
+
 def episode_id(town_id: str, invariant: int, entities: EntityKey, first_at: str) -> str:
     """A short, stable hash of what identifies an episode: the permalink and history key."""
     payload = json.dumps(
@@ -131,6 +164,7 @@ class _Open:
     ticks: int
     messages: list[str]
     open_at_start: bool
+    entities: EntityKey = field(default_factory=EntityKey)
 
 
 def find_episodes(town_id: str, ticks: Sequence[Mapping[str, Any]]) -> list[Episode]:
@@ -147,7 +181,7 @@ def find_episodes(town_id: str, ticks: Sequence[Mapping[str, Any]]) -> list[Epis
         seen = _violations_by_key(tick.get("violations") or ())
         for key in [k for k in open_ if k not in seen]:
             done.append(_close(town_id, key, open_.pop(key), cleared_at=at, at_end=False))
-        for key, messages in seen.items():
+        for key, (messages, involved) in seen.items():
             current = open_.get(key)
             if current is None:
                 open_[key] = _Open(at, at, 1, [], open_at_start=index == 0)
@@ -156,6 +190,7 @@ def find_episodes(town_id: str, ticks: Sequence[Mapping[str, Any]]) -> list[Epis
                 current.last_at = at
                 current.ticks += 1
             _add_messages(current.messages, messages)
+            current.entities = _union(current.entities, involved)
     for key, current in open_.items():
         done.append(_close(town_id, key, current, cleared_at=None, at_end=True))
     done.sort(key=lambda e: (to_ms(e.first_at), e.invariant, e.entities))
@@ -164,11 +199,14 @@ def find_episodes(town_id: str, ticks: Sequence[Mapping[str, Any]]) -> list[Epis
 
 def _violations_by_key(
     violations: Iterable[Mapping[str, Any]],
-) -> dict[tuple[int, EntityKey], list[str]]:
-    seen: dict[tuple[int, EntityKey], list[str]] = {}
+) -> dict[tuple[int, EntityKey], tuple[list[str], EntityKey]]:
+    """Per episode key: the tick's messages and every entity they involve."""
+    seen: dict[tuple[int, EntityKey], tuple[list[str], EntityKey]] = {}
     for v in violations:
-        key = (int(v["invariant"]), entity_key(v))
-        seen.setdefault(key, []).append(str(v.get("message", "")))
+        key = violation_key(v)
+        messages, involved = seen.get(key, ([], EntityKey()))
+        messages.append(str(v.get("message", "")))
+        seen[key] = (messages, _union(involved, entity_key(v)))
     return seen
 
 
@@ -181,12 +219,13 @@ def _add_messages(kept: list[str], new: Iterable[str]) -> None:
 def _close(
     town_id: str, key: tuple[int, EntityKey], o: _Open, *, cleared_at: str | None, at_end: bool
 ) -> Episode:
-    invariant, entities = key
+    invariant, subject = key
     return Episode(
-        id=episode_id(town_id, invariant, entities, o.first_at),
+        id=episode_id(town_id, invariant, subject, o.first_at),
         town_id=town_id,
         invariant=invariant,
-        entities=entities,
+        entities=o.entities,
+        subject=subject,
         first_at=o.first_at,
         last_at=o.last_at,
         ticks=o.ticks,

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reportgen.report.episodes import Episode, entity_key, find_episodes, to_ms
+from reportgen.report.episodes import Episode, find_episodes, to_ms, violation_key
 from reportgen.report.explain import Explanation, explain, replay_command
 from reportgen.report.model import (
     Entities,
@@ -77,10 +77,10 @@ class TownData:
         return f"{ticks_href(self.run.town_id, page)}#tick-{row_ms}"
 
     def episode_for(self, violation: Mapping[str, Any], at: str) -> Episode | None:
-        key = (int(violation["invariant"]), entity_key(violation))
+        key = violation_key(violation)
         ms = to_ms(at)
         for ep in self.episodes:
-            if (ep.invariant, ep.entities) == key and to_ms(ep.first_at) <= ms <= to_ms(ep.last_at):
+            if (ep.invariant, ep.subject) == key and to_ms(ep.first_at) <= ms <= to_ms(ep.last_at):
                 return ep
         return None
 
@@ -98,7 +98,7 @@ def _busy(tick: Mapping[str, Any]) -> bool:
 def _vkeys(tick: Mapping[str, Any] | None) -> frozenset[tuple[int, Any]]:
     if tick is None:
         return frozenset()
-    return frozenset((int(v["invariant"]), entity_key(v)) for v in tick.get("violations") or ())
+    return frozenset(violation_key(v) for v in tick.get("violations") or ())
 
 
 def is_active(ticks: Sequence[Mapping[str, Any]], i: int) -> bool:
