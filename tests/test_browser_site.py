@@ -115,6 +115,9 @@ def test_town_page_draws_every_chart(browser: Any, demo: Path, scheme: str) -> N
     v = Visit(browser, (demo / town["href"]).as_uri(), scheme)
     assert v.charts_drawn() == v.page.locator(".chart").count() == 7
     assert v.errors == [] and v.requests == []
+    shot = os.environ.get("REPORTGEN_SCREENSHOT")
+    if shot and scheme == "light":  # the README's screenshot: REPORTGEN_SCREENSHOT=docs/img/…
+        v.page.screenshot(path=shot, full_page=False)
     v.close()
 
 
