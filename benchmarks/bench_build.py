@@ -1,36 +1,46 @@
-"""Benchmark: ``build_site`` over 100 simulated town-days on both cores.
+"""Benchmark: ``build_site`` over N simulated town-days with 1 and 2 processes.
 
-    .venv/bin/python benchmarks/bench_build.py [--towns 100] [--jobs 2] [--replay]
+    .venv/bin/python benchmarks/bench_build.py [--towns 10 100] [--jobs 1 2] [--replay]
 
-Simulating a 24 h town takes ~6 s, so the benchmark simulates a few distinct
+Simulating a 24 h town takes ~6 s, so the benchmark simulates four distinct
 24 h towns once (cached under the reportgen cache directory) and serves each
-of the N sources from one of them under its own town id. By default a
-source is loaded from its *recorded* ticks (what replay compares against), so
-the figure is the report's own cost: load, episodes, view-models, charts,
-rendering and writing. ``--replay`` loads every source through the real
-``reportgen.replay.replay_window`` instead (re-running the engine tick by
-tick, ~8 s per town-day), which measures the whole pipeline.
+of the N sources from one of them under its own town id (source ``i`` is
+town-day ``i % 4``; a placeholder file per source gives each its own
+checksum, so incremental rebuilds work as for real sources).
 
-Prints wall time, files and bytes written, and peak RSS of the parent and of
-the worker processes at N/4 and N towns (memory must stay flat in N).
+By default a source is loaded from its *recorded* ticks (what replay
+compares against), so the figure is the report's own cost: load, episodes,
+view-models, charts, rendering and writing. ``--replay`` loads every source
+through the real ``reportgen.replay.replay_window`` instead (re-running the
+engine tick by tick), which measures the whole pipeline.
+
+Each configuration runs in a fresh process so that peak RSS (of the parent,
+and of the largest worker) belongs to that build alone. After the cold
+build, the same build is run again to time an incremental rebuild (every
+town skipped). Prints one line per configuration and, with ``--json``, the
+figures as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import report_fixtures as rf
 
 from reportgen.report.build import ReplayLoader, build_site
+from reportgen.report.executors import ProcessExecutor
 from reportgen.report.site import cache_dir
 from reportgen.runmodel import TownRun
 from reportgen.sim import simulate_town
@@ -60,6 +70,10 @@ class CopiesLoader:
     days: tuple[Path, ...]
     replay: bool = False
 
+    @property
+    def cache_key(self) -> str:
+        return f"bench-copies:replay={self.replay}:{[str(d) for d in self.days]}"
+
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
         number = int(source.stem.split("-")[1])
         real = self.days[number % len(self.days)]
@@ -81,32 +95,98 @@ def peak_rss_mb() -> tuple[float, float]:
     return own, children
 
 
-def run(towns: int, jobs: int, replay: bool, days: list[Path]) -> None:
-    sources = [Path(f"bench-{i:03d}.sqlite") for i in range(towns)]
+def measure(towns: int, jobs: int, replay: bool, days: list[Path]) -> dict[str, Any]:
+    """Cold build, then an incremental rebuild, of ``towns`` sources with ``jobs`` processes."""
+    loader = CopiesLoader(tuple(days), replay)
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "sources"
+        folder.mkdir()
+        sources = []
+        for i in range(towns):
+            source = folder / f"bench-{i:04d}.sqlite"
+            source.write_text(f"{source.name} → {days[i % len(days)].name}\n", encoding="utf-8")
+            sources.append(source)
+        out = Path(tmp) / "site"
+        executor = ProcessExecutor(jobs)
         start = time.perf_counter()
-        summary = build_site(
-            sources, Path(tmp) / "site", load_run=CopiesLoader(tuple(days), replay), jobs=jobs
-        )
+        cold = build_site(sources, out, load_run=loader, executor=executor)
         elapsed = time.perf_counter() - start
+        start = time.perf_counter()
+        warm = build_site(sources, out, load_run=loader, executor=executor)
+        rebuild = time.perf_counter() - start
     own, children = peak_rss_mb()
-    print(
-        f"{towns:4d} town-days  jobs={jobs}  {'replay' if replay else 'recorded'}: "
-        f"{elapsed:6.1f} s  ({elapsed / towns:.2f} s/town)  {summary.ticks} ticks  "
-        f"{summary.files} files  {summary.bytes / 1e6:.0f} MB  "
-        f"peak RSS parent {own:.0f} MB, largest worker {children:.0f} MB"
+    return {
+        "towns": towns,
+        "jobs": jobs,
+        "load": "replay" if replay else "recorded",
+        "seconds": round(elapsed, 2),
+        "towns_per_second": round(towns / elapsed, 2),
+        "ticks": cold.ticks,
+        "files": cold.files,
+        "mb_written": round(cold.bytes / 1e6, 1),
+        "mb_per_town": round(cold.bytes / 1e6 / towns, 2),
+        "files_per_town": round(cold.files / towns, 1),
+        "rebuild_seconds": round(rebuild, 2),
+        "rebuild_skipped": warm.skipped,
+        "peak_rss_parent_mb": round(own),
+        "peak_rss_worker_mb": round(children),
+    }
+
+
+def line(r: dict[str, Any]) -> str:
+    return (
+        f"{r['towns']:5d} town-days  jobs={r['jobs']}  {r['load']}: {r['seconds']:7.1f} s  "
+        f"{r['towns_per_second']:5.2f} towns/s  {r['files_per_town']:.0f} files, "
+        f"{r['mb_per_town']:.1f} MB per town  rebuild {r['rebuild_seconds']:.1f} s "
+        f"({r['rebuild_skipped']} skipped)  peak RSS parent {r['peak_rss_parent_mb']} MB, "
+        f"largest worker {r['peak_rss_worker_mb']} MB"
     )
+
+
+def in_subprocess(towns: int, jobs: int, replay: bool) -> dict[str, Any]:
+    """One configuration in a fresh interpreter (so its peak RSS is its own)."""
+    args = [sys.executable, __file__, "--one", "--towns", str(towns), "--jobs", str(jobs)]
+    done = subprocess.run(
+        args + (["--replay"] if replay else []), check=True, capture_output=True, text=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def bench_build(towns: int = 100, jobs: int = 2) -> dict[str, Any]:
+    """Figures for ``benchmarks/run.py``: ``towns`` town-days with 1 and ``jobs`` processes."""
+    town_days()
+    one = in_subprocess(towns, 1, False)
+    many = in_subprocess(towns, jobs, False)
+    return {"1 process": one, f"{jobs} processes": many, "speed-up": speedup(one, many)}
+
+
+def speedup(one: dict[str, Any], many: dict[str, Any]) -> float:
+    return round(float(one["seconds"]) / float(many["seconds"]), 2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--towns", type=int, default=100)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--towns", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--replay", action="store_true")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     days = town_days()
-    run(max(1, args.towns // 4), args.jobs, args.replay, days)
-    run(args.towns, args.jobs, args.replay, days)
+    if args.one:
+        print(json.dumps(measure(args.towns[0], args.jobs[0], args.replay, days)))
+        return
+    results = []
+    for towns in args.towns:
+        runs = [in_subprocess(towns, jobs, args.replay) for jobs in args.jobs]
+        for r in runs:
+            print(line(r), flush=True)
+        if len(runs) > 1:
+            print(f"      speed-up {args.jobs[0]} → {args.jobs[-1]}: {speedup(runs[0], runs[-1])}×")
+        results += runs
+    if args.json:
+        print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

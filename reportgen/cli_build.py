@@ -2,6 +2,10 @@
 
 Exit codes: 0 ok, 2 bad input, 3 new violations under ``--fail-on-violations``,
 4 partial failure (some towns failed; the index says why).
+
+Towns are built in parallel (``--jobs``, or a Dask cluster with
+``--executor dask --scheduler ADDRESS``) and, with ``--incremental`` (the
+default), only when their inputs changed; see ``docs/fleet.md``.
 """
 
 from __future__ import annotations
@@ -51,7 +55,28 @@ _PATH = click.Path(path_type=Path)
     "jobs",
     type=click.IntRange(min=1),
     default=None,
-    help="Towns rendered in parallel (default: the CPUs available, at most 4).",
+    help="Towns built in parallel by the local executor (default: the CPUs available).",
+)
+@click.option(
+    "--executor",
+    "executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where towns are built: a local process pool, or a Dask cluster (the dask extra).",
+)
+@click.option(
+    "--scheduler",
+    "scheduler",
+    metavar="ADDRESS",
+    help="The Dask scheduler for --executor dask (tcp://host:8786); workers must see --out.",
+)
+@click.option(
+    "--incremental/--no-incremental",
+    "incremental",
+    default=True,
+    show_default=True,
+    help="Reuse the pages of towns whose inputs did not change since the last build.",
 )
 @click.option(
     "--fail-on-violations",
@@ -68,6 +93,9 @@ def build(
     single_file: Path | None,
     town: str | None,
     jobs: int | None,
+    executor: str,
+    scheduler: str | None,
+    incremental: bool,
     fail_on_violations: bool,
 ) -> None:
     """Build the report site from town databases, bundles or directories of them.
@@ -77,11 +105,14 @@ def build(
     \b
     Example:
         reportgen build towns/ --out site --history site --fail-on-violations
+        reportgen build towns/ --executor dask --scheduler tcp://scheduler:8786
         reportgen build town.sqlite --single-file incident.html --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
     """
     from reportgen.report.build import build_site, demo_sources, discover_sources
     from reportgen.report.bundle import build_single_file
+    from reportgen.report.executors import make_executor
 
+    runner = make_executor(executor, jobs, scheduler)
     paths = discover_sources(list(sources)) if sources else demo_sources()
     if single_file is not None:
         size = build_single_file(
@@ -97,7 +128,8 @@ def build(
         window_to=window_to,
         history_path=history,
         progress=bar,
-        jobs=jobs or min(4, len(os.sched_getaffinity(0))),
+        executor=runner,
+        incremental=incremental,
     )
     click.echo(summary.text())
     _step_summary(summary.markdown())

@@ -1,31 +1,56 @@
 """``build_site``: sources → replayed runs → view-models → HTML + JSON → an atomically swapped site.
 
-The pipeline, per town (so memory stays flat in the number of towns):
+The pipeline, per town — a task (:mod:`reportgen.report.fleet`) that any
+executor (:mod:`reportgen.report.executors`: this process, a process pool,
+a Dask cluster) can run, so memory stays flat in the number of towns:
 
 1. load the run (replay of the window) — an injectable ``load_run``;
 2. find violation episodes, continue ids across the previous run's
    boundary and mark them new / persisting (history);
 3. compute every page's view-model (town, tick pages, entities, episodes);
-4. render them all to strings, then write them (a town that fails in
-   1–4 writes nothing and is listed on the index with the reason).
+4. render the pages one by one, each written to the town's cache entry as
+   soon as it is rendered (a town that fails in 1–4 leaves nothing behind
+   and is listed on the index with the reason); a town whose inputs did not
+   change since the last build reuses its entry instead.
 
-Then the index, the resolved-episode stubs and the history file, and only
-then the swap of the temporary directory into place.
+The parent links each town's files into the new site as the town finishes,
+and keeps only the towns' small results. Then the index, the
+resolved-episode stubs and the history file, and only then the swap of the
+temporary directory into place.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reportgen import __version__
 from reportgen.errors import BadInputError, ReportgenError
 from reportgen.report import charts, history
-from reportgen.report.episodes import Episode, find_episodes, to_ms
+from reportgen.report.episodes import find_episodes, to_ms
+from reportgen.report.executors import Executor, ProcessExecutor
+from reportgen.report.fleet import (
+    FILES,
+    SUMMARY,
+    FleetContext,
+    LoadRun,
+    TownOutcome,
+    TownTask,
+    default_cache,
+    entry_files,
+    options_key,
+    previous_by_town,
+    prune,
+    run_town,
+)
 from reportgen.report.model import (
+    EntityLink,
     EpisodeRow,
     ResolvedPage,
     ResolvedRow,
@@ -42,8 +67,7 @@ from reportgen.report.site import Assets, SiteWriter, cache_dir
 from reportgen.report.text import clean, dumps, iso
 from reportgen.runmodel import TownRun
 
-#: ``load_run(source, window_from, window_to) -> TownRun`` (``None`` = the default window).
-LoadRun = Callable[[Path, str | None, str | None], TownRun]
+__all__ = ["BuildSummary", "LoadRun", "ReplayLoader", "build_site", "discover_sources"]
 #: ``progress(done, total, label)``, called after each town.
 Progress = Callable[[int, int, str], None]
 
@@ -59,6 +83,8 @@ class BuildSummary:
     out: Path
     towns: int = 0
     towns_failed: int = 0
+    #: Towns whose inputs had not changed since the last build: their pages were reused.
+    skipped: int = 0
     ticks: int = 0
     actions: int = 0
     episodes: int = 0
@@ -75,7 +101,8 @@ class BuildSummary:
     def text(self) -> str:
         """The one-screen summary printed at the end of ``reportgen build``."""
         lines = [
-            f"towns      {self.towns} ({self.towns_failed} failed)",
+            f"towns      {self.towns} ({self.skipped} skipped as unchanged, "
+            f"{self.towns_failed} failed)",
             f"window     {self.window_from or '-'} → {self.window_to or '-'}",
             f"ticks      {self.ticks}",
             f"actions    {self.actions}",
@@ -138,18 +165,28 @@ def discover_sources(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
 class ReplayLoader:
     """The real replay (``reportgen.replay.replay_window``); the default window is the last 24 h.
 
-    A class rather than a closure so that it can be sent to worker processes.
+    A class rather than a closure so that it can be sent to worker processes;
+    ``auto_recover`` replays with that recovery setting instead of the recorded one.
     """
+
+    auto_recover: frozenset[int] | None = None
+
+    @property
+    def cache_key(self) -> str:
+        """The loader's options, for the incremental-build key (the source's checksum is added)."""
+        recover = "recorded" if self.auto_recover is None else sorted(self.auto_recover)
+        return f"replay:auto_recover={recover}"
 
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
         from reportgen.replay import open_source, replay_window
 
         if window_from is None or window_to is None:
             window_from, window_to = default_window(open_source(source), window_from, window_to)
-        return replay_window(source, window_from, window_to)
+        return replay_window(source, window_from, window_to, auto_recover=self.auto_recover)
 
 
 def default_load_run() -> LoadRun:
@@ -183,17 +220,6 @@ def demo_sources() -> list[Path]:
     return sorted(paths)
 
 
-@dataclass
-class _Rendered:
-    """One town's files, rendered in memory before anything is written."""
-
-    town_id: str
-    files: list[tuple[str, str]]
-    summary: TownSummary
-    rows: list[EpisodeRow]
-    episodes: list[Episode]
-
-
 def _page_files(page: Any, path: str, assets: AssetRefs) -> list[tuple[str, str]]:
     root = "../" * path.count("/")
     json_path = path[: -len(".html")] + ".json"
@@ -201,24 +227,64 @@ def _page_files(page: Any, path: str, assets: AssetRefs) -> list[tuple[str, str]
     return [(path, html), (json_path, dumps(page))]
 
 
-def render_town(run: TownRun, hist: history.History, assets: AssetRefs) -> _Rendered:
-    """Compute and render every page of one town (nothing is written here)."""
+def render_town(
+    run: TownRun, hist: history.History, assets: AssetRefs
+) -> tuple[dict[str, Any], Iterator[tuple[str, str]]]:
+    """One town's results (index line, episode rows, history records) and its pages, lazily.
+
+    The pages come from a generator so that a worker writes each one as soon
+    as it is rendered: a town never holds its whole site in memory.
+    """
     episodes = find_episodes(run.town_id, run.ticks)
     hist.adopt(episodes)
     statuses = {ep.id: hist.status(ep.id) for ep in episodes}
     data: TownData = compute_town(run, episodes, statuses)
+    result = {
+        "town_id": run.town_id,
+        "summary": asdict(town_summary(data)),
+        "rows": [asdict(r) for r in data.rows.values()],
+        "episodes": {ep.id: history.episode_record(ep) for ep in episodes},
+    }
+    return result, _town_pages(run, data, assets)
+
+
+def _town_pages(run: TownRun, data: TownData, assets: AssetRefs) -> Iterator[tuple[str, str]]:
     ds = charts.datasets(run.ticks, run.window_from, run.window_to)
     page = town_page(data, charts.town_charts(int(ds["step"])), {"m": ds["m"], "a": ds["a"]})
-    files = _page_files(
-        page, data.pages[0].href if data.pages else f"towns/{run.town_id}/index.html", assets
-    )
+    href = data.pages[0].href if data.pages else f"towns/{run.town_id}/index.html"
+    yield from _page_files(page, href, assets)
     for p in data.pages[1:]:
-        files += _page_files(ticks_page(data, p.number, "../../"), p.href, assets)
+        yield from _page_files(ticks_page(data, p.number, "../../"), p.href, assets)
     for link, entity in entity_pages(data):
-        files += _page_files(entity, link.href, assets)
+        yield from _page_files(entity, link.href, assets)
     for vpage in violation_pages(data):
-        files += _page_files(vpage, vpage.episode.href, assets)
-    return _Rendered(run.town_id, files, town_summary(data), list(data.rows.values()), episodes)
+        yield from _page_files(vpage, vpage.episode.href, assets)
+
+
+def write_town(
+    run: TownRun, hist: history.History, assets: AssetRefs, folder: Path
+) -> dict[str, Any]:
+    """Render one town and write its pages under ``folder`` one by one; returns its results."""
+    result, pages = render_town(run, hist, assets)
+    files: list[str] = []
+    size = 0
+    made: set[Path] = set()
+    for relpath, text in pages:
+        target = folder / relpath
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        data = text.encode("utf-8")
+        target.write_bytes(data)
+        files.append(relpath)
+        size += len(data)
+    result.update(files=files, bytes=size)
+    return result
+
+
+def town_task(town: TownTask, ctx: FleetContext) -> TownOutcome:
+    """The fleet task (module level, so every executor can pickle it by reference)."""
+    return run_town(ctx, town, write_town)
 
 
 def _failed_summary(source: Path, error: str) -> TownSummary:
@@ -244,27 +310,57 @@ def _failed_summary(source: Path, error: str) -> TownSummary:
     )
 
 
-def _town_job(
-    job: tuple[Path, str | None, str | None, LoadRun, history.History, AssetRefs],
-) -> tuple[_Rendered | None, str]:
-    """Load and render one town (in a worker process when ``jobs > 1``): result or the error."""
-    source, window_from, window_to, load, hist, refs = job
-    try:
-        return render_town(load(source, window_from, window_to), hist, refs), ""
-    except Exception as exc:  # one bad town must not sink a fleet build
-        return None, f"{type(exc).__name__}: {exc}"
+@dataclass
+class _Fleet:
+    """Town outcomes as they arrive: files linked into the site at once, in any order.
+
+    Two sources of the same town id: the one listed first wins, whichever
+    finished first (so the site does not depend on timing).
+    """
+
+    writer: SiteWriter
+    outcomes: dict[int, TownOutcome] = field(default_factory=dict)
+    owner: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: TownOutcome) -> None:
+        self.outcomes[outcome.index] = outcome
+        if outcome.error:
+            return
+        town_id = str(outcome.result["town_id"])
+        other = self.owner.get(town_id)
+        if other is not None and other < outcome.index:
+            _duplicate(outcome, town_id)
+            return
+        if other is not None:
+            for relpath in _files_of(self.outcomes[other]):
+                self.writer.remove(relpath)
+            _duplicate(self.outcomes[other], town_id)
+        self.owner[town_id] = outcome.index
+        assert outcome.entry is not None
+        files = Path(outcome.entry) / FILES
+        for relpath in entry_files(outcome):
+            self.writer.link(relpath, files / relpath)
+        # the file list is the bulk of an outcome: a thousand towns' lists would be the
+        # parent's largest allocation; the entry's summary.json still has it (see _files_of)
+        outcome.result.pop("files", None)
+
+    def ordered(self) -> list[TownOutcome]:
+        return [self.outcomes[i] for i in sorted(self.outcomes)]
 
 
-def _results(
-    jobs: int, work: list[tuple[Path, str | None, str | None, LoadRun, history.History, AssetRefs]]
-) -> Iterator[tuple[_Rendered | None, str]]:
-    """Town results in source order; with ``jobs > 1`` computed by a process pool."""
-    if jobs <= 1 or len(work) <= 1:
-        yield from map(_town_job, work)
-        return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        # map() keeps source order and holds at most a few results at a time
-        yield from pool.map(_town_job, work, chunksize=1)
+def _files_of(outcome: TownOutcome) -> list[str]:
+    """A linked town's files, from its entry (the outcome no longer holds the list)."""
+    assert outcome.entry is not None
+    summary = json.loads((Path(outcome.entry) / SUMMARY).read_text(encoding="utf-8"))
+    return [str(p) for p in summary["files"]]
+
+
+def _duplicate(outcome: TownOutcome, town_id: str) -> None:
+    outcome.error = f"BadInputError: town {town_id} appears in more than one source"
+
+
+def _episode_row(raw: dict[str, Any]) -> EpisodeRow:
+    return EpisodeRow(**{**raw, "entities": [EntityLink(**e) for e in raw["entities"]]})
 
 
 def build_site(
@@ -279,50 +375,109 @@ def build_site(
     progress: Progress | None = None,
     assets: Assets | None = None,
     jobs: int = 1,
+    executor: Executor | None = None,
+    incremental: bool = True,
+    cache: Path | None = None,
 ) -> BuildSummary:
     """Build the static site for ``sources`` into ``out`` (swapped in only on success).
 
-    ``jobs > 1`` renders towns in that many processes (``load_run`` must then
-    be picklable, as the default :class:`ReplayLoader` is); output is the same.
+    Towns run on ``executor`` (default: a pool of ``jobs`` processes; with
+    more than one, ``load_run`` must be picklable, as the default
+    :class:`ReplayLoader` is); the site is the same whichever runs them.
+    With ``incremental``, a town whose inputs did not change since the last
+    build into ``out`` is not rebuilt (see :mod:`reportgen.report.fleet`);
+    ``cache`` is where town results are kept (default: beside ``out``).
     """
     load = load_run or ReplayLoader()
     hist = history.History(history.read_history(history_path))
     assets = assets or Assets.load()
     refs = assets.refs()
+    key = options_key(load, window_from, window_to, refs)
+    root = (cache or default_cache(out)) if key else _staging_root(out)
+    ctx = FleetContext(
+        load, window_from, window_to, refs, previous_by_town(hist), root, key, incremental
+    )
+    towns, repeated = _tasks(sources)
     summary = BuildSummary(out=out)
-    summaries: list[TownSummary] = []
-    rows: list[EpisodeRow] = []
-    episodes: list[Episode] = []
-    seen_towns: set[str] = set()
-    work = [(source, window_from, window_to, load, hist, refs) for source in sources]
-    with SiteWriter(out) as writer:
-        writer.write_assets(assets)
-        for done, (source, (rendered, error)) in enumerate(
-            zip(sources, _results(jobs, work), strict=True), start=1
-        ):
-            if rendered is not None and rendered.town_id in seen_towns:
-                error = f"BadInputError: town {rendered.town_id} appears in more than one source"
-                rendered = None
-            if rendered is None:
-                summaries.append(_failed_summary(source, error))
-                summary.failures.append((str(source), error))
-            else:
-                seen_towns.add(rendered.town_id)
-                for path, text in rendered.files:
-                    writer.write(path, text)
-                summaries.append(rendered.summary)
-                rows += rendered.rows
-                episodes += rendered.episodes
-                hist.seen.update({r.id: r.status for r in rendered.rows})
-            if progress is not None:
-                progress(done, len(sources), str(source))
-        summary.resolved = _write_run_level(
-            writer, hist, summaries, rows, episodes, seen_towns, refs, history_limit
-        )
-        summary.files, summary.bytes = writer.files, writer.bytes_written
-        writer.commit()
+    try:
+        with SiteWriter(out) as writer:
+            writer.write_assets(assets)
+            fleet = _run_fleet(executor or ProcessExecutor(jobs), ctx, towns, writer, progress)
+            for outcome in repeated:
+                fleet.add(outcome)
+            summaries, rows, episodes = _collect(fleet.ordered(), summary, hist)
+            summary.resolved = _write_run_level(
+                writer, hist, summaries, rows, episodes, set(fleet.owner), refs, history_limit
+            )
+            summary.files, summary.bytes = writer.files, writer.bytes_written
+            writer.commit()
+        if key:
+            prune(root, [o.entry for o in fleet.outcomes.values() if o.cached and o.entry])
+    finally:
+        if not key:
+            shutil.rmtree(root, ignore_errors=True)
     _fill_summary(summary, summaries, rows)
     return summary
+
+
+def _tasks(sources: Sequence[Path]) -> tuple[list[TownTask], list[TownOutcome]]:
+    """A task per distinct source; a file listed again fails at once (it would share a key)."""
+    tasks: list[TownTask] = []
+    repeated: list[TownOutcome] = []
+    seen: set[Path] = set()
+    for i, source in enumerate(sources):
+        resolved = source.resolve()
+        if resolved in seen:
+            why = f"BadInputError: {source} is listed more than once"
+            repeated.append(TownOutcome(i, str(source), error=why))
+            continue
+        seen.add(resolved)
+        tasks.append(TownTask(i, source))
+    return tasks, repeated
+
+
+def _staging_root(out: Path) -> Path:
+    """Where towns that cannot be cached are staged: a sibling the next build cleans if killed."""
+    out = out.resolve()
+    return out.parent / f".{out.name}.tmp-staging-{os.getpid()}"
+
+
+def _run_fleet(
+    executor: Executor,
+    ctx: FleetContext,
+    towns: list[TownTask],
+    writer: SiteWriter,
+    progress: Progress | None,
+) -> _Fleet:
+    fleet = _Fleet(writer)
+    with closing(executor.run(town_task, ctx, towns)) as outcomes:
+        for done, outcome in enumerate(outcomes, start=1):
+            fleet.add(outcome)
+            if progress is not None:
+                progress(done, len(towns), outcome.source)
+    return fleet
+
+
+def _collect(
+    outcomes: list[TownOutcome], summary: BuildSummary, hist: history.History
+) -> tuple[list[TownSummary], list[EpisodeRow], dict[str, dict[str, Any]]]:
+    """Index lines, episode rows and history records of every town, in source order."""
+    summaries: list[TownSummary] = []
+    rows: list[EpisodeRow] = []
+    episodes: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        if outcome.error:
+            summaries.append(_failed_summary(Path(outcome.source), outcome.error))
+            summary.failures.append((outcome.source, outcome.error))
+            continue
+        summary.skipped += outcome.skipped
+        result = outcome.result
+        summaries.append(TownSummary(**result["summary"]))
+        town_rows = [_episode_row(r) for r in result["rows"]]
+        rows += town_rows
+        episodes.update(result["episodes"])
+        hist.seen.update({r.id: r.status for r in town_rows})
+    return summaries, rows, episodes
 
 
 def _write_run_level(
@@ -330,7 +485,7 @@ def _write_run_level(
     hist: history.History,
     summaries: list[TownSummary],
     rows: list[EpisodeRow],
-    episodes: list[Episode],
+    episodes: dict[str, dict[str, Any]],
     towns: set[str],
     refs: AssetRefs,
     limit: int,
@@ -339,7 +494,7 @@ def _write_run_level(
     froms = sorted(s.window_from for s in summaries if s.window_from)
     tos = sorted(s.window_to for s in summaries if s.window_to)
     window = (froms[0] if froms else "", tos[-1] if tos else "")
-    current = history.record_for(
+    current = history.record_from(
         history.run_id(*window), window, sorted(towns), episodes, {r.id: r.status for r in rows}
     )
     resolved = [

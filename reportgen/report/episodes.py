@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["EntityKey", "Episode", "entity_key", "episode_id", "find_episodes", "to_ms"]
@@ -96,8 +97,12 @@ class Episode:
         }
 
 
+@lru_cache(maxsize=1 << 16)
 def to_ms(ts: str) -> int:
-    """Epoch milliseconds of an ISO-8601 time (``Z`` or offset; naive means UTC)."""
+    """Epoch milliseconds of an ISO-8601 time (``Z`` or offset; naive means UTC).
+
+    Cached: a town's pages convert the same tick times many times over.
+    """
     text = ts.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"

@@ -24,7 +24,7 @@ instead of appending a duplicate.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,20 +168,36 @@ def record_for(
     episodes: Sequence[Episode],
     statuses: dict[str, str],
 ) -> RunRecord:
+    return record_from(run, window, towns, {ep.id: episode_record(ep) for ep in episodes}, statuses)
+
+
+def record_from(
+    run: str,
+    window: tuple[str, str],
+    towns: Sequence[str],
+    episodes: Mapping[str, Mapping[str, Any]],
+    statuses: Mapping[str, str],
+) -> RunRecord:
+    """:func:`record_for` from :func:`episode_record` dicts (what a fleet build keeps per town,
+    so the parent never needs the towns' :class:`Episode` objects)."""
     counts: dict[str, int] = {}
-    for ep in episodes:
-        counts[str(ep.invariant)] = counts.get(str(ep.invariant), 0) + 1
+    for e in episodes.values():
+        counts[str(e["invariant"])] = counts.get(str(e["invariant"]), 0) + 1
     return RunRecord(
         run_id=run,
         window_from=window[0],
         window_to=window[1],
         towns=sorted(towns),
         episodes={
-            ep.id: {**_ep_json(ep), "status": statuses.get(ep.id, "new")}
-            for ep in sorted(episodes, key=lambda e: e.id)
+            eid: {**episodes[eid], "status": statuses.get(eid, "new")} for eid in sorted(episodes)
         },
         counts=dict(sorted(counts.items())),
     )
+
+
+def episode_record(ep: Episode) -> dict[str, Any]:
+    """An episode as the history file stores it (without its status)."""
+    return _ep_json(ep)
 
 
 def _ep_json(ep: Episode) -> dict[str, Any]:

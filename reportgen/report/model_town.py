@@ -118,13 +118,30 @@ def is_active(ticks: Sequence[Mapping[str, Any]], i: int) -> bool:
     return here != before or here != after
 
 
+def _active_flags(ticks: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """:func:`is_active` for every tick, computing each tick's violation keys once (not 3×)."""
+    keys = [_vkeys(t) for t in ticks]
+    last = len(ticks) - 1
+    return [
+        _busy(tick)
+        or bool(
+            keys[i]
+            and (
+                keys[i] != (keys[i - 1] if i > 0 else frozenset())
+                or keys[i] != (keys[i + 1] if i < last else frozenset())
+            )
+        )
+        for i, tick in enumerate(ticks)
+    ]
+
+
 def _paginate(
     ticks: Sequence[Mapping[str, Any]], per_page: int = ROWS_PER_PAGE
 ) -> list[list[tuple[str, int, int]]]:
     items: list[tuple[str, int, int]] = []
     idle_start: int | None = None
-    for i in range(len(ticks)):
-        if is_active(ticks, i):
+    for i, active in enumerate(_active_flags(ticks)):
+        if active:
             if idle_start is not None:
                 items.append(("idle", idle_start, i - 1))
                 idle_start = None
@@ -369,6 +386,25 @@ class TownPage:
     quarantined: list[dict[str, Any]]
 
 
+#: A tick page lists every page when there are at most this many, else only its neighbours.
+PAGES_LISTED = 12
+#: How many pages either side of a tick page it lists (with the first and the last).
+PAGES_NEAR = 3
+
+
+def nearby_pages(pages: list[PageRange], number: int) -> list[PageRange]:
+    """The pages a tick page lists: all of a short timeline; else first, last and neighbours.
+
+    Listing every page on every page made a long timeline's output grow with
+    the square of its length; the town page (page 1) still lists them all,
+    for the tick locator.
+    """
+    if number == 1 or len(pages) <= PAGES_LISTED:
+        return pages
+    last = pages[-1].number
+    return [p for p in pages if p.number in (1, last) or abs(p.number - number) <= PAGES_NEAR]
+
+
 def ticks_page(data: TownData, number: int, root: str) -> TicksPage:
     town = clean(data.run.town_id)
     return TicksPage(
@@ -378,7 +414,7 @@ def ticks_page(data: TownData, number: int, root: str) -> TicksPage:
         town_id=town,
         town_href=town_href(data.run.town_id),
         number=number,
-        pages=data.pages,
+        pages=nearby_pages(data.pages, number),
         rows=page_rows(data, number),
     )
 

@@ -130,6 +130,7 @@ class SiteWriter:
         self.bytes_written = 0
         self.files = 0
         self.committed = False
+        self._dirs: set[Path] = set()
 
     def __enter__(self) -> SiteWriter:
         return self
@@ -152,6 +153,33 @@ class SiteWriter:
         self.bytes_written += len(data)
         self.files += 1
         return len(data)
+
+    def link(self, relpath: str, source: Path) -> int:
+        """Put an existing file at ``relpath``: a hard link (no copy), else a copy; its size.
+
+        Town pages are written once into their cache entry by whichever worker
+        built them; linking them costs no disk space and no bytes copied.
+        """
+        path = self.tmp / relpath
+        if path.parent not in self._dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(path.parent)
+        try:
+            os.link(source, path)
+        except OSError:  # another filesystem, or one without hard links
+            shutil.copyfile(source, path)
+        size = path.stat().st_size
+        self.bytes_written += size
+        self.files += 1
+        return size
+
+    def remove(self, relpath: str) -> None:
+        """Take a file out of the new site again (a town that turned out to be a duplicate)."""
+        path = self.tmp / relpath
+        size = path.stat().st_size
+        path.unlink()
+        self.bytes_written -= size
+        self.files -= 1
 
     def write_assets(self, assets: Assets) -> None:
         names = assets.names()

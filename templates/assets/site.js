@@ -54,7 +54,11 @@
     for (var i = 0; i < list.length; i++) {
       var p = list[i];
       if (ms <= p.last_ms || (nearest && i === list.length - 1)) {
-        if (!nearest && ms < p.first_ms) { return null; }
+        if (!nearest && ms < p.first_ms) {
+          /* a tick page lists only nearby pages: the town page (first) knows them all */
+          var gap = i > 0 && list[i - 1].number + 1 < p.number;
+          return gap ? relative(list[0].href) + "#tick-" + ms : null;
+        }
         return relative(p.href) + "?at=" + ms;
       }
     }

@@ -1,0 +1,249 @@
+"""Fleet builds: executors give byte-identical sites, incremental rebuilds, failure isolation.
+
+The towns are real: small simulated towns, replayed by the real
+:class:`ReplayLoader` (so tasks are pickled to worker processes and Dask
+workers exactly as in production), plus broken sources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import report_fixtures as rf
+from click.testing import CliRunner
+
+from reportgen.cli import main
+from reportgen.report.build import BuildSummary, ReplayLoader, build_site
+from reportgen.report.executors import (
+    DaskExecutor,
+    Executor,
+    ProcessExecutor,
+    SerialExecutor,
+    make_executor,
+)
+from reportgen.report.fleet import default_cache
+from reportgen.report.site import Assets
+from reportgen.runmodel import TownRun
+from reportgen.sim import simulate_town
+
+STUB_ASSETS = Assets(css="/* css */", js="// js", vega="// vega", vega_version="test")
+SCENARIOS = ("review-round-stuck", "healthy-day", "working-agent-no-hook")
+
+
+@pytest.fixture(scope="module")
+def towns(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three 1 h simulated towns and a corrupt database, in one directory."""
+    folder = tmp_path_factory.mktemp("towns")
+    for i, scenario in enumerate(SCENARIOS):
+        result = simulate_town(scenario, seed=20 + i, hours=1, out_dir=folder)
+        assert result.path is not None
+        result.path.rename(folder / f"town-{i}.sqlite")
+    (folder / "zz-corrupt.sqlite").write_bytes(b"this is not a database" * 100)
+    return folder
+
+
+def sources(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.sqlite"))
+
+
+def build(folder: Path, out: Path, executor: Executor, **kw: object) -> BuildSummary:
+    return build_site(
+        sources(folder),
+        out,
+        executor=executor,
+        assets=STUB_ASSETS,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def pool_site(towns: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pool") / "site"
+    summary = build(towns, out, ProcessExecutor(2), incremental=False)
+    assert (summary.towns, summary.towns_failed) == (4, 1)
+    return out
+
+
+def test_pool_and_serial_build_byte_identical_sites(
+    towns: Path, pool_site: Path, tmp_path: Path
+) -> None:
+    build(towns, tmp_path / "serial", SerialExecutor(), incremental=False)
+    assert tree(tmp_path / "serial") == tree(pool_site)
+    assert rf.broken_links(pool_site) == []
+
+
+def test_dask_cluster_builds_the_same_site_as_the_local_pool(
+    towns: Path, pool_site: Path, tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        summary = build(towns, tmp_path / "dask", DaskExecutor(cluster.scheduler_address))
+    assert (summary.towns, summary.towns_failed) == (4, 1)
+    assert tree(tmp_path / "dask") == tree(pool_site)
+
+
+def test_a_broken_town_is_listed_with_its_file_and_the_others_build(pool_site: Path) -> None:
+    index = json.loads((pool_site / "index.json").read_text(encoding="utf-8"))
+    states = {t["town_id"]: t["state"] for t in index["towns"]}
+    assert states.pop("zz-corrupt") == "failed"
+    assert len(states) == 3 and "failed" not in states.values()
+    failed = next(t for t in index["towns"] if t["state"] == "failed")
+    assert "zz-corrupt.sqlite" in failed["error"] and failed["error"].split(":")[0].endswith(
+        "Error"
+    )
+    assert "zz-corrupt.sqlite" in (pool_site / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_missing_source_fails_alone(towns: Path, tmp_path: Path) -> None:
+    missing = towns / "gone.sqlite"
+    summary = build_site([*sources(towns)[:1], missing], tmp_path / "s", jobs=1, assets=STUB_ASSETS)
+    assert (summary.towns, summary.towns_failed) == (2, 1)
+    assert summary.failures[0][0] == str(missing) and "gone.sqlite" in summary.failures[0][1]
+
+
+def test_incremental_rebuild_skips_unchanged_towns(towns: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "towns"
+    shutil.copytree(towns, folder)
+    out = tmp_path / "site"
+    first = build(folder, out, ProcessExecutor(2))
+    assert (first.skipped, first.towns_failed) == (0, 1)
+    before = tree(out)
+    again = build(folder, out, ProcessExecutor(2))
+    assert again.skipped == 3 and again.towns_failed == 1  # a failed town is always retried
+    assert "3 skipped as unchanged, 1 failed" in again.text()
+    assert tree(out) == before
+    # one town's database changes: only that town is rebuilt
+    other = simulate_town("multi-pr-rig", seed=99, hours=1, out_dir=tmp_path)
+    assert other.path is not None
+    other.path.replace(folder / "town-1.sqlite")
+    changed = build(folder, out, SerialExecutor())
+    assert changed.skipped == 2
+    assert tree(out) != before
+    # --no-incremental rebuilds everything, and the result is the same site
+    full = build(folder, out, SerialExecutor(), incremental=False)
+    assert full.skipped == 0
+    rebuilt = tree(out)
+    assert build(folder, out, SerialExecutor()).skipped == 3
+    assert tree(out) == rebuilt
+
+
+def test_history_and_options_are_part_of_the_key(towns: Path, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    build(towns, one, SerialExecutor())
+    build(towns, two, SerialExecutor())
+    # the previous run's episodes decide new / persisting: a town with episodes is rebuilt
+    with_history = build(towns, two, SerialExecutor(), history_path=one)
+    assert with_history.persisting > 0 and with_history.new == 0
+    assert with_history.skipped < 3
+    assert build(towns, two, SerialExecutor(), history_path=one).skipped == 3
+    recover = build_site(
+        sources(towns),
+        two,
+        executor=SerialExecutor(),
+        assets=STUB_ASSETS,
+        load_run=ReplayLoader(auto_recover=frozenset({7})),
+        history_path=one,
+    )
+    assert recover.skipped == 0
+
+
+def test_cache_lives_beside_the_site_and_holds_only_the_last_build(
+    towns: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "site"
+    build(towns, out, SerialExecutor())
+    cache = default_cache(out)
+    assert cache.parent == out.parent and not (out / ".cache").exists()
+    entries = sorted(cache.glob("towns/*/*"))
+    assert len(entries) == 3 and not (cache / "staging").exists()
+    build_site(sources(towns)[:1], out, executor=SerialExecutor(), assets=STUB_ASSETS)
+    assert len(list(cache.glob("towns/*/*"))) == 1
+    # pages are hard links into the cache: no second copy on disk
+    page = next(out.glob("towns/*/index.html"))
+    assert page.stat().st_nlink == 2
+
+
+def test_uncacheable_loader_leaves_nothing_beside_the_site(tmp_path: Path) -> None:
+    runs = {"a.sqlite": rf.scripted_town("town-alpha")}
+    build_site([Path("a.sqlite")], tmp_path / "site", load_run=rf.loader(runs))
+    assert [p.name for p in tmp_path.iterdir()] == ["site"]
+
+
+def test_cli_executor_options_and_partial_failure_exit_code(towns: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["build", str(towns), "--out", str(tmp_path / "site"), "--jobs", "2"]
+    first = runner.invoke(main, args)
+    assert first.exit_code == 4, first.output
+    assert "0 skipped as unchanged, 1 failed" in first.output
+    second = runner.invoke(main, args)
+    assert "3 skipped as unchanged, 1 failed" in second.output
+    assert runner.invoke(main, [*args, "--no-incremental"]).output.count("0 skipped") == 1
+    bad = runner.invoke(main, [*args, "--executor", "dask"])
+    assert bad.exit_code == 2 and "--scheduler" in bad.output
+
+
+def test_make_executor_defaults_to_a_pool_of_every_core() -> None:
+    executor = make_executor("local", None, None)
+    assert executor == ProcessExecutor(len(os.sched_getaffinity(0)))
+    assert make_executor("dask", None, "tcp://h:1") == DaskExecutor("tcp://h:1")
+
+
+@dataclasses.dataclass(frozen=True)
+class KillingLoader:
+    """Replays every town, except that loading ``victim`` kills the worker process outright."""
+
+    victim: str
+
+    def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
+        if source.name == self.victim:
+            os._exit(9)  # what the OOM killer does: no exception, no cleanup
+        return ReplayLoader()(source, window_from, window_to)
+
+
+def test_a_worker_killed_mid_town_fails_that_town_only(towns: Path, tmp_path: Path) -> None:
+    summary = build_site(
+        sources(towns),
+        tmp_path / "site",
+        executor=ProcessExecutor(2),
+        assets=STUB_ASSETS,
+        load_run=KillingLoader("town-1.sqlite"),
+    )
+    assert [(Path(s).name, "died" in why) for s, why in summary.failures] == [
+        ("town-1.sqlite", True),
+        ("zz-corrupt.sqlite", False),
+    ]
+    assert summary.towns - summary.towns_failed == 2
+
+
+def test_a_source_listed_twice_is_built_once(towns: Path, tmp_path: Path) -> None:
+    first = sources(towns)[0]
+    summary = build_site(
+        [first, first], tmp_path / "site", executor=ProcessExecutor(2), assets=STUB_ASSETS
+    )
+    assert (summary.towns, summary.towns_failed) == (2, 1)
+    assert "listed more than once" in summary.failures[0][1]
+
+
+def test_two_sources_of_one_town_keep_the_first_listed(towns: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.sqlite"
+    shutil.copyfile(sources(towns)[0], copy)
+    out = tmp_path / "site"
+    summary = build_site(
+        [copy, sources(towns)[0]], out, executor=ProcessExecutor(2), assets=STUB_ASSETS
+    )
+    assert [Path(s).name for s, _ in summary.failures] == ["town-0.sqlite"]
+    assert "appears in more than one source" in summary.failures[0][1]
+    assert rf.broken_links(out) == []
