@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli import reports_errors
+from reportgen.cli import auto_recover_option, reports_errors
 
 EXIT_NEW_VIOLATIONS = 3
 EXIT_PARTIAL = 4
@@ -83,6 +83,12 @@ _PATH = click.Path(path_type=Path)
     is_flag=True,
     help=f"Exit {EXIT_NEW_VIOLATIONS} when any new violation episode is found.",
 )
+@click.option(
+    "--base-url",
+    help="Where the site is published (e.g. https://org.github.io/repo/runs/2026-03-16/): "
+    "Sentry alerts then carry each episode's permalink.",
+)
+@auto_recover_option
 @reports_errors
 def build(
     sources: tuple[Path, ...],
@@ -97,6 +103,8 @@ def build(
     scheduler: str | None,
     incremental: bool,
     fail_on_violations: bool,
+    base_url: str | None,
+    auto_recover: tuple[int, ...],
 ) -> None:
     """Build the report site from town databases, bundles or directories of them.
 
@@ -108,16 +116,21 @@ def build(
         reportgen build towns/ --executor dask --scheduler tcp://scheduler:8786
         reportgen build town.sqlite --single-file incident.html --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
     """
-    from reportgen.report.build import build_site, demo_sources, discover_sources
+    from reportgen.observability.sentry import report_new_episodes, reporter_from_env
+    from reportgen.report.build import ReplayLoader, build_site, demo_sources, discover_sources
     from reportgen.report.bundle import build_single_file
     from reportgen.report.executors import make_executor
+    from reportgen.report.model import violation_href
+    from reportgen.town.recovery import validate
 
+    loader = ReplayLoader(auto_recover=validate(auto_recover) if auto_recover else None)
     runner = make_executor(executor, jobs, scheduler)
     paths = discover_sources(list(sources)) if sources else demo_sources()
     if single_file is not None:
         size = build_single_file(
-            paths, single_file, town=town, window_from=window_from, window_to=window_to
-        )
+            paths, single_file, town=town, window_from=window_from, window_to=window_to,
+            load_run=loader,
+        )  # fmt: skip
         click.echo(f"wrote {single_file} ({size / 1e6:.2f} MB)")
         return
     bar = _progress(len(paths))
@@ -130,8 +143,14 @@ def build(
         progress=bar,
         executor=runner,
         incremental=incremental,
+        load_run=loader,
     )
     click.echo(summary.text())
+    report_new_episodes(
+        reporter_from_env(),
+        summary.new_episode_records,
+        lambda eid: f"{base_url.rstrip('/')}/{violation_href(eid)}" if base_url else None,
+    )
     _step_summary(summary.markdown())
     if fail_on_violations and summary.new:
         sys.exit(EXIT_NEW_VIOLATIONS)

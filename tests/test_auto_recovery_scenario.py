@@ -71,3 +71,22 @@ def test_simulate_cli_rejects_unsupported_invariants(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.exit_code == 2
     assert "invariant(s) 4 cannot be auto-recovered" in result.stderr
+
+
+def test_build_with_auto_recovery_replays_with_it_and_shows_the_divergence(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    towns = tmp_path / "towns"
+    towns.mkdir()
+    result = simulate_town("working-agent-no-hook", hours=HOURS, out_dir=towns)
+    site = tmp_path / "site"
+    run = CliRunner().invoke(
+        main, ["build", str(towns), "--out", str(site), "--jobs", "1", "--auto-recover", "7"]
+    )
+    assert run.exit_code == 0, run.output
+    page = json.loads((site / "towns" / result.town_id / "index.json").read_text("utf-8"))
+    divergence = page["divergence"]
+    assert divergence is not None, "recovery changes what the recorded ticks did"
+    assert "recoveries" in json.dumps(divergence)

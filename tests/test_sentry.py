@@ -181,3 +181,37 @@ def _open(path: Any) -> Any:
     import sqlite3
 
     return sqlite3.connect(path)
+
+
+def test_build_alerts_new_episodes_once_with_permalinks(receiver: Any, tmp_path: Any) -> None:
+    """A nightly build alerts each new episode; the next night's persisting ones stay quiet."""
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+    from reportgen.sim.run import simulate_town
+
+    dsn, events = receiver
+    towns = tmp_path / "towns"
+    towns.mkdir()
+    result = simulate_town("multi-pr-rig", hours=0.5, out_dir=towns)
+    assert result.path is not None
+    base = "https://reports.example/runs/2026-03-16/"
+    args = ["build", str(towns), "--jobs", "1", "--base-url", base]
+    first = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "one")],
+                               env={"SENTRY_DSN": dsn})  # fmt: skip
+    assert first.exit_code == 0, first.output
+    index = json.loads((tmp_path / "one" / "index.json").read_text(encoding="utf-8"))
+    new = sorted(e["id"] for e in index["episodes"] if e["status"] == "new")
+    assert new and sorted(e["contexts"]["violation"]["episode_id"] for e in events) == new
+    for event in events:
+        ctx = event["contexts"]["violation"]
+        assert ctx["permalink"] == f"{base}violations/{ctx['episode_id']}.html"
+        assert event["fingerprint"][:3] == ["reconciler-invariant", "3", result.town_id]
+        assert ctx["message"].startswith("Rig ") and ctx["tick_count"] >= 1
+    count = len(events)
+    again = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "two"), "--history", str(tmp_path / "one")],
+        env={"SENTRY_DSN": dsn},
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert len(events) == count  # nothing new: no new alert

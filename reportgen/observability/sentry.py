@@ -148,6 +148,53 @@ def alert_for(episode: Episode, permalink: str | None = None) -> EpisodeAlert:
     )
 
 
+def alert_from_record(
+    episode_id: str, record: Mapping[str, Any], permalink: str | None = None
+) -> EpisodeAlert:
+    """An alert from a history record (``reportgen.report.history.episode_record``)."""
+    entities = EntityKey(
+        tuple(record.get("agent_ids", ())),
+        tuple(record.get("bead_ids", ())),
+        tuple(record.get("rig_ids", ())),
+    )
+    invariant = int(record["invariant"])
+    subject_ids = set(record.get("subject_ids") or entities.all_ids())
+    subject = EntityKey(
+        tuple(i for i in entities.agent_ids if i in subject_ids),
+        tuple(i for i in entities.bead_ids if i in subject_ids),
+        tuple(i for i in entities.rig_ids if i in subject_ids),
+    )
+    return EpisodeAlert(
+        town_id=str(record["town_id"]),
+        invariant=invariant,
+        message=str(record.get("message", "")),
+        entities=entities,
+        first_at=str(record["first_at"]),
+        last_at=str(record["last_at"]),
+        ticks=int(record.get("ticks", 0)),
+        episode_id=episode_id,
+        permalink=permalink,
+        subject=subject,
+    )
+
+
+def report_new_episodes(
+    reporter: SentryReporter | None,
+    records: Mapping[str, Mapping[str, Any]],
+    permalink: Callable[[str], str | None] = lambda eid: None,
+) -> int:
+    """Batch (``build``): one event per *new* episode of a run; flushes; returns the count.
+
+    Persisting episodes were reported by the run that first saw them.
+    """
+    if reporter is None:
+        return 0
+    for eid in sorted(records):
+        reporter.send(alert_from_record(eid, records[eid], permalink(eid)))
+    reporter.flush()
+    return len(records)
+
+
 def report_episodes(
     reporter: SentryReporter | None,
     episodes: Iterable[Episode],

@@ -97,6 +97,9 @@ class BuildSummary:
     window_to: str = ""
     failures: list[tuple[str, str]] = field(default_factory=list)
     new_episodes: list[dict[str, Any]] = field(default_factory=list)
+    #: History records (:func:`history.episode_record`) of the new episodes, by id: what
+    #: alerting needs (message, entities, extent) without the towns' Episode objects.
+    new_episode_records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def text(self) -> str:
         """The one-screen summary printed at the end of ``reportgen build``."""
@@ -406,6 +409,9 @@ def build_site(
             for outcome in repeated:
                 fleet.add(outcome)
             summaries, rows, episodes = _collect(fleet.ordered(), summary, hist)
+            summary.new_episode_records = {
+                r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
+            }
             summary.resolved = _write_run_level(
                 writer, hist, summaries, rows, episodes, set(fleet.owner), refs, history_limit
             )

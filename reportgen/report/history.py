@@ -208,8 +208,11 @@ def _ep_json(ep: Episode) -> dict[str, Any]:
         "agent_ids": list(e.agent_ids),
         "bead_ids": list(e.bead_ids),
         "rig_ids": list(e.rig_ids),
+        "subject_ids": list(ep.subject.all_ids()),
         "first_at": ep.first_at,
         "last_at": ep.last_at,
+        "ticks": ep.ticks,
+        "message": ep.messages[0] if ep.messages else "",
         "open_at_end": ep.open_at_end,
     }
 
