@@ -129,7 +129,7 @@ def test_ci_runs_every_check_read_only() -> None:
         "python -m pytest",
         "python -m reportgen.docsgen --check",
         "install -y -qq chromium",
-        "'.[dev,serve]'",
+        "'.[dev,serve,dask]'",
     ):
         assert command in runs, f"ci.yml does not run {command!r}"
 
