@@ -123,8 +123,12 @@ while [[ -e "$PAGES_DIR/runs/$run" ]]; do # a dated URL, once published, never c
 done
 history=()
 if [[ -f "$PAGES_DIR/history.jsonl" ]]; then history=(--history "$PAGES_DIR/history.jsonl"); fi
+# With SENTRY_DSN set, build sends one event per new episode, linked to its page.
+links=()
+if [[ -n "${PAGES_BASE_URL:-}" ]]; then links=(--base-url "${PAGES_BASE_URL%/}/runs/$run/"); fi
 status=0
-"$REPORTGEN" build "${build_args[@]}" --out "$PAGES_DIR/runs/$run" "${history[@]}" || status=$?
+"$REPORTGEN" build "${build_args[@]}" --out "$PAGES_DIR/runs/$run" "${history[@]}" "${links[@]}" ||
+  status=$?
 if [[ $status -ne 0 && $status -ne 4 ]]; then
   log "reportgen build failed (exit $status): nothing published"
   exit "$status"
@@ -165,7 +169,7 @@ fi
   printf '</ul>\n</body></html>\n'
 } >"$PAGES_DIR/runs/index.html"
 
-# --- 5. one incident file per town with violations; Sentry for new ones -------
+# --- 5. one incident file per town with violations ----------------------------
 # Towns with episodes come from the run's index.json; for exported towns the
 # bundle of each town is found through its manifest, so --single-file replays
 # one source instead of searching them all.
@@ -197,15 +201,7 @@ for line in "${towns[@]}"; do
   else
     "$REPORTGEN" build "${build_args[@]}" --single-file "$file" --town "$town" >&2
   fi
-  if [[ "$is_new" == new ]]; then
-    new_towns=$((new_towns + 1))
-    # Stopgap until `reportgen build` reports new episodes itself: replaying
-    # the town's bundle with --ticks sends one Sentry event per episode
-    # (grouped per invariant and entity, so persisting ones raise no new issue).
-    if [[ -n "${SENTRY_DSN:-}" && -n "$bundle" ]]; then
-      "$REPORTGEN" replay --ticks --db "$bundle" --from "$from" --to "$to" >/dev/null
-    fi
-  fi
+  if [[ "$is_new" == new ]]; then new_towns=$((new_towns + 1)); fi
 done
 
 # --- 6. outputs and the step summary -----------------------------------------
