@@ -8,11 +8,12 @@ of the N sources from one of them under its own town id (source ``i`` is
 town-day ``i % 4``; a placeholder file per source gives each its own
 checksum, so incremental rebuilds work as for real sources).
 
-By default a source is loaded from its *recorded* ticks (what replay
-compares against), so the figure is the report's own cost: load, episodes,
-view-models, charts, rendering and writing. ``--replay`` loads every source
-through the real ``reportgen.replay.replay_window`` instead (re-running the
-engine tick by tick), which measures the whole pipeline.
+By default a source is loaded from its *recorded* ticks, as
+``reportgen build --recorded`` does, so the figure is the report's own cost:
+load, episodes, view-models, charts, rendering and writing. ``--replay``
+loads every source through the real replay instead (``reportgen build``
+without ``--recorded``: re-running the engine tick by tick to verify it),
+which measures the whole pipeline.
 
 Each configuration runs in a fresh process so that peak RSS (of the parent,
 and of the largest worker) belongs to that build alone. After the cold
@@ -27,7 +28,6 @@ import argparse
 import dataclasses
 import json
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -35,9 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import report_fixtures as rf
 
 from reportgen.report.build import ReplayLoader, build_site
 from reportgen.report.executors import ProcessExecutor
@@ -77,14 +75,8 @@ class CopiesLoader:
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
         number = int(source.stem.split("-")[1])
         real = self.days[number % len(self.days)]
-        if self.replay:
-            run = ReplayLoader()(real, window_from, window_to)
-        else:
-            conn = sqlite3.connect(real)
-            conn.row_factory = sqlite3.Row
-            first, last = conn.execute("SELECT min(at), max(at) FROM rg_ticks").fetchone()
-            run = rf.run_from_db(conn, str(real), first, last)
-            conn.close()
+        # The same loaders as `reportgen build` (default) and `reportgen build --recorded`.
+        run = ReplayLoader(recorded=not self.replay)(real, window_from, window_to)
         run.town_id = source.stem
         return run
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from reportgen.cli import auto_recover_option, reports_errors
+from reportgen.errors import BadInputError
 
 EXIT_NEW_VIOLATIONS = 3
 EXIT_PARTIAL = 4
@@ -88,6 +89,12 @@ _PATH = click.Path(path_type=Path)
     help="Where the site is published (e.g. https://org.github.io/repo/runs/2026-03-16/): "
     "Sentry alerts then carry each episode's permalink.",
 )
+@click.option(
+    "--recorded",
+    is_flag=True,
+    help="Show each town's recorded ticks without replaying them: fast, but nothing is "
+    "checked for divergence (fidelity 'recorded').",
+)
 @auto_recover_option
 @reports_errors
 def build(
@@ -104,6 +111,7 @@ def build(
     incremental: bool,
     fail_on_violations: bool,
     base_url: str | None,
+    recorded: bool,
     auto_recover: tuple[int, ...],
 ) -> None:
     """Build the report site from town databases, bundles or directories of them.
@@ -123,7 +131,11 @@ def build(
     from reportgen.report.model import violation_href
     from reportgen.town.recovery import validate
 
-    loader = ReplayLoader(auto_recover=validate(auto_recover) if auto_recover else None)
+    if recorded and auto_recover:
+        raise BadInputError("--auto-recover needs a replay: it cannot be combined with --recorded")
+    loader = ReplayLoader(
+        auto_recover=validate(auto_recover) if auto_recover else None, recorded=recorded
+    )
     runner = make_executor(executor, jobs, scheduler)
     paths = discover_sources(list(sources)) if sources else demo_sources()
     if single_file is not None:

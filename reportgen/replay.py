@@ -60,7 +60,7 @@ from reportgen.town.config import TownConfig
 from reportgen.town.context import Action, EngineError, TownCtx
 from reportgen.town.db import configure, load_copy
 from reportgen.town.effects import NullWorld
-from reportgen.town.record import COMPARED_FIELDS, tick_record
+from reportgen.town.record import COMPARED_FIELDS, load_ticks, tick_record
 from reportgen.town.tick import ContainerFilter, ModelStopwatch, TickResult
 from reportgen.town.worldlog import Mismatch, ReplayWorld
 
@@ -649,6 +649,42 @@ def replay_window(
         divergence=divergence,
         compared_ticks=compared,
         journal_inputs=state.inputs,
+    )
+
+
+RECORDED_CAVEAT = (
+    "Shown as recorded: these ticks were not replayed (built with --recorded), so nothing "
+    "was checked for divergence; entity titles and statuses are the database's latest."
+)
+
+
+def recorded_window(
+    db: str | Path, start: str, end: str, names: tuple[str, str] = ("--from", "--to")
+) -> TownRun:
+    """The window's *recorded* ticks (``rg_ticks``) as a :class:`TownRun`, without replaying.
+
+    Fast (no engine run): for fleet builds that trust what the towns recorded.
+    ``replay_window`` is the verified path; this one says it was not verified.
+    """
+    source = open_source(db)
+    window = check_window(source, start, end, names)
+    ticks = load_ticks(source.conn, window.start, window.end)
+    if not ticks:
+        raise BadWindowError(
+            f"{source.name}: no recorded ticks between {window.start} and {window.end}; "
+            "build without --recorded to replay the window"
+        )
+    return TownRun(
+        town_id=source.town_id,
+        source=source.name,
+        window_from=window.start,
+        window_to=window.end,
+        fidelity="recorded",
+        caveat=RECORDED_CAVEAT,
+        ticks=ticks,
+        entities=collect_entities(source.conn, ticks),
+        bead_events=bead_events_in(source.conn, window),
+        quarantined=[q for t in ticks for q in _quarantined(t["events"], t["at"])],
     )
 
 

@@ -250,3 +250,34 @@ def test_two_sources_of_one_town_keep_the_first_listed(towns: Path, tmp_path: Pa
     assert [Path(s).name for s, _ in summary.failures] == ["town-0.sqlite"]
     assert "appears in more than one source" in summary.failures[0][1]
     assert rf.broken_links(out) == []
+
+
+def test_recorded_builds_show_the_recorded_ticks_unverified(tmp_path: Path) -> None:
+    """``--recorded`` skips the replay: same ticks as the verified build, fidelity 'recorded'."""
+    import json
+
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+    from reportgen.sim.run import simulate_town
+
+    towns = tmp_path / "towns"
+    towns.mkdir()
+    result = simulate_town("multi-pr-rig", hours=0.5, out_dir=towns)
+    pages = {}
+    for name, extra in (("replayed", []), ("recorded", ["--recorded"])):
+        run = CliRunner().invoke(
+            main, ["build", str(towns), "--out", str(tmp_path / name), "--jobs", "1", *extra]
+        )
+        assert run.exit_code == 0, run.output
+        page = tmp_path / name / "towns" / result.town_id / "index.json"
+        pages[name] = json.loads(page.read_text(encoding="utf-8"))
+    replayed, recorded = pages["replayed"], pages["recorded"]
+    assert (replayed["fidelity"], recorded["fidelity"]) == ("exact", "recorded")
+    assert "not replayed" in recorded["caveat"] and recorded["divergence"] is None
+    assert recorded["totals"] == replayed["totals"]
+    assert [g["number"] for g in recorded["groups"]] == [
+        g["number"] for g in replayed["groups"]
+    ]
+    bad = CliRunner().invoke(main, ["build", str(towns), "--recorded", "--auto-recover", "7"])
+    assert bad.exit_code == 2 and "cannot be combined with --recorded" in bad.stderr

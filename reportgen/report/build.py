@@ -173,22 +173,28 @@ class ReplayLoader:
     """The real replay (``reportgen.replay.replay_window``); the default window is the last 24 h.
 
     A class rather than a closure so that it can be sent to worker processes;
-    ``auto_recover`` replays with that recovery setting instead of the recorded one.
+    ``auto_recover`` replays with that recovery setting instead of the recorded one;
+    ``recorded`` shows the recorded ticks without replaying them (fast, unverified).
     """
 
     auto_recover: frozenset[int] | None = None
+    recorded: bool = False
 
     @property
     def cache_key(self) -> str:
         """The loader's options, for the incremental-build key (the source's checksum is added)."""
+        if self.recorded:
+            return "recorded"
         recover = "recorded" if self.auto_recover is None else sorted(self.auto_recover)
         return f"replay:auto_recover={recover}"
 
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
-        from reportgen.replay import open_source, replay_window
+        from reportgen.replay import open_source, recorded_window, replay_window
 
         if window_from is None or window_to is None:
             window_from, window_to = default_window(open_source(source), window_from, window_to)
+        if self.recorded:
+            return recorded_window(source, window_from, window_to)
         return replay_window(source, window_from, window_to, auto_recover=self.auto_recover)
 
 
