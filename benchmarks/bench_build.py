@@ -35,8 +35,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-
 from reportgen.report.build import ReplayLoader, build_site
 from reportgen.report.executors import ProcessExecutor
 from reportgen.report.site import cache_dir
