@@ -52,15 +52,16 @@ from pathlib import Path
 from typing import Any
 
 from reportgen import checkpoints
-from reportgen.errors import BadInputError, BadWindowError
+from reportgen.errors import BadInputError, BadWindowError, NotATownDatabaseError
 from reportgen.runmodel import Divergence, EntityInfo, TownRun
 from reportgen.town import clock, events, reconciler, store
 from reportgen.town.api import Town
 from reportgen.town.config import TownConfig
 from reportgen.town.context import Action, EngineError, TownCtx
-from reportgen.town.db import configure, load_copy
+from reportgen.town.db import configure, load_copy, open_readonly
 from reportgen.town.effects import NullWorld
 from reportgen.town.record import COMPARED_FIELDS, load_ticks, tick_record
+from reportgen.town.schema import missing_tables
 from reportgen.town.tick import ContainerFilter, ModelStopwatch, TickResult
 from reportgen.town.worldlog import Mismatch, ReplayWorld
 
@@ -224,9 +225,11 @@ def read_manifest(conn: sqlite3.Connection) -> dict[str, Any] | None:
     return manifest
 
 
-def open_source(path: str | Path) -> Source:
-    """Open a town database or bundle read-only (an in-memory copy)."""
-    conn = load_copy(path)
+def open_source(path: str | Path, *, copy: bool = True) -> Source:
+    """Open a town database or bundle read-only: an in-memory copy (which replay may
+    change freely), or with ``copy=False`` the file itself opened ``mode=ro`` (for
+    readers that never write, without the cost of copying the file)."""
+    conn = load_copy(path) if copy else _open_town_readonly(path)
     journaled = "rg_journal" in _table_names(conn) and (
         conn.execute("SELECT 1 FROM rg_journal LIMIT 1").fetchone() is not None
     )
@@ -652,6 +655,17 @@ def replay_window(
     )
 
 
+def _open_town_readonly(path: str | Path) -> sqlite3.Connection:
+    conn = open_readonly(path)
+    missing = missing_tables(conn)
+    if missing:
+        conn.close()
+        raise NotATownDatabaseError(
+            f"{path}: not a town database (missing table(s): {', '.join(missing)})"
+        )
+    return conn
+
+
 RECORDED_CAVEAT = (
     "Shown as recorded: these ticks were not replayed (built with --recorded), so nothing "
     "was checked for divergence; entity titles and statuses are the database's latest."
@@ -666,7 +680,7 @@ def recorded_window(
     Fast (no engine run): for fleet builds that trust what the towns recorded.
     ``replay_window`` is the verified path; this one says it was not verified.
     """
-    source = open_source(db)
+    source = open_source(db, copy=False)
     window = check_window(source, start, end, names)
     ticks = load_ticks(source.conn, window.start, window.end)
     if not ticks:

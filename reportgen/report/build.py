@@ -192,7 +192,8 @@ class ReplayLoader:
         from reportgen.replay import open_source, recorded_window, replay_window
 
         if window_from is None or window_to is None:
-            window_from, window_to = default_window(open_source(source), window_from, window_to)
+            opened = open_source(source, copy=not self.recorded)
+            window_from, window_to = default_window(opened, window_from, window_to)
         if self.recorded:
             return recorded_window(source, window_from, window_to)
         return replay_window(source, window_from, window_to, auto_recover=self.auto_recover)
