@@ -276,8 +276,6 @@ def test_recorded_builds_show_the_recorded_ticks_unverified(tmp_path: Path) -> N
     assert (replayed["fidelity"], recorded["fidelity"]) == ("exact", "recorded")
     assert "not replayed" in recorded["caveat"] and recorded["divergence"] is None
     assert recorded["totals"] == replayed["totals"]
-    assert [g["number"] for g in recorded["groups"]] == [
-        g["number"] for g in replayed["groups"]
-    ]
+    assert [g["number"] for g in recorded["groups"]] == [g["number"] for g in replayed["groups"]]
     bad = CliRunner().invoke(main, ["build", str(towns), "--recorded", "--auto-recover", "7"])
     assert bad.exit_code == 2 and "cannot be combined with --recorded" in bad.stderr
