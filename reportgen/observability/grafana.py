@@ -32,23 +32,41 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 import tempfile
 from collections import Counter
-from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
 from reportgen.errors import BadInputError
+from reportgen.observability.grafana_check import WARNING, check_dashboard, is_warning
+from reportgen.observability.grafana_json import (
+    GRID_COLUMNS,
+    JSONDict,
+    is_id,
+    panel_label,
+    panels_of,
+    var_name,
+    variables_of,
+    walk_panels,
+)
 
-JSONDict = dict[str, Any]
+__all__ = [
+    "WARNING",
+    "add_reconciler_row",
+    "alert_rules",
+    "check_dashboard",
+    "check_dashboard_file",
+    "is_warning",
+    "reconciler_panels",
+    "update_dashboard_file",
+]
+
 
 PLUGIN_TYPE = "vertamedia-clickhouse-datasource"
 DATASET = "gastown_events"
 TICK_EVENT = "reconciler_tick"
-GRID_COLUMNS = 24
 
 #: Idle towns re-arm their alarm every 5 minutes (5 s while work is active).
 IDLE_TICK_SECONDS = 300
@@ -74,16 +92,10 @@ TOWN_FILTER = "blob6 IN (${town:singlequote})"
 TICK_WHERE = f"$timeFilter AND blob1 = '{TICK_EVENT}'"
 PANEL_WHERE = f"{TICK_WHERE} AND {TOWN_FILTER}"
 
-#: Datasource uids (and legacy names) Grafana always resolves.
-BUILTIN_DATASOURCES = frozenset(
-    {"grafana", "-- Grafana --", "-- Mixed --", "-- Dashboard --", "__expr__"}
-)
 
 ALERT_FOLDER = "Gastown"
 ALERT_GROUP = "gastown-reconciler"
 ALERT_INTERVAL = "1m"
-
-_VAR_REF = re.compile(r"^\$\{(\w+)(?::[\w-]+)?\}$|^\$(\w+)$|^\[\[(\w+)\]\]$")
 
 
 # --------------------------------------------------------------------------- #
@@ -502,44 +514,8 @@ def _reconciler_panels(base_id: int, y: int, datasource: JSONDict) -> list[JSOND
 # --------------------------------------------------------------------------- #
 
 
-def _panels(dashboard: JSONDict) -> list[Any]:
-    panels = dashboard.get("panels", [])
-    if not isinstance(panels, list):
-        raise BadInputError("dashboard 'panels' is not a list")
-    return panels
-
-
-def _walk(panels: list[Any]) -> Iterator[JSONDict]:
-    """Every panel dict, including the children of collapsed rows."""
-    for panel in panels:
-        if isinstance(panel, dict):
-            yield panel
-            children = panel.get("panels")
-            if isinstance(children, list):
-                yield from _walk(children)
-
-
-def _variables(dashboard: JSONDict) -> list[Any]:
-    templating = dashboard.get("templating")
-    if not isinstance(templating, dict):
-        return []
-    variables = templating.get("list", [])
-    return variables if isinstance(variables, list) else []
-
-
 def _is_own(obj: Any) -> bool:
     return isinstance(obj, dict) and MARKER in str(obj.get("description", ""))
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _var_name(uid: str) -> str | None:
-    match = _VAR_REF.match(uid)
-    if match is None:
-        return None
-    return next(g for g in match.groups() if g)
 
 
 def dashboard_datasource(dashboard: JSONDict) -> JSONDict:
@@ -549,7 +525,7 @@ def dashboard_datasource(dashboard: JSONDict) -> JSONDict:
     has a datasource variable for the plugin, gets ``${VARIABLE}``.
     """
     counts: Counter[tuple[str, str]] = Counter()
-    for panel in _walk(_panels(dashboard)):
+    for panel in walk_panels(panels_of(dashboard)):
         if _is_own(panel):
             continue
         refs = [panel.get("datasource")]
@@ -566,7 +542,7 @@ def dashboard_datasource(dashboard: JSONDict) -> JSONDict:
     if counts:
         (ds_type, uid), _ = counts.most_common(1)[0]
         return {"type": ds_type, "uid": uid}
-    for var in _variables(dashboard):
+    for var in variables_of(dashboard):
         if (
             isinstance(var, dict)
             and var.get("type") == "datasource"
@@ -583,16 +559,16 @@ def dashboard_datasource(dashboard: JSONDict) -> JSONDict:
 def _concrete_uid(dashboard: JSONDict, datasource: JSONDict) -> str:
     """Resolve ``${VAR}`` to the variable's current uid (alert rules need one)."""
     uid = str(datasource["uid"])
-    name = _var_name(uid)
+    name = var_name(uid)
     if name is None:
         return uid
-    for var in _variables(dashboard):
+    for var in variables_of(dashboard):
         if isinstance(var, dict) and var.get("name") == name:
             current = var.get("current")
             value = current.get("value") if isinstance(current, dict) else None
             if isinstance(value, list) and len(value) == 1:
                 value = value[0]
-            if isinstance(value, str) and value and _var_name(value) is None:
+            if isinstance(value, str) and value and var_name(value) is None:
                 return value
     raise BadInputError(
         f"datasource {uid} has no concrete uid (variable {name!r} has no current value)"
@@ -600,7 +576,7 @@ def _concrete_uid(dashboard: JSONDict, datasource: JSONDict) -> str:
 
 
 def _own_base_id(panels: list[Any]) -> int | None:
-    ids = [p["id"] for p in _walk(panels) if _is_own(p) and _is_id(p.get("id"))]
+    ids = [p["id"] for p in walk_panels(panels) if _is_own(p) and is_id(p.get("id"))]
     return min(ids) - 1 if ids else None
 
 
@@ -630,16 +606,16 @@ def _bottom(panels: list[Any]) -> int:
     for panel in panels:
         grid = panel.get("gridPos") if isinstance(panel, dict) else None
         if not isinstance(grid, dict):
-            raise BadInputError(f"{_label(panel)} has no gridPos")
+            raise BadInputError(f"{panel_label(panel)} has no gridPos")
         y, h = grid.get("y", 0), grid.get("h", 0)
-        if not (_is_id(y) and _is_id(h)):
-            raise BadInputError(f"{_label(panel)} has a non-integer gridPos y/h")
+        if not (is_id(y) and is_id(h)):
+            raise BadInputError(f"{panel_label(panel)} has a non-integer gridPos y/h")
         bottom = max(bottom, y + h)
     return bottom
 
 
 def _pick_base_id(panels: list[Any]) -> int:
-    used = {p["id"] for p in _walk(panels) if _is_id(p.get("id"))}
+    used = {p["id"] for p in walk_panels(panels) if is_id(p.get("id"))}
     base = PREFERRED_BASE_ID
     if any(base + i in used for i in range(7)):
         base = (max(used) // 100 + 1) * 100
@@ -649,7 +625,7 @@ def _pick_base_id(panels: list[Any]) -> int:
 def _plugin_version(panels: list[Any]) -> str | None:
     versions = Counter(
         p["pluginVersion"]
-        for p in _walk(panels)
+        for p in walk_panels(panels)
         if p.get("type") != "row" and isinstance(p.get("pluginVersion"), str)
     )
     return versions.most_common(1)[0][0] if versions else None
@@ -666,7 +642,7 @@ def add_reconciler_row(dashboard: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(dashboard, dict):
         raise BadInputError("dashboard JSON is not an object")
     result = copy.deepcopy(dashboard)
-    panels = _panels(result)
+    panels = panels_of(result)
     kept = _strip_own(panels, _own_base_id(panels))
     datasource = dashboard_datasource({**result, "panels": kept})
     base_id = _pick_base_id(kept)
@@ -700,11 +676,11 @@ def add_reconciler_row(dashboard: dict[str, Any]) -> dict[str, Any]:
 
 def reconciler_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     """The generated row and panels in a dashboard (as after :func:`add_reconciler_row`)."""
-    panels = _panels(dashboard)
+    panels = panels_of(dashboard)
     base = _own_base_id(panels)
     return [
         p
-        for p in _walk(panels)
+        for p in walk_panels(panels)
         if _is_own(p) or (base is not None and p.get("type") == "row" and p.get("id") == base)
     ]
 
@@ -890,261 +866,6 @@ def alert_rules(dashboard: dict[str, Any]) -> dict[str, Any]:
             }
         ],
     }
-
-
-# --------------------------------------------------------------------------- #
-# Checker
-# --------------------------------------------------------------------------- #
-
-
-def _label(panel: Any) -> str:
-    if not isinstance(panel, dict):
-        return f"panel {panel!r}"
-    pid = panel.get("id")
-    title = panel.get("title")
-    name = f"panel {pid}" if _is_id(pid) else "panel (no id)"
-    return f'{name} "{title}"' if isinstance(title, str) else name
-
-
-def _check_thresholds(where: str, thresholds: Any) -> list[str]:
-    if not isinstance(thresholds, dict):
-        return [f"{where}: thresholds is not an object"]
-    steps = thresholds.get("steps")
-    if not isinstance(steps, list) or not steps:
-        return [f"{where}: thresholds has no steps"]
-    problems: list[str] = []
-    values = [s.get("value") if isinstance(s, dict) else None for s in steps]
-    if values[0] is not None:
-        # Grafana ignores the base step's value (it is -Infinity whatever it says), so
-        # this is a warning: upstream's own dashboard has 24 of them.
-        problems.append(
-            f"{WARNING}{where}: thresholds base step has value {json.dumps(values[0])}; "
-            "the first step should be null (-Infinity)"
-        )
-    previous: float | None = None
-    for index, value in enumerate(values[1:], start=2):
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            problems.append(f"{where}: thresholds step {index} has value {json.dumps(value)}")
-            continue
-        if previous is not None and value <= previous:
-            problems.append(
-                f"{where}: thresholds not ascending: step {index} ({value}) "
-                f"is not above step {index - 1} ({previous})"
-            )
-        previous = value
-    return problems
-
-
-def _datasource_index(dashboard: JSONDict) -> tuple[dict[str, str | None], dict[str, str | None]]:
-    """(variable or input name -> plugin type, concrete uid or name -> plugin type)."""
-    by_var: dict[str, str | None] = {}
-    by_uid: dict[str, str | None] = {}
-    for var in _variables(dashboard):
-        if not isinstance(var, dict) or var.get("type") != "datasource":
-            continue
-        plugin = var.get("query") if isinstance(var.get("query"), str) else None
-        if isinstance(var.get("name"), str):
-            by_var[var["name"]] = plugin
-        current = var.get("current")
-        if isinstance(current, dict):
-            for key in ("value", "text"):
-                value = current.get(key)
-                for v in value if isinstance(value, list) else [value]:
-                    if isinstance(v, str) and v:
-                        by_uid[v] = plugin
-    inputs = dashboard.get("__inputs")
-    if isinstance(inputs, list):
-        for item in inputs:
-            if (
-                isinstance(item, dict)
-                and item.get("type") == "datasource"
-                and isinstance(item.get("name"), str)
-            ):
-                plugin_id = item.get("pluginId")
-                by_var[item["name"]] = plugin_id if isinstance(plugin_id, str) else None
-    return by_var, by_uid
-
-
-def _check_ref(
-    where: str,
-    ref: Any,
-    by_var: dict[str, str | None],
-    by_uid: dict[str, str | None],
-    known: Collection[str],
-) -> list[str]:
-    if ref is None:
-        return []  # the default datasource
-    ds_type: str | None = None
-    if isinstance(ref, str):
-        uid = ref
-    elif isinstance(ref, dict):
-        raw_uid = ref.get("uid")
-        ds_type = ref.get("type") if isinstance(ref.get("type"), str) else None
-        if raw_uid is None:
-            return [] if ds_type else [f"{where}: datasource reference has neither uid nor type"]
-        if not isinstance(raw_uid, str):
-            return [f"{where}: datasource uid {json.dumps(raw_uid)} is not a string"]
-        uid = raw_uid
-    else:
-        return [f"{where}: datasource reference {json.dumps(ref)} is not an object"]
-    if uid in BUILTIN_DATASOURCES or uid in known:
-        return []
-    name = _var_name(uid)
-    if name is not None:
-        if name not in by_var:
-            return [f"{where}: datasource {uid} names no datasource variable or __inputs entry"]
-        declared = by_var[name]
-    elif uid in by_uid:
-        declared = by_uid[uid]
-    else:
-        return [
-            f"{where}: datasource uid {uid!r} is not resolvable "
-            "(no datasource variable or __inputs entry declares it)"
-        ]
-    if ds_type and declared and ds_type != declared:
-        return [f"{where}: datasource {uid} has type {ds_type!r} but is declared as {declared!r}"]
-    return []
-
-
-def _check_grid(panel: JSONDict) -> tuple[list[str], tuple[int, int, int, int] | None]:
-    grid = panel.get("gridPos")
-    if not isinstance(grid, dict):
-        return [f"{_label(panel)}: no gridPos"], None
-    x, y, w, h = (grid.get(k) for k in ("x", "y", "w", "h"))
-    if not all(_is_id(v) for v in (x, y, w, h)):
-        return [f"{_label(panel)}: gridPos {json.dumps(grid)} needs integer x, y, w, h"], None
-    assert isinstance(x, int) and isinstance(y, int) and isinstance(w, int) and isinstance(h, int)
-    problems = []
-    if x < 0 or y < 0 or w < 1 or h < 1 or x + w > GRID_COLUMNS:
-        problems.append(
-            f"{_label(panel)}: gridPos x={x} y={y} w={w} h={h} is outside the "
-            f"{GRID_COLUMNS}-column grid (needs x >= 0, y >= 0, w >= 1, h >= 1, "
-            f"x + w <= {GRID_COLUMNS})"
-        )
-    return problems, (x, y, w, h)
-
-
-def _check_layout(panels: list[Any]) -> list[str]:
-    problems: list[str] = []
-    boxes: list[tuple[JSONDict, tuple[int, int, int, int]]] = []
-    for panel in panels:
-        if not isinstance(panel, dict):
-            continue
-        grid_problems, box = _check_grid(panel)
-        problems += grid_problems
-        if box is not None:
-            boxes.append((panel, box))
-        children = panel.get("panels")
-        if isinstance(children, list) and children:
-            problems += _check_layout(children)
-    for i, (a, (ax, ay, aw, ah)) in enumerate(boxes):
-        for b, (bx, by, bw, bh) in boxes[i + 1 :]:
-            if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
-                problems.append(
-                    f"{_label(a)} (x={ax} y={ay} w={aw} h={ah}) overlaps "
-                    f"{_label(b)} (x={bx} y={by} w={bw} h={bh})"
-                )
-    return problems
-
-
-WARNING = "warning: "
-
-
-def is_warning(problem: str) -> bool:
-    """Whether a ``check_dashboard`` finding is a warning (reported, not failing)."""
-    return problem.startswith(WARNING)
-
-
-def check_dashboard(
-    dashboard: dict[str, Any], known_datasource_uids: Collection[str] = ()
-) -> list[str]:
-    """Problems in a dashboard, each naming the panel (id and title) and what is wrong.
-
-    Checks: unique panel ids; unique ``refId`` per panel; every panel inside the
-    24-column grid; no overlapping panels (top level, and within each collapsed
-    row); thresholds ascending (defaults and overrides) with a null base step —
-    a non-null base step is reported as a warning (prefix ``warning: ``), since
-    Grafana ignores its value;
-    every datasource reference resolvable from the file itself (built-ins, a
-    datasource variable's name or current uid, an ``__inputs`` entry) or listed
-    in ``known_datasource_uids``.
-    """
-    if not isinstance(dashboard, dict):
-        return ["dashboard JSON is not an object"]
-    panels = dashboard.get("panels", [])
-    if not isinstance(panels, list):
-        return ["dashboard 'panels' is not a list"]
-    problems: list[str] = []
-    by_var, by_uid = _datasource_index(dashboard)
-    known = frozenset(known_datasource_uids)
-
-    all_panels = list(_walk(panels))
-    seen: dict[int, list[JSONDict]] = {}
-    for panel in all_panels:
-        pid = panel.get("id")
-        if isinstance(pid, int) and not isinstance(pid, bool):
-            seen.setdefault(pid, []).append(panel)
-        else:
-            problems.append(f"{_label(panel)}: id {json.dumps(pid)} is not an integer")
-    for pid, owners in seen.items():
-        if len(owners) > 1:
-            names = ", ".join(_label(p) for p in owners)
-            problems.append(f"panel id {pid} is used by {len(owners)} panels: {names}")
-
-    problems += _check_layout(panels)
-
-    for panel in all_panels:
-        name = _label(panel)
-        targets = panel.get("targets", [])
-        if not isinstance(targets, list):
-            problems.append(f"{name}: targets is not a list")
-            targets = []
-        ref_ids: Counter[str] = Counter()
-        for index, target in enumerate(targets, start=1):
-            if not isinstance(target, dict):
-                problems.append(f"{name}: target {index} is not an object")
-                continue
-            ref_id = target.get("refId")
-            if not isinstance(ref_id, str) or not ref_id:
-                problems.append(f"{name}: target {index} has no refId")
-            else:
-                ref_ids[ref_id] += 1
-            problems += _check_ref(
-                f"{name} target {ref_id or index}", target.get("datasource"), by_var, by_uid, known
-            )
-        for ref_id, count in ref_ids.items():
-            if count > 1:
-                problems.append(f"{name}: refId {ref_id!r} is used by {count} targets")
-        problems += _check_ref(name, panel.get("datasource"), by_var, by_uid, known)
-
-        field_config = panel.get("fieldConfig")
-        if isinstance(field_config, dict):
-            defaults = field_config.get("defaults")
-            if isinstance(defaults, dict) and "thresholds" in defaults:
-                problems += _check_thresholds(name, defaults["thresholds"])
-            overrides = field_config.get("overrides")
-            for index, override in enumerate(overrides if isinstance(overrides, list) else []):
-                props = override.get("properties") if isinstance(override, dict) else None
-                matcher = override.get("matcher") if isinstance(override, dict) else None
-                matched = ""
-                if isinstance(matcher, dict):
-                    matched = f" ({matcher.get('id')} {json.dumps(matcher.get('options'))})"
-                for prop in props if isinstance(props, list) else []:
-                    if isinstance(prop, dict) and prop.get("id") == "thresholds":
-                        where = f"{name} override {index + 1}{matched}"
-                        problems += _check_thresholds(where, prop.get("value"))
-
-    for var in _variables(dashboard):
-        if isinstance(var, dict) and "datasource" in var:
-            where = f"variable {var.get('name')!r}"
-            problems += _check_ref(where, var["datasource"], by_var, by_uid, known)
-    annotations = dashboard.get("annotations")
-    if isinstance(annotations, dict) and isinstance(annotations.get("list"), list):
-        for ann in annotations["list"]:
-            if isinstance(ann, dict) and "datasource" in ann:
-                where = f"annotation {ann.get('name')!r}"
-                problems += _check_ref(where, ann["datasource"], by_var, by_uid, known)
-    return problems
 
 
 # --------------------------------------------------------------------------- #
