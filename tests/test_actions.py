@@ -37,11 +37,10 @@ from reportgen.town.effects import (
     RecordingWorld,
     SideEffect,
     SideEffectStats,
-    parse_git_url,
-    parse_pr_url,
     run_side_effects,
 )
 from reportgen.town.ids import CounterIds
+from reportgen.town.pr_effects import parse_git_url, parse_pr_url
 
 TOWN = "town5678-aaaa-bbbb-cccc-000000000000"
 PR = "https://github.com/acme/rig-a/pull/7"

@@ -31,7 +31,8 @@ from typing import Any
 
 from reportgen.town import ops, review_queue
 from reportgen.town.context import Action, TownCtx
-from reportgen.town.effects import Emit, SideEffect, parse_git_url, parse_pr_url
+from reportgen.town.effects import Emit, SideEffect
+from reportgen.town.pr_effects import parse_git_url, parse_pr_url
 
 log = logging.getLogger(__name__)
 
