@@ -18,9 +18,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+
+from reportgen.town import clock
 
 __all__ = ["EntityKey", "Episode", "entity_key", "episode_id", "find_episodes", "to_ms"]
 
@@ -97,19 +98,9 @@ class Episode:
         }
 
 
-@lru_cache(maxsize=1 << 16)
-def to_ms(ts: str) -> int:
-    """Epoch milliseconds of an ISO-8601 time (``Z`` or offset; naive means UTC).
-
-    Cached: a town's pages convert the same tick times many times over.
-    """
-    text = ts.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return round(dt.timestamp() * 1000)
+#: Epoch ms of an ISO time (:func:`reportgen.town.clock.to_ms`), cached: a town's pages
+#: convert the same tick times many times over.
+to_ms = lru_cache(maxsize=1 << 16)(clock.to_ms)
 
 
 def entity_key(violation: Mapping[str, Any]) -> EntityKey:
