@@ -29,6 +29,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.town import clock
 from reportgen.town.schema import (
     UPSTREAM_TABLES,
@@ -104,7 +105,7 @@ def encode(state: State) -> bytes:
 
 
 def decode(blob: bytes) -> State:
-    value: State = json.loads(zlib.decompress(blob).decode("utf-8"))
+    value: State = jsonio.loads(zlib.decompress(blob).decode("utf-8"))
     return value
 
 

@@ -44,14 +44,13 @@ in-memory database.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen import checkpoints
+from reportgen import checkpoints, jsonio
 from reportgen.errors import BadInputError, BadWindowError, NotATownDatabaseError
 from reportgen.runmodel import Divergence, EntityInfo, TownRun
 from reportgen.town import clock, events, reconciler, store
@@ -219,7 +218,7 @@ def read_manifest(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """A bundle's manifest (decoded values), or ``None`` for a town database."""
     if MANIFEST_TABLE not in _table_names(conn):
         return None
-    manifest = {str(k): json.loads(v) for k, v in conn.execute("SELECT key, value FROM manifest")}
+    manifest = {str(k): jsonio.loads(v) for k, v in conn.execute("SELECT key, value FROM manifest")}
     if manifest.get("format") != BUNDLE_FORMAT:
         return None
     return manifest
@@ -316,7 +315,7 @@ class TownState:
             "SELECT seq, at, call, args FROM rg_journal WHERE seq > ? AND at <= ? ORDER BY seq",
             (self.seq, until),
         ).fetchall()
-        return [JournalRow(int(r[0]), str(r[1]), str(r[2]), json.loads(r[3])) for r in rows]
+        return [JournalRow(int(r[0]), str(r[1]), str(r[2]), jsonio.loads(r[3])) for r in rows]
 
     def advance(self, until: str, *, alarm: bool = False, keep_ticks: bool = False) -> None:
         """Re-run every journal row after this state up to ``until``.
@@ -741,7 +740,7 @@ def recorded_ticks(source: Source, seqs: list[int]) -> dict[int, dict[str, Any]]
         "SELECT seq, record FROM rg_ticks WHERE seq >= ? AND seq <= ? ORDER BY seq",
         (min(seqs), max(seqs)),
     ).fetchall()
-    return {int(r[0]): json.loads(r[1]) for r in rows}
+    return {int(r[0]): jsonio.loads(r[1]) for r in rows}
 
 
 def modelled_wall_clock(metrics: dict[str, Any]) -> float:

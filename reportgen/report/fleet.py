@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen import __version__
+from reportgen import __version__, gcpause
 from reportgen.report import history
 from reportgen.report.render import AssetRefs
 from reportgen.resources import templates_dir
@@ -189,8 +189,10 @@ def run_town(ctx: FleetContext, task: TownTask, write_town: WriteTown) -> TownOu
     folder = staging_dir(ctx, task)
     shutil.rmtree(folder, ignore_errors=True)
     try:
-        run = ctx.load_run(task.source, ctx.window_from, ctx.window_to)
-        result = write_town(run, town_history(ctx, run.town_id), ctx.refs, folder / FILES)
+        with gcpause.paused():
+            run = ctx.load_run(task.source, ctx.window_from, ctx.window_to)
+        with gcpause.frozen():
+            result = write_town(run, town_history(ctx, run.town_id), ctx.refs, folder / FILES)
         result.update(key=key, history_digest=history_digest(ctx, run.town_id))
         (folder / SUMMARY).write_text(json.dumps(result, sort_keys=True), encoding="utf-8")
     except Exception as exc:  # one bad town must not sink a fleet build

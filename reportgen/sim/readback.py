@@ -7,7 +7,6 @@ created). The records come from ``rg_ticks``, which every tick writes.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.town import clock
 
 
@@ -53,7 +53,7 @@ def load_ticks(db: sqlite3.Connection | str | Path) -> list[TickRecord]:
     finally:
         if conn is not db:
             conn.close()
-    return [TickRecord(int(s), clock.to_ms(at) - start, json.loads(rec)) for s, at, rec in rows]
+    return [TickRecord(int(s), clock.to_ms(at) - start, jsonio.loads(rec)) for s, at, rec in rows]
 
 
 def first(ticks: list[TickRecord], pred: Callable[[TickRecord], bool]) -> TickRecord | None:

@@ -13,6 +13,7 @@ import json
 import sqlite3
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.town.context import EngineError, TownCtx
 
 TERMINAL = ("closed", "failed")
@@ -35,7 +36,7 @@ def parse_json_object(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = jsonio.loads(text)
     except (ValueError, TypeError):
         return {}
     return value if isinstance(value, dict) else {}
@@ -46,7 +47,7 @@ def parse_json_list(text: str | None) -> list[Any]:
     if not text:
         return []
     try:
-        value = json.loads(text)
+        value = jsonio.loads(text)
     except (ValueError, TypeError):
         return []
     return value if isinstance(value, list) else []

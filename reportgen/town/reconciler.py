@@ -16,12 +16,12 @@ constants and action builders in :mod:`reportgen.town.reconciler_common`.
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.town import clock
 from reportgen.town import config as town_config
 from reportgen.town.context import Action, TownCtx
@@ -643,7 +643,7 @@ def _no_active_tools(active_tools: str | None) -> bool:
     """
     text = active_tools if active_tools is not None else "[]"
     try:
-        tools = json.loads(text)
+        tools = jsonio.loads(text)
     except ValueError:
         return True
     if isinstance(tools, list | str):

@@ -7,10 +7,10 @@ Thresholds carry upstream's names (spec §12).
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.town import clock
 from reportgen.town.clock import HOUR_MS, MINUTE_MS, SECOND_MS
 from reportgen.town.config import MAX_DISPATCH_ATTEMPTS
@@ -108,7 +108,7 @@ def json_object(text: object) -> dict[str, Any]:
     if not isinstance(text, str):
         return {}
     try:
-        parsed = json.loads(text)
+        parsed = jsonio.loads(text)
     except ValueError:
         return {}
     return parsed if isinstance(parsed, dict) else {}
@@ -119,7 +119,7 @@ def json_list(text: object) -> list[Any]:
     if not isinstance(text, str):
         return []
     try:
-        parsed = json.loads(text)
+        parsed = jsonio.loads(text)
     except ValueError:
         return []
     return parsed if isinstance(parsed, list) else []

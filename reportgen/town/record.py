@@ -13,6 +13,7 @@ import json
 import sqlite3
 from typing import Any, Protocol
 
+from reportgen import jsonio
 from reportgen.town.tick import TickResult
 
 TICKS_DDL = """
@@ -189,4 +190,4 @@ def load_ticks(conn: sqlite3.Connection, start: str, end: str) -> list[dict[str,
     rows = conn.execute(
         "SELECT record FROM rg_ticks WHERE at >= ? AND at <= ? ORDER BY seq", (start, end)
     ).fetchall()
-    return [json.loads(r[0]) for r in rows]
+    return [jsonio.loads(r[0]) for r in rows]

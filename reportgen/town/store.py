@@ -11,6 +11,7 @@ import json
 import sqlite3
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.errors import BadInputError
 from reportgen.town.config import TownConfig
 from reportgen.town.schema import ensure_reportgen_tables
@@ -34,7 +35,7 @@ def get(conn: sqlite3.Connection, key: str) -> Any:
     if not has_state_table(conn):
         return None
     row = conn.execute("SELECT value FROM rg_town_state WHERE key = ?", (key,)).fetchone()
-    return None if row is None else json.loads(row[0])
+    return None if row is None else jsonio.loads(row[0])
 
 
 def put(conn: sqlite3.Connection, key: str, value: Any) -> None:

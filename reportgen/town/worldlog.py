@@ -17,6 +17,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.town.effects import NullWorld, PRFeedback, PRStatus, PRStatusError, World
 from reportgen.town.tick import ContainerSource
 
@@ -182,7 +183,7 @@ class ReplayWorld:
             "SELECT method, args, answer FROM rg_world_log WHERE tick_seq = ? ORDER BY n",
             (tick_seq,),
         ).fetchall()
-        return cls([(r[0], r[1], json.loads(r[2])) for r in rows])
+        return cls([(r[0], r[1], jsonio.loads(r[2])) for r in rows])
 
     @property
     def exhausted(self) -> bool:
