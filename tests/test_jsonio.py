@@ -47,7 +47,15 @@ def test_loads_matches_the_standard_library(value: Any) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['{"a": 1, "a": 2}', "1e400", '"\\ud800"', "18446744073709551616", "NaN", "-0", "[1.0, 5e-324]"],
+    [
+        '{"a": 1, "a": 2}',
+        "1e400",
+        '"\\ud800"',
+        "18446744073709551616",
+        "NaN",
+        "-0",
+        "[1.0, 5e-324]",
+    ],
 )
 def test_documents_orjson_refuses_or_reads_differently(text: str) -> None:
     assert _same(jsonio.loads(text), json.loads(text))
