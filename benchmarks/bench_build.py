@@ -8,12 +8,12 @@ of the N sources from one of them under its own town id (source ``i`` is
 town-day ``i % 4``; a placeholder file per source gives each its own
 checksum, so incremental rebuilds work as for real sources).
 
-By default a source is loaded from its *recorded* ticks, as
-``reportgen build --recorded`` does, so the figure is the report's own cost:
-load, episodes, view-models, charts, rendering and writing. ``--replay``
-loads every source through the real replay instead (``reportgen build``
-without ``--recorded``: re-running the engine tick by tick to verify it),
-which measures the whole pipeline.
+By default a source is loaded as ``reportgen build`` loads it (``--ticks
+auto``): these towns hold a complete record of their ticks, so the figure is
+the report's own cost: load, episodes, view-models, charts, rendering and
+writing. ``--replay`` loads every source as ``reportgen build --ticks replay``
+does instead, re-running the engine tick by tick and comparing every tick
+with the record.
 
 Each configuration runs in a fresh process so that peak RSS (of the parent,
 and of the largest worker) belongs to that build alone. After the cold
@@ -73,8 +73,8 @@ class CopiesLoader:
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
         number = int(source.stem.split("-")[1])
         real = self.days[number % len(self.days)]
-        # The same loaders as `reportgen build` (default) and `reportgen build --recorded`.
-        run = ReplayLoader(recorded=not self.replay)(real, window_from, window_to)
+        # The same loaders as `reportgen build` and `reportgen build --ticks replay`.
+        run = ReplayLoader(ticks="replay" if self.replay else "auto")(real, window_from, window_to)
         run.town_id = source.stem
         return run
 
@@ -108,7 +108,7 @@ def measure(towns: int, jobs: int, replay: bool, days: list[Path]) -> dict[str, 
     return {
         "towns": towns,
         "jobs": jobs,
-        "load": "replay" if replay else "recorded",
+        "load": "replay" if replay else "auto",
         "seconds": round(elapsed, 2),
         "towns_per_second": round(towns / elapsed, 2),
         "ticks": cold.ticks,

@@ -196,6 +196,34 @@ def newest_before(conn: sqlite3.Connection, t: str, *, inclusive: bool = True) -
     return Checkpoint(int(row[0]), str(row[1]), decode(bytes(row[2])))
 
 
+#: A bundle's state at the end of its window (one row), so that a reader that shows the
+#: recorded ticks can show the entities as they were then without replaying the window.
+END_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS rg_end_state (
+  seq integer primary key,
+  at text not null,
+  state blob not null
+)
+"""
+
+
+def store_end_state(conn: sqlite3.Connection, end: Checkpoint) -> None:
+    conn.execute(END_STATE_DDL)
+    conn.execute("DELETE FROM rg_end_state")
+    conn.execute(
+        "INSERT INTO rg_end_state (seq, at, state) VALUES (?, ?, ?)",
+        (end.seq, end.at, encode(end.state)),
+    )
+
+
+def end_state(conn: sqlite3.Connection) -> Checkpoint | None:
+    """The stored end state (``rg_end_state``), if the database has one."""
+    if missing_tables(conn, ("rg_end_state",)):
+        return None
+    row = conn.execute("SELECT seq, at, state FROM rg_end_state").fetchone()
+    return None if row is None else Checkpoint(int(row[0]), str(row[1]), decode(bytes(row[2])))
+
+
 def count(conn: sqlite3.Connection) -> int:
     if not has_table(conn):
         return 0

@@ -18,7 +18,6 @@ from pathlib import Path
 import click
 
 from reportgen.cli import auto_recover_option, reports_errors
-from reportgen.errors import BadInputError
 
 EXIT_NEW_VIOLATIONS = 3
 EXIT_PARTIAL = 4
@@ -90,10 +89,15 @@ _PATH = click.Path(path_type=Path)
     "Sentry alerts then carry each episode's permalink.",
 )
 @click.option(
-    "--recorded",
-    is_flag=True,
-    help="Show each town's recorded ticks without replaying them: fast, but nothing is "
-    "checked for divergence (fidelity 'recorded').",
+    "--ticks",
+    "ticks",
+    type=click.Choice(["auto", "recorded", "replay"]),
+    default="auto",
+    show_default=True,
+    help="Where each town's ticks come from: 'replay' re-runs the engine on every tick and "
+    "compares it with the town's record; 'recorded' shows the record unchecked; 'auto' shows "
+    "the record when it covers the window and the database is at the window's end, and "
+    "replays otherwise (databases without a record, bundles, earlier windows).",
 )
 @auto_recover_option
 @reports_errors
@@ -111,7 +115,7 @@ def build(
     incremental: bool,
     fail_on_violations: bool,
     base_url: str | None,
-    recorded: bool,
+    ticks: str,
     auto_recover: tuple[int, ...],
 ) -> None:
     """Build the report site from town databases, bundles or directories of them.
@@ -131,10 +135,8 @@ def build(
     from reportgen.report.model import violation_href
     from reportgen.town.recovery import validate
 
-    if recorded and auto_recover:
-        raise BadInputError("--auto-recover needs a replay: it cannot be combined with --recorded")
     loader = ReplayLoader(
-        auto_recover=validate(auto_recover) if auto_recover else None, recorded=recorded
+        auto_recover=validate(auto_recover) if auto_recover else None, ticks=ticks
     )
     runner = make_executor(executor, jobs, scheduler)
     paths = discover_sources(list(sources)) if sources else demo_sources()

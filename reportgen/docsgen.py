@@ -205,6 +205,7 @@ TABLES: dict[str, str] = {
     "rg_checkpoints": "reportgen: periodic full-state snapshots, so the state at a time T is rebuilt from the newest checkpoint before T.",
     "rg_open_episodes": "reportgen: violation episodes open in a live run, so a restarted process does not alert twice.",
     "manifest": "Bundle only: `key`/`value` rows (JSON values) describing the bundle; see below.",
+    "rg_end_state": "Bundle only: the state after the window's last journal row (a checkpoint), so the recorded ticks can be shown with the entities as they were at the window's end without a replay.",
     "rg_window_events": "Bundle only: the source's `town_events` rows created in the window, as they were at export.",
 }
 
@@ -263,7 +264,7 @@ def _ddl_groups() -> list[tuple[str, str, Sequence[str]]]:
             "`reportgen export` writes a bundle: itself a town database (every command "
             "opens it like one) holding the base state in the tables above, the journal, "
             "world answers and tick records after the base up to `to`, and these.",
-            [MANIFEST_DDL, export.WINDOW_EVENTS_DDL],
+            [MANIFEST_DDL, export.WINDOW_EVENTS_DDL, checkpoints.END_STATE_DDL],
         ),
     ]
 

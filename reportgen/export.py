@@ -21,6 +21,11 @@ upstream tables + ``rg_town_state``, ``rg_container_last``, ``rg_quarantine``
 ``rg_window_events``
     The source's ``town_events`` rows created between the base time (``from``
     for an approximate bundle) and ``to``, as they were at export.
+``rg_end_state``
+    For a journaled town, the state after the window's last journal row
+    (one checkpoint-format row), so that ``reportgen build`` can show the
+    recorded ticks with the entities as they were at ``to`` without
+    replaying the window. Optional: a bundle without it is replayed.
 
 The same source and window give a byte-identical file: rows are inserted in
 key order, the manifest holds no time of the export run, and the file is
@@ -53,6 +58,7 @@ from reportgen.replay import (
     base_for,
     check_window,
     open_source,
+    state_after,
 )
 from reportgen.town.api import JOURNAL_DDL
 from reportgen.town.record import TICKS_DDL, TICKS_INDEX
@@ -97,6 +103,7 @@ def export(
     window = check_window(source, start, end, names)
     base = base_for(source, window.start) if source.journaled else None
     state = base.state if base is not None else checkpoints.snapshot(source.conn)
+    end_state = _end_state(source, window) if source.journaled else None
     manifest = _manifest(source, window, base, src_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
@@ -104,12 +111,18 @@ def export(
     tmp = Path(tmp_name)
     try:
         tmp.unlink()
-        counts = _write(tmp, source, window, base, state, manifest)
+        counts = _write(tmp, source, window, base, state, manifest, end_state)
         os.replace(tmp, out_path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return manifest | counts
+
+
+def _end_state(source: Source, window: Window) -> checkpoints.Checkpoint:
+    """The state after the window's last journal row (what replaying the window leaves)."""
+    after = state_after(source, window.end)
+    return checkpoints.Checkpoint(after.seq, window.end, checkpoints.snapshot(after.conn))
 
 
 def _manifest(
@@ -147,12 +160,15 @@ def _write(
     base: checkpoints.Checkpoint | None,
     state: checkpoints.State,
     manifest: dict[str, Any],
+    end: checkpoints.Checkpoint | None,
 ) -> dict[str, Any]:
     conn = sqlite3.connect(path)
     try:
         db = sqlite_utils.Database(conn)
         checkpoints.restore(conn, state)
         counts = _write_history(db, source, window, base)
+        if end is not None:
+            checkpoints.store_end_state(conn, end)
         manifest_rows = [
             {"key": k, "value": json.dumps(v, sort_keys=True)}
             for k, v in sorted((manifest | {"counts": counts}).items())

@@ -428,17 +428,28 @@ def state_at(source: Source, t: str | None) -> TownState:
         conn = _working_copy(source)
         caveat = APPROXIMATE_CAVEAT.format(name=source.name)
         return TownState(source, conn, _replay_town(conn), APPROXIMATE, caveat)
-    base = base_for(source, t)
-    conn = _memory()
-    checkpoints.restore(conn, base.state)
-    town = _replay_town(conn)
-    state = TownState(source, conn, town, EXACT, None, seq=base.seq)
+    state = _rebuilt(source, base_for(source, t))
     if t is None:
         state.advance("\uffff")
     else:
         state.advance(t, alarm=True)
     state.inputs = 0
     return state
+
+
+def state_after(source: Source, t: str) -> TownState:
+    """The town just after every journal row at or before ``t`` (a window's end state:
+    what a tick-by-tick replay of a window ending at ``t`` leaves). Needs a journal."""
+    state = _rebuilt(source, base_for(source, t))
+    state.advance(t)
+    state.inputs = 0
+    return state
+
+
+def _rebuilt(source: Source, base: checkpoints.Checkpoint) -> TownState:
+    conn = _memory()
+    checkpoints.restore(conn, base.state)
+    return TownState(source, conn, _replay_town(conn), EXACT, None, seq=base.seq)
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -666,9 +677,57 @@ def _open_town_readonly(path: str | Path) -> sqlite3.Connection:
 
 
 RECORDED_CAVEAT = (
-    "Shown as recorded: these ticks were not replayed (built with --recorded), so nothing "
-    "was checked for divergence; entity titles and statuses are the database's latest."
+    "Shown as recorded: the engine did not re-run these ticks, so nothing was checked for "
+    "divergence (`reportgen build --ticks replay` re-runs and compares them)."
 )
+LATEST_ENTITIES_CAVEAT = (
+    " Entity titles and statuses are as the file holds them, not as of the window's end."
+)
+
+
+def record_serves(source: Source, window: Window) -> bool:
+    """Whether the window's recorded ticks can stand for a replay of it (``--ticks auto``):
+    the source holds the state at the window's end and a record of every tick."""
+    return _holds_end_state(source, window) and _record_complete(source, window)
+
+
+def _holds_end_state(source: Source, window: Window) -> bool:
+    """A journaled source whose window reaches its last journal row, and that is either a
+    town database (its tables are that state) or a bundle with its end state stored."""
+    journal = source.journal_range()
+    if journal is None or window.end < journal[1]:
+        return False
+    return source.manifest is None or not missing_tables(source.conn, ("rg_end_state",))
+
+
+def _end_state_conn(source: Source, window: Window) -> sqlite3.Connection | None:
+    """The state at the window's end, when the source holds it (else ``None``)."""
+    if not _holds_end_state(source, window):
+        return None
+    if source.manifest is None:
+        return source.conn
+    end = checkpoints.end_state(source.conn)
+    if end is None:
+        return None
+    conn = _memory()
+    checkpoints.restore(conn, end.state)
+    return conn
+
+
+def _record_complete(source: Source, window: Window) -> bool:
+    """Every tick the journal ran in the window has its record (and there is one)."""
+    if "rg_ticks" not in _table_names(source.conn):
+        return False
+    missing = source.conn.execute(
+        """SELECT count(*) FROM rg_journal j
+           WHERE j.call = 'tick' AND j.at >= ? AND j.at <= ?
+             AND NOT EXISTS (SELECT 1 FROM rg_ticks t WHERE t.seq = j.seq)""",
+        (window.start, window.end),
+    ).fetchone()
+    recorded = source.conn.execute(
+        "SELECT 1 FROM rg_ticks WHERE at >= ? AND at <= ? LIMIT 1", (window.start, window.end)
+    ).fetchone()
+    return int(missing[0]) == 0 and recorded is not None
 
 
 def recorded_window(
@@ -676,8 +735,10 @@ def recorded_window(
 ) -> TownRun:
     """The window's *recorded* ticks (``rg_ticks``) as a :class:`TownRun`, without replaying.
 
-    Fast (no engine run): for fleet builds that trust what the towns recorded.
-    ``replay_window`` is the verified path; this one says it was not verified.
+    Fast (no engine run): what the town recorded when it ran. ``replay_window``
+    is the verified path; this one says it was not verified, and says when
+    the entities are shown as the database has them now rather than as of
+    the window's end (see :func:`record_serves`).
     """
     source = open_source(db, copy=False)
     window = check_window(source, start, end, names)
@@ -685,18 +746,22 @@ def recorded_window(
     if not ticks:
         raise BadWindowError(
             f"{source.name}: no recorded ticks between {window.start} and {window.end}; "
-            "build without --recorded to replay the window"
+            "build with --ticks replay to replay the window"
         )
+    caveat = RECORDED_CAVEAT
+    state = _end_state_conn(source, window)
+    if state is None:
+        state, caveat = source.conn, caveat + LATEST_ENTITIES_CAVEAT
     return TownRun(
         town_id=source.town_id,
         source=source.name,
         window_from=window.start,
         window_to=window.end,
         fidelity="recorded",
-        caveat=RECORDED_CAVEAT,
+        caveat=caveat,
         ticks=ticks,
-        entities=collect_entities(source.conn, ticks),
-        bead_events=bead_events_in(source.conn, window),
+        entities=collect_entities(state, ticks),
+        bead_events=bead_events_in(state, window),
         quarantined=[q for t in ticks for q in _quarantined(t["events"], t["at"])],
     )
 

@@ -11,6 +11,8 @@ import dataclasses
 import json
 import os
 import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,8 @@ import report_fixtures as rf
 from click.testing import CliRunner
 
 from reportgen.cli import main
+from reportgen.errors import BadInputError
+from reportgen.replay import LATEST_ENTITIES_CAVEAT, RECORDED_CAVEAT
 from reportgen.report.build import BuildSummary, ReplayLoader, build_site
 from reportgen.report.executors import (
     DaskExecutor,
@@ -252,30 +256,123 @@ def test_two_sources_of_one_town_keep_the_first_listed(towns: Path, tmp_path: Pa
     assert rf.broken_links(out) == []
 
 
-def test_recorded_builds_show_the_recorded_ticks_unverified(tmp_path: Path) -> None:
-    """``--recorded`` skips the replay: same ticks as the verified build, fidelity 'recorded'."""
-    import json
+def _town_page(site: Path, town_id: str) -> dict[str, object]:
+    page = site / "towns" / town_id / "index.json"
+    loaded: dict[str, object] = json.loads(page.read_text(encoding="utf-8"))
+    return loaded
 
-    from click.testing import CliRunner
 
-    from reportgen.cli import main
-    from reportgen.sim.run import simulate_town
+PROVENANCE = {"fidelity", "caveat", "compared_ticks"}
 
+
+def _without(value: object, keys: set[str]) -> object:
+    """``value`` with ``keys`` removed from every object, at any depth."""
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_without(v, keys) for v in value]
+    return value
+
+
+def test_ticks_auto_shows_a_complete_record_and_replay_verifies_it(tmp_path: Path) -> None:
+    """``--ticks auto`` (the default) shows the record; ``replay`` re-runs and compares it.
+
+    Both give the same ticks, totals and episodes: only the fidelity, the caveat
+    and the count of compared ticks differ.
+    """
     towns = tmp_path / "towns"
     towns.mkdir()
     result = simulate_town("multi-pr-rig", hours=0.5, out_dir=towns)
     pages = {}
-    for name, extra in (("replayed", []), ("recorded", ["--recorded"])):
+    for name, extra in (
+        ("auto", []),
+        ("recorded", ["--ticks", "recorded"]),
+        ("replay", ["--ticks", "replay"]),
+    ):
         run = CliRunner().invoke(
             main, ["build", str(towns), "--out", str(tmp_path / name), "--jobs", "1", *extra]
         )
         assert run.exit_code == 0, run.output
-        page = tmp_path / name / "towns" / result.town_id / "index.json"
-        pages[name] = json.loads(page.read_text(encoding="utf-8"))
-    replayed, recorded = pages["replayed"], pages["recorded"]
-    assert (replayed["fidelity"], recorded["fidelity"]) == ("exact", "recorded")
-    assert "not replayed" in recorded["caveat"] and recorded["divergence"] is None
-    assert recorded["totals"] == replayed["totals"]
-    assert [g["number"] for g in recorded["groups"]] == [g["number"] for g in replayed["groups"]]
-    bad = CliRunner().invoke(main, ["build", str(towns), "--recorded", "--auto-recover", "7"])
-    assert bad.exit_code == 2 and "cannot be combined with --recorded" in bad.stderr
+        pages[name] = _town_page(tmp_path / name, result.town_id)
+    auto, recorded, replayed = pages["auto"], pages["recorded"], pages["replay"]
+    assert auto == recorded
+    assert (replayed["fidelity"], auto["fidelity"]) == ("exact", "recorded")
+    assert replayed["divergence"] is None and replayed["compared_ticks"] > 0
+    assert auto["caveat"] == RECORDED_CAVEAT and auto["compared_ticks"] == 0
+    assert _without(auto, PROVENANCE) == _without(replayed, PROVENANCE)
+    bad = CliRunner().invoke(
+        main, ["build", str(towns), "--ticks", "recorded", "--auto-recover", "7"]
+    )
+    assert bad.exit_code == 2 and "cannot be combined with --ticks recorded" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def recorded_town(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("recorded")
+    result = simulate_town("healthy-day", seed=3, hours=1, out_dir=folder)
+    assert result.path is not None
+    return result.path
+
+
+def test_ticks_auto_replays_when_the_record_cannot_stand_for_a_replay(
+    recorded_town: Path, tmp_path: Path
+) -> None:
+    """A missing tick record, an earlier window, a bundle or auto-recovery: replay."""
+    from reportgen.export import export
+    from reportgen.replay import open_source
+
+    auto = ReplayLoader()
+    assert auto(recorded_town, None, None).fidelity == "recorded"
+    first, last = open_source(recorded_town, copy=False).journal_range() or ("", "")
+    earlier = auto(recorded_town, first, "2026-03-16T08:30:00.000Z")
+    assert earlier.fidelity == "exact" and earlier.compared_ticks > 0
+    assert ReplayLoader(auto_recover=frozenset({7}))(recorded_town, None, None).fidelity == "exact"
+
+    gap = tmp_path / "gap.sqlite"
+    shutil.copy(recorded_town, gap)
+    with closing(sqlite3.connect(gap)) as conn:
+        conn.execute("DELETE FROM rg_ticks WHERE seq = (SELECT max(seq) FROM rg_ticks)")
+        conn.commit()
+    assert auto(gap, None, None).fidelity == "exact"
+
+    bundle = tmp_path / "window.bundle.sqlite"
+    export(recorded_town, first, last, bundle)
+    without_end = tmp_path / "old.bundle.sqlite"
+    shutil.copy(bundle, without_end)
+    with closing(sqlite3.connect(without_end)) as conn:
+        conn.execute("DROP TABLE rg_end_state")
+        conn.commit()
+    assert auto(without_end, None, None).fidelity == "exact"
+    forced = ReplayLoader(ticks="recorded")(without_end, None, None)
+    assert forced.fidelity == "recorded"
+    assert forced.caveat == RECORDED_CAVEAT + LATEST_ENTITIES_CAVEAT
+
+
+def test_a_bundle_with_its_end_state_shows_its_record_like_a_replay(
+    recorded_town: Path, tmp_path: Path
+) -> None:
+    """An exported window carries its end state: ``auto`` shows the record with the
+    entities as they were at the window's end, the same as a replay would."""
+    from reportgen.export import export
+    from reportgen.replay import open_source
+
+    last = (open_source(recorded_town, copy=False).journal_range() or ("", ""))[1]
+    window_to = "2026-03-16T08:40:00.000Z"  # inside the town's hour: entities change after it
+    bundle = tmp_path / "window.bundle.sqlite"
+    export(recorded_town, "2026-03-16T08:10:00.000Z", window_to, bundle)
+    shown = ReplayLoader()(bundle, None, None)
+    replayed = ReplayLoader(ticks="replay")(bundle, None, None)
+    assert (shown.fidelity, replayed.fidelity) == ("recorded", "exact")
+    assert shown.caveat == RECORDED_CAVEAT
+    assert shown.ticks == replayed.ticks
+    assert shown.entities == replayed.entities and shown.bead_events == replayed.bead_events
+    latest = ReplayLoader(ticks="recorded")(recorded_town, "2026-03-16T08:10:00.000Z", window_to)
+    assert latest.entities != replayed.entities  # the town file is at its end, not at --to
+    assert last > window_to
+
+
+def test_the_tick_source_is_part_of_the_incremental_key() -> None:
+    keys = {ReplayLoader(ticks=t).cache_key for t in ("auto", "recorded", "replay")}
+    assert len(keys) == 3
+    with pytest.raises(BadInputError, match="ticks must be one of"):
+        ReplayLoader(ticks="sometimes")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import report_fixtures as rf
 
-from reportgen.report.build import build_site, demo_sources
+from reportgen.report.build import ReplayLoader, build_site, demo_sources
 from reportgen.sim import simulate_town
 
 #: The town page budget (bytes) for a 24 h healthy day, shared assets excluded.
@@ -19,7 +19,7 @@ TOWN_PAGE_BUDGET = 200_000
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "site"
-    summary = build_site(demo_sources(), out, jobs=2)
+    summary = build_site(demo_sources(), out, jobs=2, load_run=ReplayLoader(ticks="replay"))
     assert summary.towns_failed == 0, summary.failures
     return out
 

@@ -168,33 +168,61 @@ def discover_sources(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
+#: Where a town's ticks come from (``reportgen build --ticks``).
+TICK_SOURCES = ("auto", "recorded", "replay")
+
+
 @dataclass(frozen=True)
 class ReplayLoader:
-    """The real replay (``reportgen.replay.replay_window``); the default window is the last 24 h.
+    """Loads a town's window (by default the last 24 h) as a :class:`TownRun`.
 
-    A class rather than a closure so that it can be sent to worker processes;
-    ``auto_recover`` replays with that recovery setting instead of the recorded one;
-    ``recorded`` shows the recorded ticks without replaying them (fast, unverified).
+    ``ticks`` says where the ticks come from: ``"replay"`` re-runs the engine
+    on every tick and compares each with the town's record; ``"recorded"``
+    shows the record as it is; ``"auto"`` shows the record when it can stand
+    for a replay (:func:`reportgen.replay.record_serves`: a town database whose
+    every tick in the window is recorded and whose tables are the window's end
+    state) and replays otherwise. ``auto_recover`` replays with that recovery
+    setting instead of the recorded one (so it always replays).
+
+    A class rather than a closure so that it can be sent to worker processes.
     """
 
     auto_recover: frozenset[int] | None = None
-    recorded: bool = False
+    ticks: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.ticks not in TICK_SOURCES:
+            raise BadInputError(f"ticks must be one of {', '.join(TICK_SOURCES)}: {self.ticks!r}")
+        if self.ticks == "recorded" and self.auto_recover is not None:
+            raise BadInputError(
+                "--auto-recover needs a replay: it cannot be combined with --ticks recorded"
+            )
 
     @property
     def cache_key(self) -> str:
         """The loader's options, for the incremental-build key (the source's checksum is added)."""
-        if self.recorded:
-            return "recorded"
         recover = "recorded" if self.auto_recover is None else sorted(self.auto_recover)
-        return f"replay:auto_recover={recover}"
+        return f"ticks={self.ticks}:auto_recover={recover}"
 
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
-        from reportgen.replay import open_source, recorded_window, replay_window
+        from reportgen.replay import (
+            check_window,
+            open_source,
+            record_serves,
+            recorded_window,
+            replay_window,
+        )
 
-        if window_from is None or window_to is None:
-            opened = open_source(source, copy=not self.recorded)
-            window_from, window_to = default_window(opened, window_from, window_to)
-        if self.recorded:
+        opened = open_source(source, copy=False)
+        with closing(opened.conn):
+            if window_from is None or window_to is None:
+                window_from, window_to = default_window(opened, window_from, window_to)
+            use_record = self.ticks == "recorded" or (
+                self.ticks == "auto"
+                and self.auto_recover is None
+                and record_serves(opened, check_window(opened, window_from, window_to))
+            )
+        if use_record:
             return recorded_window(source, window_from, window_to)
         return replay_window(source, window_from, window_to, auto_recover=self.auto_recover)
 
