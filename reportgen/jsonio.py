@@ -39,3 +39,9 @@ def loads(text: str) -> Any:
         except _orjson.JSONDecodeError:
             pass
     return json.loads(text)
+
+
+def orjson_module() -> Any:
+    """The orjson module, or ``None`` where it is not installed (callers then take the
+    standard library's path)."""
+    return _orjson

@@ -64,7 +64,7 @@ from reportgen.report.model_detail import entity_pages, violation_pages
 from reportgen.report.model_town import TownData, compute_town, ticks_page, town_page, town_summary
 from reportgen.report.render import AssetRefs, render, site_url
 from reportgen.report.site import Assets, SiteWriter, cache_dir
-from reportgen.report.text import clean, dumps, iso
+from reportgen.report.text import clean, compact, iso
 from reportgen.runmodel import TownRun
 
 __all__ = ["BuildSummary", "LoadRun", "ReplayLoader", "build_site", "discover_sources"]
@@ -262,7 +262,7 @@ def _page_files(page: Any, path: str, assets: AssetRefs) -> list[tuple[str, str]
     root = "../" * path.count("/")
     json_path = path[: -len(".html")] + ".json"
     html = render(page, assets=assets, url=site_url(root), json_href=json_path.rsplit("/", 1)[-1])
-    return [(path, html), (json_path, dumps(page))]
+    return [(path, html), (json_path, compact(page) + "\n")]
 
 
 def render_town(

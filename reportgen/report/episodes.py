@@ -18,7 +18,6 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from reportgen.town import clock
@@ -98,9 +97,9 @@ class Episode:
         }
 
 
-#: Epoch ms of an ISO time (:func:`reportgen.town.clock.to_ms`), cached: a town's pages
-#: convert the same tick times many times over.
-to_ms = lru_cache(maxsize=1 << 16)(clock.to_ms)
+#: Epoch ms of an ISO time (:func:`reportgen.town.clock.to_ms`, which is cached: a town's
+#: pages convert the same tick times many times over).
+to_ms = clock.to_ms
 
 
 def entity_key(violation: Mapping[str, Any]) -> EntityKey:

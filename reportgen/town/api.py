@@ -72,8 +72,14 @@ class Town:
         analytics: AnalyticsSink | None = None,
         checkpoint_interval_ms: int | None = checkpoints.DEFAULT_INTERVAL_MS,
         observers: list[TickObserver] | None = None,
+        history: bool = True,
     ) -> None:
         self.conn = conn
+        #: Record each tick's history: the world's answers (``rg_world_log``), the tick
+        #: record (``rg_ticks``) and the analytics rows. A replay's working copy keeps
+        #: none: history is not state (see ``checkpoints.STATE_TABLES``), nothing in a
+        #: tick reads it, and writing it was a fifth of a replay's time.
+        self.history = history
         #: Called after every tick with the tick's record (e.g. live Sentry episodes).
         self.observers = list(observers or [])
         #: Simulated time between state checkpoints (``None``: take none), see
@@ -91,6 +97,7 @@ class Town:
         )
         self.config = store.town_config(conn)
         self.draining = store.draining(conn)
+        self._saved_counters = (self.ids.next, self.event_ids.next)
 
     # ------------------------------------------------------------------ setup
 
@@ -129,9 +136,16 @@ class Town:
             )
 
     def save_counters(self) -> None:
-        """Persist the id counter so a later session (or a replay) continues the sequence."""
-        store.put(self.conn, ID_COUNTER, self.ids.next)
-        store.put(self.conn, EVENT_ID_COUNTER, self.event_ids.next)
+        """Persist the id counters so a later session (or a replay) continues the sequence.
+
+        Most ticks mint no id, so a counter is written only when it moved.
+        """
+        counters = (self.ids.next, self.event_ids.next)
+        if counters == self._saved_counters:
+            return
+        store.put(self.conn, ID_COUNTER, counters[0])
+        store.put(self.conn, EVENT_ID_COUNTER, counters[1])
+        self._saved_counters = counters
 
     def _call(self, at: str, call: str, args: dict[str, Any]) -> TownCtx:
         self._journal(at, call, args)
@@ -397,11 +411,13 @@ class Town:
             args["auto_recover"] = sorted(auto_recover)
         ctx = self._call(at, "tick", args)
         seq = self.last_seq()
-        logged = LoggedWorld(self.conn, seq, world, containers)
+        if self.history:
+            world = logged = LoggedWorld(self.conn, seq, world, containers)
+            containers = logged if containers is not None else None
         result = run_tick(
             ctx,
-            logged,
-            containers=logged if containers is not None else None,
+            world,
+            containers=containers,
             container_filter=flt,
             stopwatch=stopwatch,
             auto_recover=auto_recover,
@@ -409,16 +425,22 @@ class Town:
         if self.draining and not ctx.draining:
             self.clear_draining()
         self.save_counters()
-        record = tick_record(result)
-        store_tick(self.conn, seq, record)
-        for observer in self.observers:
-            observer.after_tick(self.town_id, record)
-        self.analytics.write(reconciler_tick_row(self.town_id, result))
-        for row in violation_rows(self.town_id, result):
-            self.analytics.write(row)
+        if self.history or self.observers:
+            self._after_tick(seq, result)
         if self.journal_enabled:
             checkpoints.maybe_store(self.conn, seq, at, self.checkpoint_interval_ms)
         return result
+
+    def _after_tick(self, seq: int, result: TickResult) -> None:
+        record = tick_record(result)
+        if self.history:
+            store_tick(self.conn, seq, record)
+        for observer in self.observers:
+            observer.after_tick(self.town_id, record)
+        if self.history:
+            self.analytics.write(reconciler_tick_row(self.town_id, result))
+            for row in violation_rows(self.town_id, result):
+                self.analytics.write(row)
 
     def last_seq(self) -> int:
         """The journal position of the latest call (ticks are keyed by it)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
@@ -19,11 +20,14 @@ HOUR_MS = 60 * MINUTE_MS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@lru_cache(maxsize=1 << 16)
 def to_ms(ts: str) -> int:
     """Parse an ISO timestamp (``Z`` or an offset, any sub-second digits) to epoch ms.
 
     Raises ``ValueError`` for text that is not a timestamp; callers that must
     mimic JavaScript's ``Date.parse`` returning ``NaN`` use :func:`try_ms`.
+    Cached: a tick compares the same few timestamps (heartbeats, dispatch
+    attempts) against its clock many times, tick after tick.
     """
     text = ts.strip()
     if text.endswith(("Z", "z")):
@@ -56,8 +60,10 @@ def normalize(ts: str) -> str:
     return iso(to_ms(ts))
 
 
+@lru_cache(maxsize=1 << 10)
 def minus(now: str, ms: int) -> str:
-    """The ISO cutoff ``now − ms``: what upstream's SQL ``strftime`` computes."""
+    """The ISO cutoff ``now − ms``: what upstream's SQL ``strftime`` computes (cached: a
+    tick asks for the same few cutoffs of its ``now`` again and again)."""
     return iso(to_ms(now) - ms)
 
 

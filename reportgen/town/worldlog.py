@@ -15,6 +15,7 @@ import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from reportgen import jsonio
@@ -66,6 +67,13 @@ def _decode(method: str, value: Any) -> Any:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@lru_cache(maxsize=1 << 12)
+def _args_key(args: tuple[Any, ...]) -> str:
+    """A call's arguments as logged (cached: a replay asks about the same agents and PRs
+    every tick)."""
+    return _dumps(list(args))
 
 
 class LoggedWorld:
@@ -190,7 +198,7 @@ class ReplayWorld:
         return self.position >= len(self.entries)
 
     def _next(self, method: str, args: tuple[Any, ...], default: Any) -> Any:
-        key = _dumps(list(args))
+        key = _args_key(args)
         if self.position < len(self.entries):
             rec_method, rec_args, answer = self.entries[self.position]
             if rec_method == method and rec_args == key:
