@@ -85,25 +85,31 @@ def peak_rss_mb() -> tuple[float, float]:
     return own, children
 
 
-def measure(towns: int, jobs: int, replay: bool, days: list[Path]) -> dict[str, Any]:
-    """Cold build, then an incremental rebuild, of ``towns`` sources with ``jobs`` processes."""
+def measure(towns: int, jobs: int, replay: bool, days: list[Path], work: Path) -> dict[str, Any]:
+    """Cold build, then an incremental rebuild, of ``towns`` sources with ``jobs`` processes.
+
+    Everything is written under ``work``, which the caller deletes only after
+    the last configuration: ext4 allocates inodes slowly for a few minutes after
+    a mass deletion (it skips recently deleted ones), so deleting one
+    configuration's 35,000 files before the next one runs slowed the next one
+    by up to a fifth.
+    """
     loader = CopiesLoader(tuple(days), replay)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "sources"
-        folder.mkdir()
-        sources = []
-        for i in range(towns):
-            source = folder / f"bench-{i:04d}.sqlite"
-            source.write_text(f"{source.name} → {days[i % len(days)].name}\n", encoding="utf-8")
-            sources.append(source)
-        out = Path(tmp) / "site"
-        executor = ProcessExecutor(jobs)
-        start = time.perf_counter()
-        cold = build_site(sources, out, load_run=loader, executor=executor)
-        elapsed = time.perf_counter() - start
-        start = time.perf_counter()
-        warm = build_site(sources, out, load_run=loader, executor=executor)
-        rebuild = time.perf_counter() - start
+    folder = work / "sources"
+    folder.mkdir(parents=True)
+    sources = []
+    for i in range(towns):
+        source = folder / f"bench-{i:04d}.sqlite"
+        source.write_text(f"{source.name} → {days[i % len(days)].name}\n", encoding="utf-8")
+        sources.append(source)
+    out = work / "site"
+    executor = ProcessExecutor(jobs)
+    start = time.perf_counter()
+    cold = build_site(sources, out, load_run=loader, executor=executor)
+    elapsed = time.perf_counter() - start
+    start = time.perf_counter()
+    warm = build_site(sources, out, load_run=loader, executor=executor)
+    rebuild = time.perf_counter() - start
     own, children = peak_rss_mb()
     return {
         "towns": towns,
@@ -133,9 +139,10 @@ def line(r: dict[str, Any]) -> str:
     )
 
 
-def in_subprocess(towns: int, jobs: int, replay: bool) -> dict[str, Any]:
+def in_subprocess(towns: int, jobs: int, replay: bool, work: Path) -> dict[str, Any]:
     """One configuration in a fresh interpreter (so its peak RSS is its own)."""
     args = [sys.executable, __file__, "--one", "--towns", str(towns), "--jobs", str(jobs)]
+    args += ["--work", str(work / f"{towns}-{jobs}-{'replay' if replay else 'auto'}")]
     done = subprocess.run(
         args + (["--replay"] if replay else []), check=True, capture_output=True, text=True
     )
@@ -146,8 +153,9 @@ def in_subprocess(towns: int, jobs: int, replay: bool) -> dict[str, Any]:
 def bench_build(towns: int = 100, jobs: int = 2) -> dict[str, Any]:
     """Figures for ``benchmarks/run.py``: ``towns`` town-days with 1 and ``jobs`` processes."""
     town_days()
-    one = in_subprocess(towns, 1, False)
-    many = in_subprocess(towns, jobs, False)
+    with tempfile.TemporaryDirectory() as work:
+        one = in_subprocess(towns, 1, False, Path(work))
+        many = in_subprocess(towns, jobs, False, Path(work))
     return {"1 process": one, f"{jobs} processes": many, "speed-up": speedup(one, many)}
 
 
@@ -162,21 +170,28 @@ def main() -> None:
     parser.add_argument("--replay", action="store_true")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     days = town_days()
     if args.one:
-        print(json.dumps(measure(args.towns[0], args.jobs[0], args.replay, days)))
+        print(json.dumps(measure(args.towns[0], args.jobs[0], args.replay, days, args.work)))
         return
+    with tempfile.TemporaryDirectory() as work:
+        results = run_all(args, Path(work))
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+def run_all(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     results = []
     for towns in args.towns:
-        runs = [in_subprocess(towns, jobs, args.replay) for jobs in args.jobs]
+        runs = [in_subprocess(towns, jobs, args.replay, work) for jobs in args.jobs]
         for r in runs:
             print(line(r), flush=True)
         if len(runs) > 1:
             print(f"      speed-up {args.jobs[0]} → {args.jobs[-1]}: {speedup(runs[0], runs[-1])}×")
         results += runs
-    if args.json:
-        print(json.dumps(results, indent=2))
+    return results
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@
 #   REPORTGEN_WINDOW_HOURS window length in hours. Default: 24.
 #   REPORTGEN_RUN_LABEL    name of the dated directory. Default: today (UTC).
 #   REPORTGEN_KEEP_RUNS    dated runs kept in the published tree. Default: 90.
+#   REPORTGEN_TICKS        where the ticks come from (reportgen build --ticks):
+#                          auto (default), recorded or replay.
 #   PAGES_DIR              the published tree (restored from the data branch
 #                          by the workflow). Default: pages.
 #   WORK_DIR               scratch space. Default: nightly.
@@ -127,7 +129,8 @@ if [[ -f "$PAGES_DIR/history.jsonl" ]]; then history=(--history "$PAGES_DIR/hist
 links=()
 if [[ -n "${PAGES_BASE_URL:-}" ]]; then links=(--base-url "${PAGES_BASE_URL%/}/runs/$run/"); fi
 status=0
-"$REPORTGEN" build "${build_args[@]}" --out "$PAGES_DIR/runs/$run" "${history[@]}" "${links[@]}" ||
+"$REPORTGEN" build "${build_args[@]}" --ticks "${REPORTGEN_TICKS:-auto}" \
+  --out "$PAGES_DIR/runs/$run" "${history[@]}" "${links[@]}" ||
   status=$?
 if [[ $status -ne 0 && $status -ne 4 ]]; then
   log "reportgen build failed (exit $status): nothing published"
