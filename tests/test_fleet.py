@@ -314,6 +314,15 @@ def recorded_town(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return result.path
 
 
+def _altered(source: Path, copy: Path, sql: str) -> Path:
+    """A copy of ``source`` with one statement run on it."""
+    shutil.copy(source, copy)
+    with closing(sqlite3.connect(copy)) as conn:
+        conn.execute(sql)
+        conn.commit()
+    return copy
+
+
 def test_ticks_auto_replays_when_the_record_cannot_stand_for_a_replay(
     recorded_town: Path, tmp_path: Path
 ) -> None:
@@ -328,20 +337,13 @@ def test_ticks_auto_replays_when_the_record_cannot_stand_for_a_replay(
     assert earlier.fidelity == "exact" and earlier.compared_ticks > 0
     assert ReplayLoader(auto_recover=frozenset({7}))(recorded_town, None, None).fidelity == "exact"
 
-    gap = tmp_path / "gap.sqlite"
-    shutil.copy(recorded_town, gap)
-    with closing(sqlite3.connect(gap)) as conn:
-        conn.execute("DELETE FROM rg_ticks WHERE seq = (SELECT max(seq) FROM rg_ticks)")
-        conn.commit()
+    gap = _altered(recorded_town, tmp_path / "gap.sqlite",
+                   "DELETE FROM rg_ticks WHERE seq = (SELECT max(seq) FROM rg_ticks)")  # fmt: skip
     assert auto(gap, None, None).fidelity == "exact"
 
     bundle = tmp_path / "window.bundle.sqlite"
     export(recorded_town, first, last, bundle)
-    without_end = tmp_path / "old.bundle.sqlite"
-    shutil.copy(bundle, without_end)
-    with closing(sqlite3.connect(without_end)) as conn:
-        conn.execute("DROP TABLE rg_end_state")
-        conn.commit()
+    without_end = _altered(bundle, tmp_path / "old.bundle.sqlite", "DROP TABLE rg_end_state")
     assert auto(without_end, None, None).fidelity == "exact"
     forced = ReplayLoader(ticks="recorded")(without_end, None, None)
     assert forced.fidelity == "recorded"
@@ -376,3 +378,41 @@ def test_the_tick_source_is_part_of_the_incremental_key() -> None:
     assert len(keys) == 3
     with pytest.raises(BadInputError, match="ticks must be one of"):
         ReplayLoader(ticks="sometimes")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Renamed:
+    """Loads ``town-K.sqlite`` for any source ``N-K.sqlite``, as its own town ``town-N``."""
+
+    folder: Path
+
+    def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
+        number, k = source.stem.split("-")
+        run = ReplayLoader()(self.folder / f"town-{k}.sqlite", window_from, window_to)
+        run.town_id = f"town-{number}"
+        return run
+
+
+def test_building_town_after_town_does_not_grow_the_process(towns: Path, tmp_path: Path) -> None:
+    """Loads pause the garbage collector and rendering freezes the loaded data; the
+    cycles that leaves must be collected after each town, or a worker building a
+    thousand towns grows by a megabyte per town."""
+    import gc
+
+    sources = []
+    for n in range(12):
+        source = tmp_path / f"{n:02d}-{n % 3}.sqlite"
+        source.write_text("placeholder\n", encoding="utf-8")
+        sources.append(source)
+    alive: list[int] = []
+    build_site(
+        sources,
+        tmp_path / "site",
+        executor=SerialExecutor(),
+        assets=STUB_ASSETS,
+        load_run=_Renamed(towns),
+        progress=lambda done, total, label: alive.append(len(gc.get_objects())),
+    )
+    assert len(alive) == 12
+    per_town = (alive[-1] - alive[2]) / 9
+    assert per_town < 100, alive  # about 12 (the index rows kept); 480 without collecting

@@ -189,19 +189,29 @@ def run_town(ctx: FleetContext, task: TownTask, write_town: WriteTown) -> TownOu
     folder = staging_dir(ctx, task)
     shutil.rmtree(folder, ignore_errors=True)
     try:
-        with gcpause.paused():
-            run = ctx.load_run(task.source, ctx.window_from, ctx.window_to)
-        with gcpause.frozen():
-            result = write_town(run, town_history(ctx, run.town_id), ctx.refs, folder / FILES)
-        result.update(key=key, history_digest=history_digest(ctx, run.town_id))
-        (folder / SUMMARY).write_text(json.dumps(result, sort_keys=True), encoding="utf-8")
+        result = _build(ctx, task, write_town, folder, key)
     except Exception as exc:  # one bad town must not sink a fleet build
         shutil.rmtree(folder, ignore_errors=True)
         return TownOutcome(task.index, str(task.source), error=describe_error(task.source, exc))
+    finally:
+        gcpause.collect()
     outcome = TownOutcome(task.index, str(task.source), str(folder), False, False, "", result)
     if key is not None:
         _publish(outcome, folder, entry_dir(ctx, key))
     return outcome
+
+
+def _build(
+    ctx: FleetContext, task: TownTask, write_town: WriteTown, folder: Path, key: str | None
+) -> dict[str, Any]:
+    """Load and render one town into ``folder``; its data is garbage when this returns."""
+    with gcpause.paused():
+        run = ctx.load_run(task.source, ctx.window_from, ctx.window_to)
+    with gcpause.frozen():
+        result = write_town(run, town_history(ctx, run.town_id), ctx.refs, folder / FILES)
+    result.update(key=key, history_digest=history_digest(ctx, run.town_id))
+    (folder / SUMMARY).write_text(json.dumps(result, sort_keys=True), encoding="utf-8")
+    return result
 
 
 def describe_error(source: Path, exc: BaseException) -> str:
