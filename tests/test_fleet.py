@@ -293,6 +293,8 @@ def test_ticks_auto_shows_a_complete_record_and_replay_verifies_it(tmp_path: Pat
             main, ["build", str(towns), "--out", str(tmp_path / name), "--jobs", "1", *extra]
         )
         assert run.exit_code == 0, run.output
+        shown = "0 towns from their record, 1 replayed" if name == "replay" else "1 town from"
+        assert shown in run.output
         pages[name] = _town_page(tmp_path / name, result.town_id)
     auto, recorded, replayed = pages["auto"], pages["recorded"], pages["replay"]
     assert auto == recorded

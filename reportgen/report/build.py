@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -95,11 +96,23 @@ class BuildSummary:
     bytes: int = 0
     window_from: str = ""
     window_to: str = ""
+    #: Built towns by fidelity: ``recorded`` (shown from their record), ``exact``
+    #: (replayed and compared), ``approximate`` (replayed without a journal).
+    fidelities: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
     new_episodes: list[dict[str, Any]] = field(default_factory=list)
     #: History records (:func:`history.episode_record`) of the new episodes, by id: what
     #: alerting needs (message, entities, extent) without the towns' Episode objects.
     new_episode_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def _sources(self) -> str:
+        """`` (4 towns from their record, 1 replayed)``: where the ticks came from."""
+        replayed = self.fidelities.get("exact", 0) + self.fidelities.get("approximate", 0)
+        recorded = self.fidelities.get("recorded", 0)
+        if not recorded and not replayed:
+            return ""
+        towns = "town" if recorded == 1 else "towns"
+        return f" ({recorded} {towns} from their record, {replayed} replayed)"
 
     def text(self) -> str:
         """The one-screen summary printed at the end of ``reportgen build``."""
@@ -107,7 +120,7 @@ class BuildSummary:
             f"towns      {self.towns} ({self.skipped} skipped as unchanged, "
             f"{self.towns_failed} failed)",
             f"window     {self.window_from or '-'} → {self.window_to or '-'}",
-            f"ticks      {self.ticks}",
+            f"ticks      {self.ticks}" + self._sources(),
             f"actions    {self.actions}",
             f"violations {self.episodes} episodes: {self.new} new, {self.persisting} "
             f"persisting, {self.resolved} resolved",
@@ -606,6 +619,7 @@ def _fill_summary(
     summary.towns = len(summaries)
     summary.towns_failed = len(summaries) - len(ok)
     summary.ticks = sum(s.ticks for s in ok)
+    summary.fidelities = dict(sorted(Counter(s.fidelity for s in ok).items()))
     summary.actions = sum(s.actions for s in ok)
     summary.episodes = len(rows)
     summary.new = sum(1 for r in rows if r.status == "new")
