@@ -63,7 +63,8 @@ def _load_json_file(path: str | None, option: str) -> Any:
         raise BadInputError(f"{option} {path}: not valid JSON ({exc})") from exc
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """JSON for ``--json`` output: indented for people, UTF-8 kept as is."""
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
@@ -94,7 +95,7 @@ def dry_run_command(
     result = dry_run(db, now=now, config=_load_json_file(config_path, "--config"),
                      draining=draining)  # fmt: skip
     if as_json:
-        click.echo(_dumps(result))
+        click.echo(json_text(result))
         return
     click.echo(format_actions_table(result["actions"]))
     m = result["metrics"]

@@ -8,21 +8,16 @@ result; errors become ``error: <message>`` and an exit code
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 from typing import Any
 
 import click
 
-from reportgen.cli import auto_recover_option, format_actions_table, reports_errors
+from reportgen.cli import auto_recover_option, format_actions_table, json_text, reports_errors
 from reportgen.errors import BadInputError
 from reportgen.runmodel import TownRun
 
 _DB = click.Path(dir_okay=False)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 @click.command("export")
@@ -69,7 +64,7 @@ def replay_command(
     if not ticks:
         result = replay.replay_events(db, start, end)
         if as_json:
-            click.echo(_dumps(result))
+            click.echo(json_text(result))
             return
         click.echo(_events_text(result))
         return
@@ -77,7 +72,7 @@ def replay_command(
         raise BadInputError("--auto-recover needs --ticks (it changes what each tick does)")
     recover = validate(auto_recover) if auto_recover else None
     run = replay.replay_window(db, start, end, auto_recover=recover)
-    click.echo(_dumps(replay.ticks_json(run)) if as_json else _ticks_text(run))
+    click.echo(json_text(replay.ticks_json(run)) if as_json else _ticks_text(run))
     report_episodes(reporter_from_env(), find_episodes(run.town_id, run.ticks))
 
 

@@ -41,7 +41,13 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
-def orjson_module() -> Any:
-    """The orjson module, or ``None`` where it is not installed (callers then take the
-    standard library's path)."""
-    return _orjson
+def same_text(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` serialise to the same JSON text: then they are the same
+    values. ``False`` says nothing (key order, ``1`` against ``1.0``, or no orjson, or a
+    value orjson cannot write): the caller compares the values itself."""
+    if _orjson is None:
+        return False
+    try:
+        return bool(_orjson.dumps(a) == _orjson.dumps(b))
+    except TypeError:  # what orjson cannot write (integers beyond 64 bits)
+        return False

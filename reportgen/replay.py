@@ -52,7 +52,6 @@ from typing import Any
 
 from reportgen import checkpoints, gcpause, jsonio
 from reportgen.errors import BadInputError, BadWindowError, NotATownDatabaseError
-from reportgen.jsonio import orjson_module
 from reportgen.runmodel import Divergence, EntityInfo, TownRun
 from reportgen.town import clock, events, reconciler, store
 from reportgen.town.api import Town
@@ -861,27 +860,6 @@ def first_difference(recorded: Any, replayed: Any, path: str) -> tuple[str, Any,
     return None if same else (path, recorded, replayed)
 
 
-_orjson = orjson_module()
-
-
-def _same_json(recorded: dict[str, Any], replayed: dict[str, Any]) -> bool:
-    """Whether the compared fields serialise to the same JSON: then they are the same.
-
-    The quick check that settles almost every tick (the converse does not hold:
-    key order and ``1`` against ``1.0`` differ in text but not as values, so
-    a difference in text goes to :func:`first_difference`).
-    """
-    if _orjson is None:
-        return False
-    try:
-        return bool(
-            _orjson.dumps([recorded.get(n) for n in COMPARED_FIELDS])
-            == _orjson.dumps([replayed.get(n) for n in COMPARED_FIELDS])
-        )
-    except TypeError:  # what orjson cannot write (integers beyond 64 bits)
-        return False
-
-
 def compare_tick(recorded: dict[str, Any], tick: ReplayedTick) -> Divergence | None:
     """The first field where a replayed tick differs from its recording (see the module doc)."""
     replayed = tick.record
@@ -890,7 +868,10 @@ def compare_tick(recorded: dict[str, Any], tick: ReplayedTick) -> Divergence | N
         return Divergence(at, "at", recorded.get("at"), replayed["at"])
     if not is_modelled(recorded):
         replayed["metrics"]["wallClockMs"] = recorded.get("metrics", {}).get("wallClockMs")
-    if not tick.mismatches and _same_json(recorded, replayed):
+    # the quick check that settles almost every tick; a difference in text goes field by field
+    if not tick.mismatches and jsonio.same_text(
+        [recorded.get(n) for n in COMPARED_FIELDS], [replayed.get(n) for n in COMPARED_FIELDS]
+    ):
         return None
     for name in COMPARED_FIELDS:
         found = first_difference(recorded.get(name), replayed.get(name), name)

@@ -141,7 +141,7 @@ def _shallow(value: Any) -> dict[str, Any]:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _fast_json(value: Any, indent: bool) -> str | None:
+def _fast_json(value: Any) -> str | None:
     """The same bytes as the ``json`` path below, several times faster, or None to fall back.
 
     orjson refuses (TypeError) exactly the inputs the slow path must rewrite:
@@ -153,8 +153,6 @@ def _fast_json(value: Any, indent: bool) -> str | None:
     if _orjson is None:
         return None
     option = _orjson.OPT_SORT_KEYS | _orjson.OPT_PASSTHROUGH_DATACLASS
-    if indent:
-        option |= _orjson.OPT_INDENT_2
     try:
         data: bytes = _orjson.dumps(value, default=_shallow, option=option)
     except TypeError:
@@ -164,17 +162,9 @@ def _fast_json(value: Any, indent: bool) -> str | None:
     return data.decode("utf-8")
 
 
-def dumps(value: Any) -> str:
-    """Canonical JSON for files: sorted keys, UTF-8, two-space indent, trailing newline."""
-    fast = _fast_json(value, indent=True)
-    if fast is not None:
-        return fast + "\n"
-    return json.dumps(clean_data(value), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
-
-
 def compact(value: Any) -> str:
-    """Canonical one-line JSON (for showing an action object in a table)."""
-    fast = _fast_json(value, indent=False)
+    """Canonical one-line JSON: sorted keys, UTF-8 (JSON twins, action objects in tables)."""
+    fast = _fast_json(value)
     if fast is not None:
         return fast
     return json.dumps(clean_data(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
