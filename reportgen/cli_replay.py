@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections import Counter
 from typing import Any
 
 import click
@@ -16,6 +17,7 @@ import click
 from reportgen.cli import auto_recover_option, format_actions_table, json_text, reports_errors
 from reportgen.errors import BadInputError
 from reportgen.runmodel import TownRun
+from reportgen.town.context import Action
 
 _DB = click.Path(dir_okay=False)
 
@@ -28,7 +30,7 @@ _DB = click.Path(dir_okay=False)
 @reports_errors
 def export_command(db: str, start: str, end: str, out: str) -> None:
     """Write a self-contained, reproducible bundle of a window of a town."""
-    from reportgen.export import export
+    from reportgen.replay.export import export
 
     manifest = export(db, start, end, out)
     counts = manifest["counts"]
@@ -61,6 +63,8 @@ def replay_command(
     from reportgen.report.episodes import find_episodes
     from reportgen.town.recovery import validate
 
+    if auto_recover and not ticks:
+        raise BadInputError("--auto-recover needs --ticks (it changes what each tick does)")
     if not ticks:
         result = replay.replay_events(db, start, end)
         if as_json:
@@ -68,11 +72,9 @@ def replay_command(
             return
         click.echo(_events_text(result))
         return
-    if auto_recover and not ticks:
-        raise BadInputError("--auto-recover needs --ticks (it changes what each tick does)")
     recover = validate(auto_recover) if auto_recover else None
     run = replay.replay_window(db, start, end, auto_recover=recover)
-    click.echo(json_text(replay.ticks_json(run)) if as_json else _ticks_text(run))
+    click.echo(json_text(ticks_json(run)) if as_json else _ticks_text(run))
     report_episodes(reporter_from_env(), find_episodes(run.town_id, run.ticks))
 
 
@@ -92,8 +94,6 @@ def _events_text(result: dict[str, Any]) -> str:
 
 def _ticks_text(run: TownRun) -> str:
     """One line per tick that did something; quiet ticks are counted, then the summary."""
-    from reportgen.replay import actions_line, summary
-
     lines: list[str] = []
     quiet = 0
     for t in run.ticks:
@@ -159,3 +159,78 @@ def serve_command(directory: str, host: str, port: int, token: str | None) -> No
     from reportgen.server import create_app
 
     uvicorn.run(create_app(directory, token=token), host=host, port=port, log_level="info")
+
+
+def tick_view(record: dict[str, Any]) -> dict[str, Any]:
+    """One tick as ``replay --ticks --json`` shows it."""
+    m = record["metrics"]
+    return {
+        "at": record["at"],
+        "eventsDrained": m["eventsDrained"],
+        "eventsByType": dict(Counter(e["event_type"] for e in record["events"])),
+        "actions": record["actions"],
+        "sideEffects": {
+            "attempted": m["sideEffectsAttempted"],
+            "succeeded": m["sideEffectsSucceeded"],
+            "failed": m["sideEffectsFailed"],
+        },
+        "violations": record["violations"],
+        "wallClockMs": m["wallClockMs"],
+        "pendingEventCount": m["pendingEventCount"],
+    }
+
+
+def summary(run: TownRun) -> dict[str, Any]:
+    """Totals over the window's ticks."""
+    metrics = [t["metrics"] for t in run.ticks]
+    by_type: Counter[str] = Counter()
+    for m in metrics:
+        by_type.update(m["actionsByType"])
+    return {
+        "ticks": len(run.ticks),
+        "eventsDrained": sum(m["eventsDrained"] for m in metrics),
+        "actionsEmitted": sum(m["actionsEmitted"] for m in metrics),
+        "actionsByType": dict(sorted(by_type.items())),
+        "sideEffectsAttempted": sum(m["sideEffectsAttempted"] for m in metrics),
+        "sideEffectsSucceeded": sum(m["sideEffectsSucceeded"] for m in metrics),
+        "sideEffectsFailed": sum(m["sideEffectsFailed"] for m in metrics),
+        "invariantViolations": sum(m["invariantViolations"] for m in metrics),
+        "ticksWithViolations": sum(1 for m in metrics if m["invariantViolations"]),
+        "quarantined": len(run.quarantined),
+        "journalInputs": run.journal_inputs,
+    }
+
+
+def ticks_json(run: TownRun) -> dict[str, Any]:
+    """The ``replay --ticks --json`` response."""
+    out: dict[str, Any] = {
+        "townId": run.town_id,
+        "source": run.source,
+        "from": run.window_from,
+        "to": run.window_to,
+        "fidelity": run.fidelity,
+    }
+    if run.caveat:
+        out["caveat"] = run.caveat
+    div = run.divergence
+    out |= {
+        "ticks": [tick_view(t) for t in run.ticks],
+        "summary": summary(run),
+        "quarantined": run.quarantined,
+        "comparison": {
+            "comparedTicks": run.compared_ticks,
+            "divergence": None
+            if div is None
+            else {
+                "tickAt": div.tick_at,
+                "field": div.field,
+                "recorded": div.recorded,
+                "replayed": div.replayed,
+            },
+        },
+    }
+    return out
+
+
+def actions_line(actions: list[Action]) -> str:
+    return ", ".join(f"{t}×{n}" for t, n in Counter(a["type"] for a in actions).items())

@@ -233,9 +233,9 @@ MANIFEST_DDL = "CREATE TABLE manifest (key text primary key, value text)"
 
 def _ddl_groups() -> list[tuple[str, str, Sequence[str]]]:
     """(section title, intro, DDL statements) for a town database and for a bundle."""
-    from reportgen import checkpoints, export
     from reportgen.observability import sentry
-    from reportgen.town import api, record, schema, worldlog
+    from reportgen.replay import export
+    from reportgen.town import api, checkpoints, record, schema, worldlog
 
     return [
         (

@@ -87,8 +87,8 @@ def test_every_table_is_described() -> None:
 
 def test_bundle_manifest_keys_are_documented(tmp_path: Path) -> None:
     """A real export's manifest has exactly the keys the schema doc lists."""
-    from reportgen.export import export
     from reportgen.replay import open_source
+    from reportgen.replay.export import export
 
     demo = ROOT / "reportgen" / "demo" / "example-town.sqlite"
     data = open_source(demo).data_range()

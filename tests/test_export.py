@@ -14,8 +14,8 @@ from test_replay_towns import Built, Script, at, build_town
 
 from reportgen.cli import main
 from reportgen.errors import BadInputError, BadWindowError
-from reportgen.export import export
 from reportgen.replay import dry_run, replay_events, replay_window
+from reportgen.replay.export import export
 
 
 @pytest.fixture(scope="module")

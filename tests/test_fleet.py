@@ -329,8 +329,8 @@ def test_ticks_auto_replays_when_the_record_cannot_stand_for_a_replay(
     recorded_town: Path, tmp_path: Path
 ) -> None:
     """A missing tick record, an earlier window, a bundle or auto-recovery: replay."""
-    from reportgen.export import export
     from reportgen.replay import open_source
+    from reportgen.replay.export import export
 
     auto = ReplayLoader()
     assert auto(recorded_town, None, None).fidelity == "recorded"
@@ -357,8 +357,8 @@ def test_a_bundle_with_its_end_state_shows_its_record_like_a_replay(
 ) -> None:
     """An exported window carries its end state: ``auto`` shows the record with the
     entities as they were at the window's end, the same as a replay would."""
-    from reportgen.export import export
     from reportgen.replay import open_source
+    from reportgen.replay.export import export
 
     last = (open_source(recorded_town, copy=False).journal_range() or ("", ""))[1]
     window_to = "2026-03-16T08:40:00.000Z"  # inside the town's hour: entities change after it

@@ -12,20 +12,19 @@ import pytest
 from click.testing import CliRunner
 from test_replay_towns import Built, Script, at, build_town
 
-from reportgen import checkpoints
 from reportgen.cli import main
 from reportgen.errors import BadWindowError
+from reportgen.cli_replay import ticks_json
 from reportgen.replay import (
-    base_for,
     dry_run,
     open_source,
     replay_events,
     replay_window,
     state_at,
     state_snapshot,
-    ticks_json,
 )
-from reportgen.town import clock
+from reportgen.replay.state import base_for
+from reportgen.town import checkpoints, clock
 from reportgen.town.api import Town
 from reportgen.town.db import configure
 from reportgen.town.effects import RecordingWorld
@@ -346,6 +345,13 @@ def test_cli_text_output_has_a_line_per_busy_tick_and_a_summary(town: Built) -> 
     assert f"{town.ticks} tick(s)" in out and "no divergence over" in out
     code, out, _ = _cli("replay", "--db", str(town.path), "--from", at(0), "--to", at(2400))
     assert code == 0 and "event(s) replayed" in out
+
+
+def test_auto_recover_without_ticks_is_refused_not_ignored(town: Built) -> None:
+    code, _, err = _cli("replay", "--db", str(town.path), "--from", at(0), "--to", at(2400),
+                        "--auto-recover", "7")  # fmt: skip
+    assert code == 2
+    assert "--auto-recover needs --ticks" in err
 
 
 def test_replay_and_dry_run_never_write_their_input(town: Built) -> None:

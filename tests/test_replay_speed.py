@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from reportgen import checkpoints, gcpause
+from reportgen import gcpause
 from reportgen.replay import ReplayedTick, compare_tick, open_source, state_after
 from reportgen.sim import simulate_town
+from reportgen.town import checkpoints
 from reportgen.town.tick import TickResult
 
 HISTORY_TABLES = ("rg_world_log", "rg_ticks", "rg_analytics")

@@ -15,8 +15,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reportgen import checkpoints
-from reportgen.town import clock
+from reportgen.town import checkpoints, clock
 from reportgen.town.api import Town
 from reportgen.town.db import configure
 from reportgen.town.effects import PRStatus, RecordingWorld

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from test_replay_towns import TOWN_ID, Built, Script, at, build_town
 
 from reportgen.cli import main
-from reportgen.export import export
 from reportgen.replay import dry_run, replay_events
+from reportgen.replay.export import export
 from reportgen.server import MAX_BODY_BYTES, create_app, debug_status, town_status
 
 TOKEN = "s3cret-token"

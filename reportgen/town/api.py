@@ -16,8 +16,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from reportgen import checkpoints
-from reportgen.town import events, ops, store
+from reportgen.town import checkpoints, events, ops, store
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
 from reportgen.town.effects import World
@@ -83,7 +82,7 @@ class Town:
         #: Called after every tick with the tick's record (e.g. live Sentry episodes).
         self.observers = list(observers or [])
         #: Simulated time between state checkpoints (``None``: take none), see
-        #: :mod:`reportgen.checkpoints`.
+        #: :mod:`reportgen.town.checkpoints`.
         self.checkpoint_interval_ms = checkpoint_interval_ms
         self.analytics = analytics if analytics is not None else TableSink(conn)
         self.journal_enabled = journal

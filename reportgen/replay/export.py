@@ -47,19 +47,19 @@ from typing import Any
 
 import sqlite_utils
 
-from reportgen import __version__, checkpoints
+from reportgen import __version__
 from reportgen.errors import BadInputError
-from reportgen.replay import (
-    APPROXIMATE_CAVEAT,
+from reportgen.replay.fidelity import APPROXIMATE_CAVEAT
+from reportgen.replay.source import (
     BUNDLE_FORMAT,
     MANIFEST_TABLE,
     Source,
     Window,
-    base_for,
     check_window,
     open_source,
-    state_after,
 )
+from reportgen.replay.state import base_for, state_after
+from reportgen.town import checkpoints
 from reportgen.town.api import JOURNAL_DDL
 from reportgen.town.record import TICKS_DDL, TICKS_INDEX
 from reportgen.town.schema import SCHEMA_VERSION

@@ -1,0 +1,75 @@
+"""Replay: the state of a town at a time, dry-run, replay-events and window replay.
+
+One map of the package (imports point down the list):
+
+``commands``, ``window``
+    dry-run and replay-events (one reconcile, nothing applied); a window tick
+    by tick, replayed and compared, or the record as it is.
+``state``, ``compare``, ``entities``
+    the working copy at a time; the first field a replayed tick differs in;
+    the beads and agents a window names.
+``source``, ``fidelity``
+    town databases and bundles, their times and windows; how exact a figure is.
+
+Nothing here writes to its input. The names below are the package's public
+interface, re-exported for callers that do not care which module holds them.
+"""
+
+from __future__ import annotations
+
+from reportgen.replay.commands import dry_run, replay_events
+from reportgen.replay.compare import compare_tick, compare_ticks, first_difference
+from reportgen.replay.entities import bead_events_in, collect_entities
+from reportgen.replay.fidelity import (
+    APPROXIMATE,
+    EXACT,
+    LATEST_ENTITIES_CAVEAT,
+    RECORDED_CAVEAT,
+    is_modelled,
+    modelled_wall_clock,
+)
+from reportgen.replay.source import (
+    Source,
+    Window,
+    check_window,
+    newest_timestamp,
+    oldest_timestamp,
+    open_source,
+    parse_time,
+    read_manifest,
+)
+from reportgen.replay.state import ReplayedTick, TownState, state_after, state_at, state_snapshot
+from reportgen.replay.window import record_serves, recorded_ticks, recorded_window, replay_window
+
+__all__ = [
+    "APPROXIMATE",
+    "EXACT",
+    "LATEST_ENTITIES_CAVEAT",
+    "RECORDED_CAVEAT",
+    "ReplayedTick",
+    "Source",
+    "TownState",
+    "Window",
+    "bead_events_in",
+    "check_window",
+    "collect_entities",
+    "compare_tick",
+    "compare_ticks",
+    "dry_run",
+    "first_difference",
+    "is_modelled",
+    "modelled_wall_clock",
+    "newest_timestamp",
+    "oldest_timestamp",
+    "open_source",
+    "parse_time",
+    "read_manifest",
+    "record_serves",
+    "recorded_ticks",
+    "recorded_window",
+    "replay_events",
+    "replay_window",
+    "state_after",
+    "state_at",
+    "state_snapshot",
+]

@@ -1,0 +1,218 @@
+"""A window tick by tick: replayed and compared with the record, or the record as it is.
+
+:func:`replay_window` re-runs every tick of the window and compares each
+with its recording (the first divergence); :func:`recorded_window` shows
+the recorded ticks without re-running them. Both return the
+:class:`~reportgen.runmodel.TownRun` the report reads.
+
+Without a journal (an upstream dump) the replay is approximate: it removes
+the window's events, then ticks on the alarm cadence from ``from`` to ``to``
+with a :class:`~reportgen.town.effects.NullWorld`, re-inserting each event
+(pending, with its own id and time) at the first tick at or after its
+``created_at``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from reportgen import gcpause, jsonio
+from reportgen.errors import BadWindowError
+from reportgen.replay.compare import compare_ticks
+from reportgen.replay.entities import bead_events_in, collect_entities
+from reportgen.replay.fidelity import (
+    APPROXIMATE_TICKS_CAVEAT,
+    LATEST_ENTITIES_CAVEAT,
+    RECORDED_CAVEAT,
+)
+from reportgen.replay.source import Source, Window, check_window, open_source, table_names
+from reportgen.replay.state import ReplayedTick, TownState, memory, quarantined_rows, state_at
+from reportgen.runmodel import TownRun
+from reportgen.town import checkpoints
+from reportgen.town.effects import NullWorld
+from reportgen.town.record import load_ticks, tick_record
+from reportgen.town.schema import missing_tables
+from reportgen.town.tick import ModelStopwatch
+
+
+def replay_window(
+    db: str | Path,
+    start: str,
+    end: str,
+    names: tuple[str, str] = ("--from", "--to"),
+    *,
+    auto_recover: frozenset[int] | None = None,
+) -> TownRun:
+    """Seed deliverable 2: the window tick by tick, compared with the recorded ticks.
+
+    This is what the report reads (:class:`~reportgen.runmodel.TownRun`).
+    ``auto_recover`` replays every tick with that recovery setting instead of
+    the recorded one (a "what if recovery had been on" replay: it diverges).
+    The cyclic garbage collector is paused meanwhile (:mod:`reportgen.gcpause`).
+    """
+    with gcpause.paused():
+        return _replay_window(db, start, end, names, auto_recover)
+
+
+def _replay_window(
+    db: str | Path,
+    start: str,
+    end: str,
+    names: tuple[str, str],
+    auto_recover: frozenset[int] | None,
+) -> TownRun:
+    source = open_source(db)
+    window = check_window(source, start, end, names)
+    if source.journaled:
+        state = state_at(source, window.start)
+        state.auto_recover = auto_recover
+        state.advance(window.end, keep_ticks=True)
+        caveat = None
+    else:
+        state = state_at(source, None)
+        state.auto_recover = auto_recover
+        _tick_approximately(state, window)
+        caveat = (state.caveat or "") + APPROXIMATE_TICKS_CAVEAT
+    recorded = recorded_ticks(source, [t.seq for t in state.ticks]) if source.journaled else {}
+    divergence, compared = compare_ticks(state.ticks, recorded)
+    ticks = [t.record for t in state.ticks]
+    return TownRun(
+        town_id=source.town_id,
+        source=source.name,
+        window_from=window.start,
+        window_to=window.end,
+        fidelity=state.fidelity,
+        caveat=caveat,
+        ticks=ticks,
+        entities=collect_entities(state.conn, ticks),
+        bead_events=bead_events_in(state.conn, window),
+        quarantined=[q for t in ticks for q in quarantined_rows(t["events"], t["at"])],
+        divergence=divergence,
+        compared_ticks=compared,
+        journal_inputs=state.inputs,
+    )
+
+
+def record_serves(source: Source, window: Window) -> bool:
+    """Whether the window's recorded ticks can stand for a replay of it (``--ticks auto``):
+    the source holds the state at the window's end and a record of every tick."""
+    return _holds_end_state(source, window) and _record_complete(source, window)
+
+
+def _holds_end_state(source: Source, window: Window) -> bool:
+    """A journaled source whose window reaches its last journal row, and that is either a
+    town database (its tables are that state) or a bundle with its end state stored."""
+    journal = source.journal_range()
+    if journal is None or window.end < journal[1]:
+        return False
+    return source.manifest is None or not missing_tables(source.conn, ("rg_end_state",))
+
+
+def _end_state_conn(source: Source, window: Window) -> sqlite3.Connection | None:
+    """The state at the window's end, when the source holds it (else ``None``)."""
+    if not _holds_end_state(source, window):
+        return None
+    if source.manifest is None:
+        return source.conn
+    end = checkpoints.end_state(source.conn)
+    if end is None:
+        return None
+    conn = memory()
+    checkpoints.restore(conn, end.state)
+    return conn
+
+
+def _record_complete(source: Source, window: Window) -> bool:
+    """Every tick the journal ran in the window has its record (and there is one)."""
+    if "rg_ticks" not in table_names(source.conn):
+        return False
+    missing = source.conn.execute(
+        """SELECT count(*) FROM rg_journal j
+           WHERE j.call = 'tick' AND j.at >= ? AND j.at <= ?
+             AND NOT EXISTS (SELECT 1 FROM rg_ticks t WHERE t.seq = j.seq)""",
+        (window.start, window.end),
+    ).fetchone()
+    recorded = source.conn.execute(
+        "SELECT 1 FROM rg_ticks WHERE at >= ? AND at <= ? LIMIT 1", (window.start, window.end)
+    ).fetchone()
+    return int(missing[0]) == 0 and recorded is not None
+
+
+def recorded_window(
+    db: str | Path, start: str, end: str, names: tuple[str, str] = ("--from", "--to")
+) -> TownRun:
+    """The window's *recorded* ticks (``rg_ticks``) as a :class:`TownRun`, without replaying.
+
+    Fast (no engine run): what the town recorded when it ran. ``replay_window``
+    is the verified path; this one says it was not verified, and says when
+    the entities are shown as the database has them now rather than as of
+    the window's end (see :func:`record_serves`).
+    """
+    source = open_source(db, copy=False)
+    window = check_window(source, start, end, names)
+    ticks = load_ticks(source.conn, window.start, window.end)
+    if not ticks:
+        raise BadWindowError(
+            f"{source.name}: no recorded ticks between {window.start} and {window.end}; "
+            "build with --ticks replay to replay the window"
+        )
+    caveat = RECORDED_CAVEAT
+    state = _end_state_conn(source, window)
+    if state is None:
+        state, caveat = source.conn, caveat + LATEST_ENTITIES_CAVEAT
+    return TownRun(
+        town_id=source.town_id,
+        source=source.name,
+        window_from=window.start,
+        window_to=window.end,
+        fidelity="recorded",
+        caveat=caveat,
+        ticks=ticks,
+        entities=collect_entities(state, ticks),
+        bead_events=bead_events_in(state, window),
+        quarantined=[q for t in ticks for q in quarantined_rows(t["events"], t["at"])],
+    )
+
+
+def _tick_approximately(state: TownState, window: Window) -> None:
+    """Tick on the alarm cadence over the current state, re-inserting the window's events."""
+    conn = state.conn
+    cursor = conn.execute(
+        """SELECT event_id, event_type, agent_id, bead_id, payload, created_at
+           FROM town_events WHERE created_at >= ? AND created_at <= ?
+           ORDER BY created_at ASC, event_id ASC""",
+        (window.start, window.end),
+    )
+    pending = [tuple(r) for r in cursor.fetchall()]
+    conn.executemany("DELETE FROM town_events WHERE event_id = ?", [(r[0],) for r in pending])
+    now, seq = window.start, 0
+    while now <= window.end:
+        due = [r for r in pending if r[5] <= now]
+        pending = pending[len(due) :]
+        conn.executemany(
+            "INSERT OR REPLACE INTO town_events (event_id, event_type, agent_id, bead_id, "
+            "payload, created_at, processed_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            due,
+        )
+        result = state.town.tick(
+            now,
+            NullWorld(),
+            stopwatch=ModelStopwatch(),
+            auto_recover=state.auto_recover or frozenset(),
+        )
+        seq = state.town.last_seq()
+        state.ticks.append(ReplayedTick(seq, result, tick_record(result), []))
+        now = result.next_tick_at
+
+
+def recorded_ticks(source: Source, seqs: list[int]) -> dict[int, dict[str, Any]]:
+    """The recorded tick records for the given journal positions (those that exist)."""
+    if not seqs or "rg_ticks" not in table_names(source.conn):
+        return {}
+    rows = source.conn.execute(
+        "SELECT seq, record FROM rg_ticks WHERE seq >= ? AND seq <= ? ORDER BY seq",
+        (min(seqs), max(seqs)),
+    ).fetchall()
+    return {int(r[0]): jsonio.loads(r[1]) for r in rows}
