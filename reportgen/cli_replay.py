@@ -59,8 +59,8 @@ def replay_command(
     Sentry once (flushed before the command exits).
     """
     from reportgen import replay
+    from reportgen.diagnose.episodes import find_episodes
     from reportgen.observability.sentry import report_episodes, reporter_from_env
-    from reportgen.report.episodes import find_episodes
     from reportgen.town.recovery import validate
 
     if auto_recover and not ticks:

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from reportgen.cli import main
-from reportgen.report.episodes import find_episodes
+from reportgen.diagnose.episodes import find_episodes
 from reportgen.sim.run import simulate_town
 from reportgen.town.recovery import RECOVERY_REASON_7
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import report_fixtures as rf
 
+from reportgen.diagnose.episodes import entity_key, episode_id, find_episodes
 from reportgen.report import charts, history
-from reportgen.report.episodes import entity_key, episode_id, find_episodes
 from reportgen.report.explain import explain, replay_command
 from reportgen.report.model import Entities
 

@@ -14,6 +14,7 @@ import pytest
 import sentry_sdk
 from townbuilder import NOW, SECOND, add_agent, add_rig, new_town
 
+from reportgen.diagnose.episodes import EntityKey, find_episodes
 from reportgen.observability.sentry import (
     LiveEpisodes,
     SentryReporter,
@@ -21,7 +22,6 @@ from reportgen.observability.sentry import (
     report_episodes,
     reporter_from_env,
 )
-from reportgen.report.episodes import EntityKey, find_episodes
 from reportgen.town import clock, store
 from reportgen.town.api import Town
 from reportgen.town.effects import NullWorld

@@ -4,7 +4,7 @@ Upstream sent ``Reconciler invariant #N violated: …`` to Sentry once per
 violation per tick (every 5 s while a violation persists) from a Durable
 Object that was probably never instrumented, so likely nothing arrived. Here
 an episode (consecutive ticks where one invariant holds false for the same
-entities; :mod:`reportgen.report.episodes`) is reported once:
+entities; :mod:`reportgen.diagnose.episodes`) is reported once:
 
 * live: :class:`LiveEpisodes` remembers open episodes in the town database
   and reports one when it opens;
@@ -27,13 +27,14 @@ from typing import Any
 import sentry_sdk
 
 from reportgen import __version__
-from reportgen.report.episodes import (
-    SUBJECT_FIELD,
+from reportgen.diagnose.episodes import (
     EntityKey,
     Episode,
     episode_id,
+    subject_id,
     violation_key,
 )
+from reportgen.town.invariants import find_invariant
 
 DSN_ENV = "SENTRY_DSN"
 ENVIRONMENT_ENV = "SENTRY_ENVIRONMENT"
@@ -51,12 +52,11 @@ def fingerprint(town_id: str, invariant: int, entities: EntityKey) -> list[str]:
     Invariant 3 names a rig, 4/5/6 a bead, 7 an agent: one Sentry issue per
     stuck thing, so a new stuck agent is a new issue but a persisting one is not.
     """
-    parts = ["reconciler-invariant", str(invariant), town_id]
-    name = SUBJECT_FIELD.get(invariant)
-    ids: tuple[str, ...] = getattr(entities, name) if name else ()
-    if ids:
-        parts.append(ids[0])
-    return parts
+    found = find_invariant(invariant)
+    subject = subject_id(invariant, entities)
+    if found is not None:
+        return found.fingerprint(town_id, subject)
+    return ["reconciler-invariant", str(invariant), town_id]
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from reportgen import __version__
+from reportgen.diagnose.episodes import find_episodes, to_ms
 from reportgen.errors import BadInputError, ReportgenError
 from reportgen.report import charts, history
-from reportgen.report.episodes import find_episodes, to_ms
 from reportgen.report.executors import Executor, ProcessExecutor
 from reportgen.report.fleet import (
     FILES,

@@ -16,7 +16,7 @@ from typing import Any
 
 import altair as alt
 
-from reportgen.report.episodes import to_ms
+from reportgen.diagnose.episodes import to_ms
 
 #: The most buckets a window is cut into.
 MAX_BUCKETS = 300

@@ -15,10 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reportgen.report.episodes import Episode, to_ms
+from reportgen.diagnose.episodes import Episode, to_ms
 from reportgen.report.model import Entities, EntityLink, invariant_title
 from reportgen.report.text import clean, fmt_duration, fmt_time, iso
 from reportgen.report.touch import ids_in
+from reportgen.town.invariants import find_invariant
 
 #: How far before an episode's first tick its replay command starts.
 REPLAY_LEAD_MS = 60_000
@@ -86,49 +87,34 @@ def _index_of(ticks: Sequence[Mapping[str, Any]], at: str) -> int:
 
 
 def _state_and_expectation(out: Explanation, ep: Episode, entities: Entities) -> None:
-    agents = [entities.link("agent", i) for i in ep.entities.agent_ids]
-    beads = [entities.link("bead", i) for i in ep.entities.bead_ids]
-    rigs = [entities.link("rig", i) for i in ep.entities.rig_ids]
-    n = ep.invariant
-    if n == 7 and agents:
-        out.text("agent ")
-        out.links(agents)
-        out.text(
-            " is marked working, but it holds no hook: no bead is bound to it, and only "
-            "mayors may work without one."
-        )
-    elif n == 5 and beads:
-        out.text("convoy ")
-        out.links(beads)
-        out.text(
-            f" has status {_quoted_status(ep)}, but the reconciler only progresses convoys "
-            "that are open, in_progress, in_review, closed or failed."
-        )
-    elif n == 3 and rigs:
-        out.text("rig ")
-        out.links(rigs)
-        out.text(f" has {len(beads)} merge requests in progress (")
-        out.links(beads)
-        out.text(
-            "), but the refinery reviews one merge at a time, so they can race on the "
-            "target branch."
-        )
-    elif n == 6 and beads:
-        out.text("agents ")
-        out.links(agents)
-        out.text(" are all hooked to bead ")
-        out.links(beads)
-        out.text(", but a bead may be held by at most one agent.")
-    elif n == 4 and beads:
-        out.text("issue ")
-        out.links(beads)
-        out.text(" is in review, but no open or in-progress merge request tracks it.")
-    else:
+    """The registry's ``because`` sentence for the invariant, its entities linked."""
+    invariant = find_invariant(ep.invariant)
+    lists = {
+        "agents": [entities.link("agent", i) for i in ep.entities.agent_ids],
+        "beads": [entities.link("bead", i) for i in ep.entities.bead_ids],
+        "rigs": [entities.link("rig", i) for i in ep.entities.rig_ids],
+    }
+    if invariant is None or not invariant.because or not lists[f"{invariant.subject}s"]:
+        n = ep.invariant
         message = ep.messages[0] if ep.messages else invariant_title(n)
         out.text(
             f"the check reported “{clean(message)}”, but invariant {n} "
             f"({invariant_title(n)}) must always hold."
         )
+        return
+    values = {"bead_count": str(len(lists["beads"])), "status": _quoted_status(ep)}
+    for i, piece in enumerate(_PLACEHOLDER.split(invariant.because)):
+        if i % 2 == 0:
+            if piece:
+                out.text(piece)
+        elif piece in lists:
+            out.links(lists[piece])
+        else:
+            out.text(values[piece])
+
+
+#: ``{name}`` in an invariant's ``because`` template (split keeps the names at odd indexes).
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def _quoted_status(ep: Episode) -> str:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reportgen.diagnose.episodes import EntityKey, Episode
 from reportgen.errors import BadInputError
-from reportgen.report.episodes import EntityKey, Episode
 
 FILE_NAME = "history.jsonl"
 #: Runs kept in the file (and shown in trends).

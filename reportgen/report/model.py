@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reportgen.report.episodes import Episode, to_ms
+from reportgen.diagnose.episodes import Episode, to_ms
 from reportgen.report.text import clean, ellipsis, fmt_duration, fmt_time, short_id, slug
 from reportgen.runmodel import EntityInfo, TownRun
 from reportgen.town.invariants import INVARIANTS

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from reportgen.report.episodes import Episode, to_ms
+from reportgen.diagnose.episodes import Episode, to_ms
 from reportgen.report.model import EntityLink, EpisodeRow, invariant_description, town_href
 from reportgen.report.model_town import TownData, tick_row
 from reportgen.report.text import clean, compact, ellipsis, fmt_time, slug

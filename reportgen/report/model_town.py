@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reportgen.report.episodes import Episode, find_episodes, to_ms, violation_key
+from reportgen.diagnose.episodes import Episode, find_episodes, to_ms, violation_key
 from reportgen.report.explain import Explanation, explain, replay_command
 from reportgen.report.model import (
     Entities,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from reportgen.report.episodes import to_ms
+from reportgen.diagnose.episodes import to_ms
 
 _orjson: Any
 try:  # a speed-up: the same bytes either way (see _fast_json)

@@ -22,6 +22,7 @@ __all__ = [
     "Violation",
     "check_invariants",
     "check_invariants_detailed",
+    "find_invariant",
     "invariant_by_number",
 ]
 
@@ -43,12 +44,31 @@ class Violation:
 
 @dataclass(frozen=True)
 class Invariant:
-    """An invariant: its upstream number, a short title, a plain explanation, its check."""
+    """Everything reportgen knows about one invariant, in one place.
+
+    ``subject`` is the kind of entity its message names (``"agent"``, ``"bead"``
+    or ``"rig"``): violation episodes are keyed by it, and so are Sentry
+    groups and history. ``because`` is the plain sentence that explains one
+    violation, with ``{agents}``, ``{beads}``, ``{rigs}`` (entity lists),
+    ``{bead_count}`` and ``{status}`` placeholders the report fills in.
+    """
 
     number: int
     title: str
     description: str
     check: Callable[[TownCtx], list[Violation]] = field(repr=False)
+    subject: str = "bead"
+    because: str = ""
+
+    @property
+    def subject_field(self) -> str:
+        """The :class:`Violation` field that holds the subject's id."""
+        return f"{self.subject}_ids"
+
+    def fingerprint(self, town_id: str, subject_id: str | None) -> list[str]:
+        """The Sentry grouping: invariant + town (+ the entity it names), never the message."""
+        parts = ["reconciler-invariant", str(self.number), town_id]
+        return [*parts, subject_id] if subject_id else parts
 
 
 # ── The checks (queries as upstream's checkInvariants) ────────────────────
@@ -164,6 +184,11 @@ INVARIANTS: tuple[Invariant, ...] = (
         "heartbeat rule idles it on a later tick. Mayors are exempt: they work "
         "without a hook by design.",
         _working_without_hook,
+        subject="agent",
+        because=(
+            "agent {agents} is marked working, but it holds no hook: no bead is bound to it, "
+            "and only mayors may work without one."
+        ),
     ),
     Invariant(
         5,
@@ -173,6 +198,11 @@ INVARIANTS: tuple[Invariant, ...] = (
         "such a convoy, so its tracked work can never land; the row was most "
         "likely written by hand or by a buggy writer.",
         _convoy_unexpected_state,
+        subject="bead",
+        because=(
+            "convoy {beads} has status {status}, but the reconciler only progresses convoys "
+            "that are open, in_progress, in_review, closed or failed."
+        ),
     ),
     Invariant(
         3,
@@ -183,6 +213,11 @@ INVARIANTS: tuple[Invariant, ...] = (
         "MRs too, so a rig with several open pull requests shows this every "
         "tick without anything being wrong.",
         _several_mrs_in_progress,
+        subject="rig",
+        because=(
+            "rig {rigs} has {bead_count} merge requests in progress ({beads}), but the refinery "
+            "reviews one merge at a time, so they can race on the target branch."
+        ),
     ),
     Invariant(
         6,
@@ -192,6 +227,11 @@ INVARIANTS: tuple[Invariant, ...] = (
         "Hooking normally unhooks the previous holder, so this points at a race "
         "or a direct write.",
         _several_agents_hooked,
+        subject="bead",
+        because=(
+            "agents {agents} are all hooked to bead {beads}, but a bead may be held by at most "
+            "one agent."
+        ),
     ),
     Invariant(
         4,
@@ -202,6 +242,8 @@ INVARIANTS: tuple[Invariant, ...] = (
         "someone intervenes. A short-lived violation right after an MR finishes "
         "is expected.",
         _in_review_without_live_mr,
+        subject="bead",
+        because=("issue {beads} is in review, but no open or in-progress merge request tracks it."),
     ),
 )
 
@@ -211,6 +253,11 @@ _BY_NUMBER = {inv.number: inv for inv in INVARIANTS}
 def invariant_by_number(number: int) -> Invariant:
     """The registered invariant with upstream number ``number`` (KeyError if unknown)."""
     return _BY_NUMBER[number]
+
+
+def find_invariant(number: int) -> Invariant | None:
+    """The registered invariant with upstream number ``number``, or ``None``."""
+    return _BY_NUMBER.get(number)
 
 
 def check_invariants_detailed(ctx: TownCtx) -> list[Violation]:

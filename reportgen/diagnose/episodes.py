@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reportgen.town import clock
+from reportgen.town.invariants import find_invariant
 
 __all__ = ["EntityKey", "Episode", "entity_key", "episode_id", "find_episodes", "to_ms"]
 
@@ -41,8 +42,18 @@ class EntityKey:
         return self.agent_ids + self.bead_ids + self.rig_ids
 
 
-#: The entity each invariant's message names: the one an episode is about.
-SUBJECT_FIELD = {3: "rig_ids", 4: "bead_ids", 5: "bead_ids", 6: "bead_ids", 7: "agent_ids"}
+def subject_field(invariant: int) -> str | None:
+    """The violation field naming the entity an episode of ``invariant`` is about
+    (the invariant registry's ``subject``), or ``None`` for an unregistered number."""
+    found = find_invariant(invariant)
+    return None if found is None else found.subject_field
+
+
+def subject_id(invariant: int, entities: EntityKey) -> str | None:
+    """The id of the entity an episode is about, when its invariant names one."""
+    name = subject_field(invariant)
+    ids: tuple[str, ...] = getattr(entities, name) if name else ()
+    return ids[0] if ids else None
 
 
 @dataclass
@@ -112,9 +123,9 @@ def entity_key(violation: Mapping[str, Any]) -> EntityKey:
 
 
 def subject_key(invariant: int, violation: Mapping[str, Any]) -> EntityKey:
-    """The entity a violation is about (see :data:`SUBJECT_FIELD`); all of them if none is named."""
+    """The entity a violation is about (see :func:`subject_field`); all of them if none is named."""
     full = entity_key(violation)
-    name = SUBJECT_FIELD.get(invariant)
+    name = subject_field(invariant)
     ids: tuple[str, ...] = getattr(full, name) if name else ()
     if not ids:
         return full
