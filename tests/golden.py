@@ -1,6 +1,6 @@
 """Loading upstream's golden scenarios and comparing engine state with them.
 
-The scenarios live in ``../shared/fixtures/upstream-golden`` (see its README):
+The scenarios live in ``tests/fixtures/upstream-golden`` (see its README):
 a town database before the tick, the dry-run result, and the full tick
 without side effects, all produced by upstream's own TypeScript.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from pathlib import Path
 from typing import Any
+
+from fixture_files import GOLDEN
 
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
@@ -19,13 +20,7 @@ from reportgen.town.db import load_copy
 from reportgen.town.ids import CounterIds
 from reportgen.town.schema import UPSTREAM_TABLES, ensure_reportgen_tables
 
-REPO = Path(__file__).resolve().parents[1]
-GOLDEN = REPO.parent / "shared" / "fixtures" / "upstream-golden"
 NEW_ID_PREFIX = "00000000-0000-4000-8000-"
-
-
-def scenario_names() -> list[str]:
-    return sorted(p.stem for p in GOLDEN.glob("*.sqlite"))
 
 
 def load(name: str) -> tuple[dict[str, Any], dict[str, Any]]:

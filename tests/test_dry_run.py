@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from golden import GOLDEN, action_multiset, known_ids, load, mask_new_ids, scenario_names
+from fixture_files import GOLDEN, scenario_names
+from golden import action_multiset, known_ids, load, mask_new_ids
 
 from reportgen.cli import main
 

@@ -1,7 +1,7 @@
 """``reportgen dashboard``: the Reconciler row, its alert rules, and ``--check``.
 
 Runs against upstream's real "Gastown Operations" dashboard (30 panels, before
-upstream added its own reconciler row) from ``../shared/fixtures/grafana``.
+upstream added its own reconciler row) from ``tests/fixtures/grafana``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from fixture_files import GRAFANA, fixture_file
 
 from reportgen.errors import BadInputError
 from reportgen.observability import grafana
 from reportgen.observability.cli_dashboard import dashboard as dashboard_cmd
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = REPO_ROOT.parent / "shared/fixtures/grafana/gastown-grafana-dash-1.json"
+FIXTURE = fixture_file(GRAFANA / "gastown-grafana-dash-1.json")
 DS = {"type": "vertamedia-clickhouse-datasource", "uid": "bffxugc31cnpcc"}
 NEW_IDS = list(range(200, 207))
 IDLE_TICK_MS = 5 * 60 * 1000

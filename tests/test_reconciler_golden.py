@@ -1,6 +1,6 @@
 """The reconcile pass and the invariants against upstream's golden scenarios.
 
-Each scenario under ``/work/shared/fixtures/upstream-golden`` holds what
+Each scenario under ``tests/fixtures/upstream-golden`` holds what
 upstream's own reconciler returned. For scenarios with pending events the
 expected actions were computed *after* the events were applied; we rebuild
 that state from ``state_after_events`` instead of applying events here (that
@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
+from fixture_files import GOLDEN, scenario_names
 
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
@@ -27,10 +27,7 @@ from reportgen.town.db import load_copy
 from reportgen.town.invariants import check_invariants, check_invariants_detailed
 from reportgen.town.reconciler import PASSES, reconcile, reconcile_by_pass
 
-GOLDEN = Path("/work/shared/fixtures/upstream-golden")
-SCENARIOS = sorted(p.stem for p in GOLDEN.glob("*.json") if not p.name.endswith(".tick.json"))
-
-pytestmark = pytest.mark.skipif(not SCENARIOS, reason="golden fixtures not available")
+SCENARIOS = scenario_names()
 
 
 def _restore_state(conn: sqlite3.Connection, state: dict[str, list[dict[str, Any]]]) -> None:

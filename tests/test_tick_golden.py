@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from fixture_files import scenario_names
 from golden import (
     action_multiset,
     canonical_state,
@@ -11,7 +12,6 @@ from golden import (
     known_ids,
     load,
     mask_new_ids,
-    scenario_names,
 )
 
 from reportgen.town.tick import tick

@@ -25,6 +25,13 @@ CI = WORKFLOWS / "ci.yml"
 NIGHTLY = WORKFLOWS / "nightly-report.yml"
 SCRIPT = ROOT / "scripts" / "nightly.sh"
 BIN = Path(sys.executable).parent
+CI_RUN = ROOT / ".ci" / "run"
+#: The packages an ``apt-get install`` line names (options and redirections dropped).
+APT_INSTALL = re.compile(r"apt-get install\b([^\n]*)")
+#: A path out of the repository: the sibling ``shared`` folder or an absolute work path.
+FOREIGN_PATH = re.compile(r"\.\./shared|/work[/]|[\"']shared[\"']|[\"']shared/")
+#: What the suite reads: a clone holds these and nothing beside them.
+SUITE_DIRS = ("tests", "benchmarks", "scripts", ".ci", ".github")
 PINNED = re.compile(
     r"^\s*(?:-\s*)?uses:\s*([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s*v\d+(\.\d+)*\s*$"
 )
@@ -132,6 +139,64 @@ def test_ci_runs_every_check_read_only() -> None:
         "'.[dev,serve,dask]'",
     ):
         assert command in runs, f"ci.yml does not run {command!r}"
+
+
+def _apt_packages(script: str) -> set[str]:
+    return {
+        word
+        for args in APT_INSTALL.findall(script)
+        for word in args.split()
+        if not word.startswith(("-", ">", "2>"))
+    }
+
+
+def test_ci_installs_the_system_packages_the_tests_use() -> None:
+    """Before pytest, the test job installs Debian's chromium and shellcheck, as .ci/run does.
+
+    Without them the browser and shellcheck tests fail under ``CI``; the
+    README names the same packages next to the test command.
+    """
+    runs = [str(step.get("run", "")) for step in _load(CI)["jobs"]["test"]["steps"]]
+    first_pytest = next(i for i, run in enumerate(runs) if "python -m pytest" in run)
+    installed = _apt_packages("\n".join(runs[:first_pytest]))
+    assert {"chromium", "shellcheck"} <= installed
+    assert _apt_packages(CI_RUN.read_text(encoding="utf-8")) <= installed
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    set_up = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    assert "apt-get install chromium shellcheck" in set_up
+
+
+def _suite_files() -> list[Path]:
+    """Every text file of the suite, its helpers, benchmarks, scripts and CI."""
+    files = [ROOT / "pyproject.toml"]
+    for folder in SUITE_DIRS:
+        files += sorted(p for p in (ROOT / folder).rglob("*") if p.is_file())
+    return [p for p in files if "__pycache__" not in p.parts and b"\0" not in p.read_bytes()]
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    """A clone with nothing beside it runs the suite: no path to a sibling or work folder."""
+    files = _suite_files()
+    assert ROOT / "tests" / "golden.py" in files
+    offending = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if FOREIGN_PATH.search(line)
+    ]
+    assert offending == []
+
+
+def test_the_foreign_path_check_can_fail() -> None:
+    """What the old golden and dashboard tests said (upper-cased so this file passes)."""
+    for line in (
+        'GOLDEN = REPO.parent / "SHARED" / "fixtures" / "upstream-golden"',
+        'FIXTURE = REPO_ROOT.parent / "SHARED/fixtures/grafana/gastown-grafana-dash-1.json"',
+        "The scenarios live in ``../SHARED/fixtures/upstream-golden``",
+        'GOLDEN = Path("/WORK/SHARED/fixtures/upstream-golden")',
+    ):
+        assert FOREIGN_PATH.search(line.lower()), line
+    assert not FOREIGN_PATH.search('GOLDEN = FIXTURES / "upstream-golden"')
 
 
 def test_nightly_triggers_and_concurrency() -> None:
