@@ -18,7 +18,12 @@ exception inside it: one town never fails the fleet.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -58,11 +63,72 @@ class SerialExecutor:
 
 #: The context of the current pool worker (set once by :func:`_init_worker`).
 _WORKER_CONTEXT: FleetContext | None = None
+#: How often a worker's watchdog checks that its parent is still there (seconds).
+WATCH_INTERVAL = 0.5
+#: ``prctl`` option: the signal a process gets when its parent dies (``<linux/prctl.h>``).
+_PR_SET_PDEATHSIG = 1
 
 
-def _init_worker(ctx: FleetContext) -> None:
+def _init_worker(ctx: FleetContext, builder: int) -> None:
+    """Pool initializer: keep the context, and tie this worker's life to ``builder``'s."""
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = ctx
+    die_with_parent(builder)
+
+
+def die_with_parent(builder: int, *, kernel: bool = True) -> None:
+    """End this process when its parent ends (the building process ``builder``, or the
+    process between them, such as a fork server, which ends with it).
+
+    A pool worker blocks on a pipe the parent writes to, and it holds that
+    pipe's write end too, so it never sees end-of-file: when the building
+    process is killed outright (``kill -9``, the OOM killer) its workers would
+    wait forever. On Linux the kernel kills this process with its parent
+    (``PR_SET_PDEATHSIG``); everywhere, a daemon thread checks every
+    :data:`WATCH_INTERVAL` seconds that the parent is still the same and exits
+    if not. ``kernel=False`` relies on the thread alone.
+
+    The parent may die before the signal is armed: the parent is read first,
+    and the process exits if, once armed, the parent has changed or the
+    building process is gone.
+    """
+    parent = os.getppid()
+    if kernel:
+        _arm_death_signal()
+    if os.getppid() != parent or not _alive(builder):
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="reportgen-parent-watch", daemon=True
+    ).start()
+
+
+def _arm_death_signal() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (a no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl: the watchdog remains
+        pass
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one we may not signal exists too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    return True
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit the process once it has been handed to another parent (its own has died)."""
+    while os.getppid() == parent:
+        time.sleep(WATCH_INTERVAL)
+    os._exit(1)
 
 
 def _in_worker(task: TaskFn, town: TownTask) -> TownOutcome:
@@ -104,7 +170,7 @@ WORKER_DIED = "the worker process building this town died (killed, or out of mem
 
 def _pool(task: TaskFn, ctx: FleetContext, pending: deque[TownTask], workers: int) -> PoolRun:
     """Run ``pending`` towns (consuming it) until done, or until a worker dies."""
-    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ctx,))
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(ctx, os.getpid()))
     inflight: dict[Future[TownOutcome], TownTask] = {}
     try:
         while pending or inflight:
