@@ -72,6 +72,7 @@ RECORD: dict[str, Any] = {
         (("side_effects", "succeeded"), True, "side_effects.succeeded"),  # 1 against true
         (("actions", 0, "bead_id"), "c", "actions[0].bead_id"),
         (("metrics", "actionsEmitted"), 2**70, "metrics.actionsEmitted"),  # beyond orjson
+        (("draining",), True, "draining"),  # a replay that drains where the town did not
     ],
 )
 def test_quick_comparison_never_hides_a_difference(

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS rg_analytics (
 
 #: Fields compared between a recorded and a replayed tick (not the measured wall clock).
 COMPARED_FIELDS = (
+    "draining",
     "events",
     "actions",
     "apply",
