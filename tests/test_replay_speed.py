@@ -110,3 +110,19 @@ def test_gc_helpers_restore_the_collector() -> None:
     with pytest.raises(RuntimeError), gcpause.paused():
         raise RuntimeError("the block failed")
     assert gc.isenabled()
+
+
+def test_wall_clock_is_labelled_modelled_or_measured() -> None:
+    from reportgen.report.charts import town_charts
+    from reportgen.town.tick import MODEL_FORMULA, wall_clock_kind
+
+    metrics = {"eventsDrained": 1, "actionsEmitted": 1, "sideEffectsAttempted": 0}
+    modelled = {"metrics": metrics | {"wallClockMs": 3.2}}  # 2 + 0.4 + 0.8
+    measured = {"metrics": metrics | {"wallClockMs": 17.0}}
+    assert wall_clock_kind([modelled, modelled]) == "modelled"
+    assert wall_clock_kind([measured]) == "measured"
+    assert wall_clock_kind([modelled, measured]) == "partly modelled"
+    (wall,) = [c for c in town_charts(60_000, "modelled") if c["id"] == "wall"]
+    assert "not measured" in wall["caption"] and MODEL_FORMULA in wall["caption"]
+    (wall,) = [c for c in town_charts(60_000, "measured") if c["id"] == "wall"]
+    assert "measured by the town" in wall["caption"]

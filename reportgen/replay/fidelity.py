@@ -18,9 +18,8 @@ the deterministic :class:`~reportgen.town.tick.ModelStopwatch`, and
 
 from __future__ import annotations
 
-from typing import Any
-
-from reportgen.town.tick import ModelStopwatch, TickResult
+from reportgen.town.tick import is_modelled as is_modelled
+from reportgen.town.tick import modelled_wall_clock as modelled_wall_clock
 
 EXACT = "exact"
 APPROXIMATE = "approximate"
@@ -48,17 +47,3 @@ RECORDED_CAVEAT = (
 LATEST_ENTITIES_CAVEAT = (
     " Entity titles and statuses are as the file holds them, not as of the window's end."
 )
-
-
-def modelled_wall_clock(metrics: dict[str, Any]) -> float:
-    """What :class:`ModelStopwatch` gives for these metrics."""
-    return ModelStopwatch().elapsed_ms(TickResult(now="", draining=False, metrics=metrics))
-
-
-def is_modelled(record: dict[str, Any]) -> bool:
-    """Whether a recorded tick's ``wallClockMs`` came from the model (a simulated town)."""
-    metrics = record.get("metrics") or {}
-    try:
-        return bool(metrics.get("wallClockMs") == modelled_wall_clock(metrics))
-    except (KeyError, TypeError):
-        return False

@@ -67,6 +67,7 @@ from reportgen.report.render import AssetRefs, render, site_url
 from reportgen.report.site import Assets, SiteWriter, cache_dir
 from reportgen.report.text import clean, compact, iso
 from reportgen.runmodel import TownRun
+from reportgen.town.tick import wall_clock_kind
 
 __all__ = ["BuildSummary", "LoadRun", "ReplayLoader", "build_site", "discover_sources"]
 #: ``progress(done, total, label)``, called after each town.
@@ -301,7 +302,11 @@ def render_town(
 
 def _town_pages(run: TownRun, data: TownData, assets: AssetRefs) -> Iterator[tuple[str, str]]:
     ds = charts.datasets(run.ticks, run.window_from, run.window_to)
-    page = town_page(data, charts.town_charts(int(ds["step"])), {"m": ds["m"], "a": ds["a"]})
+    page = town_page(
+        data,
+        charts.town_charts(int(ds["step"]), wall_clock_kind(run.ticks)),
+        {"m": ds["m"], "a": ds["a"]},
+    )
     href = data.pages[0].href if data.pages else f"towns/{run.town_id}/index.html"
     yield from _page_files(page, href, assets)
     for p in data.pages[1:]:

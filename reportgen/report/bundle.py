@@ -24,6 +24,7 @@ from reportgen.report.render import Url, render
 from reportgen.report.site import Assets, write_file_atomic
 from reportgen.report.text import slug
 from reportgen.runmodel import TownRun
+from reportgen.town.tick import wall_clock_kind
 
 #: Every tick row on one page (the bundle has no other pages to page into).
 ALL_ROWS = 10**9
@@ -72,7 +73,11 @@ def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
     """The bundle view-model and the entity-page → anchor map for its links."""
     data = compute_town(run, per_page=ALL_ROWS)
     ds = charts.datasets(run.ticks, run.window_from, run.window_to)
-    town = town_page(data, charts.town_charts(int(ds["step"])), {"m": ds["m"], "a": ds["a"]})
+    town = town_page(
+        data,
+        charts.town_charts(int(ds["step"]), wall_clock_kind(run.ticks)),
+        {"m": ds["m"], "a": ds["a"]},
+    )
     involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
     entities = [
         (link, page) for link, page in entity_pages(data) if (link.kind, link.id) in involved

@@ -33,6 +33,7 @@ from reportgen.report.model import (
 from reportgen.report.text import clean, compact, fmt_clock, fmt_duration, fmt_time
 from reportgen.report.touch import ids_in, kind_of_field, tick_ids
 from reportgen.runmodel import TownRun
+from reportgen.town.tick import wall_clock_kind
 
 #: Rows (active ticks or idle runs) per tick-table page; keeps a page light.
 ROWS_PER_PAGE = 40
@@ -421,7 +422,7 @@ def ticks_page(data: TownData, number: int, root: str) -> TicksPage:
 
 def totals(run: TownRun) -> dict[str, Any]:
     """Window totals, straight from the tick metrics."""
-    t = {
+    t: dict[str, Any] = {
         "ticks": len(run.ticks),
         "active_ticks": 0,
         "events": 0,
@@ -431,6 +432,7 @@ def totals(run: TownRun) -> dict[str, Any]:
         "fx_failed": 0,
         "violations": 0,
         "max_wall_ms": 0.0,
+        "wall_clock": wall_clock_kind(run.ticks),
         "max_pending": 0,
     }
     for tick in run.ticks:

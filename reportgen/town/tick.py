@@ -78,6 +78,37 @@ class ModelStopwatch:
         )
 
 
+def modelled_wall_clock(metrics: dict[str, Any]) -> float:
+    """What :class:`ModelStopwatch` gives for a tick with these metrics."""
+    return ModelStopwatch().elapsed_ms(TickResult(now="", draining=False, metrics=metrics))
+
+
+def is_modelled(record: dict[str, Any]) -> bool:
+    """Whether a tick record's ``wallClockMs`` came from the model rather than a measurement
+    (a simulated or replayed tick): it equals the model's value for its metrics."""
+    metrics = record.get("metrics") or {}
+    try:
+        return bool(metrics.get("wallClockMs") == modelled_wall_clock(metrics))
+    except (KeyError, TypeError):
+        return False
+
+
+#: How :class:`ModelStopwatch` computes a tick's wall clock, for pages that show one.
+MODEL_FORMULA = (
+    f"{ModelStopwatch.BASE_MS:g} ms + {ModelStopwatch.PER_EVENT_MS:g} ms per event drained + "
+    f"{ModelStopwatch.PER_ACTION_MS:g} ms per action + "
+    f"{ModelStopwatch.PER_SIDE_EFFECT_MS:g} ms per side effect"
+)
+
+
+def wall_clock_kind(records: list[dict[str, Any]]) -> str:
+    """``"modelled"``, ``"measured"`` or ``"partly modelled"``: what a window's wall clock is."""
+    modelled = sum(1 for r in records if is_modelled(r))
+    if modelled == len(records):
+        return "modelled"
+    return "measured" if modelled == 0 else "partly modelled"
+
+
 class ContainerSource(Protocol):
     """Answers ``GET /agents/<id>/status`` for the pre-phase (§10)."""
 
