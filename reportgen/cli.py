@@ -1,7 +1,9 @@
 """The ``reportgen`` command line: parse options, call one library function, map errors.
 
-Exit codes (see README): 0 ok, 1 error, 2 bad input, 3 new violations under
-``--fail-on-violations``, 4 partial failure of a fleet build.
+Exit codes (see README): 0 ok, 1 error, 2 bad input (also an output that would
+overwrite a source or a directory reportgen did not write), 3 new violations
+under ``--fail-on-violations``, 4 partial failure of a fleet build, 5 nothing
+built (every town of a build failed; the previous site is kept).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """``reportgen build``: the static report site (or a single-file incident bundle).
 
-Exit codes: 0 ok, 2 bad input, 3 new violations under ``--fail-on-violations``,
-4 partial failure (some towns failed; the index says why).
+Exit codes: 0 ok, 2 bad input (also an output that would overwrite a source or
+a directory reportgen did not write), 3 new violations under
+``--fail-on-violations``, 4 partial failure (some towns failed; the index says
+why), 5 nothing built (every town failed; the previous site is kept as it was).
 
 Towns are built in parallel (``--jobs``, or a Dask cluster with
 ``--executor dask --scheduler ADDRESS``) and, with ``--incremental`` (the
@@ -18,9 +20,11 @@ from pathlib import Path
 import click
 
 from reportgen.cli import auto_recover_option, reports_errors
+from reportgen.errors import BadInputError, NothingBuiltError
 
 EXIT_NEW_VIOLATIONS = 3
 EXIT_PARTIAL = 4
+EXIT_NOTHING_BUILT = 5
 
 _PATH = click.Path(path_type=Path)
 
@@ -35,7 +39,13 @@ _PATH = click.Path(path_type=Path)
     type=_PATH,
     default=Path("site"),
     show_default=True,
-    help="Site directory (replaced atomically when the build succeeds).",
+    help="Site directory, replaced atomically when the build succeeds: it must be missing, "
+    "empty or a site reportgen wrote, and never a source or inside one.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Let --out replace a directory that reportgen did not write (it is deleted).",
 )
 @click.option(
     "--history",
@@ -106,6 +116,7 @@ def build(
     window_from: str | None,
     window_to: str | None,
     out: Path,
+    force: bool,
     history: Path | None,
     single_file: Path | None,
     town: str | None,
@@ -133,6 +144,7 @@ def build(
     from reportgen.report.bundle import build_single_file
     from reportgen.report.executors import make_executor
     from reportgen.report.model import violation_href
+    from reportgen.report.site import check_apart
     from reportgen.town.recovery import validate
 
     loader = ReplayLoader(
@@ -141,6 +153,9 @@ def build(
     runner = make_executor(executor, jobs, scheduler)
     paths = discover_sources(list(sources)) if sources else demo_sources()
     if single_file is not None:
+        check_apart("--single-file", single_file, [*paths, *sources])
+        if single_file.is_dir():
+            raise BadInputError(f"--single-file {single_file}: is a directory, not a file")
         size = build_single_file(
             paths, single_file, town=town, window_from=window_from, window_to=window_to,
             load_run=loader,
@@ -148,17 +163,23 @@ def build(
         click.echo(f"wrote {single_file} ({size / 1e6:.2f} MB)")
         return
     bar = _progress(len(paths))
-    summary = build_site(
-        paths,
-        out,
-        window_from=window_from,
-        window_to=window_to,
-        history_path=history,
-        progress=bar,
-        executor=runner,
-        incremental=incremental,
-        load_run=loader,
-    )
+    try:
+        summary = build_site(
+            paths,
+            out,
+            window_from=window_from,
+            window_to=window_to,
+            history_path=history,
+            progress=bar,
+            executor=runner,
+            incremental=incremental,
+            load_run=loader,
+            source_roots=sources,
+            force=force,
+        )
+    except NothingBuiltError as exc:
+        _report_nothing_built(exc)
+        raise
     click.echo(summary.text())
     report_new_episodes(
         reporter_from_env(),
@@ -170,6 +191,14 @@ def build(
         sys.exit(EXIT_NEW_VIOLATIONS)
     if summary.towns_failed:
         sys.exit(EXIT_PARTIAL)
+
+
+def _report_nothing_built(exc: NothingBuiltError) -> None:
+    """List every failed town on stderr and in the step summary before the one-line error."""
+    for source, why in exc.failures:
+        click.echo(f"  failed: {source}: {why}", err=True)
+    lines = ["## Reconciler report", "", f"Nothing built: {exc}", ""]
+    _step_summary("\n".join(lines) + "\n")
 
 
 def _progress(total: int) -> Callable[[int, int, str], None] | None:

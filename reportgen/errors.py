@@ -6,6 +6,8 @@ Library code raises these; only the CLI prints them and chooses an exit code
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ReportgenError(Exception):
     """Base class: something went wrong that the user can fix or should know."""
@@ -25,3 +27,16 @@ class NotATownDatabaseError(BadInputError):
 
 class BadWindowError(BadInputError):
     """A time window is unparseable, reversed, or outside the data."""
+
+
+class NothingBuiltError(ReportgenError):
+    """Every town of a build failed: the previous output is kept as it was.
+
+    ``failures`` holds ``(source, reason)`` for each town, for the CLI to list.
+    """
+
+    exit_code = 5
+
+    def __init__(self, message: str, failures: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.failures = list(failures)

@@ -215,9 +215,12 @@ def test_cli_exit_codes_and_step_summary(
     assert runner.invoke(main, args).exit_code == 0
     clean_only = ["build", str(tmp_path / "b.sqlite"), "--out", str(tmp_path / "s2"), "--jobs", "1"]
     assert runner.invoke(main, [*clean_only, "--fail-on-violations"]).exit_code == 0
-    (tmp_path / "zz.sqlite").write_bytes(b"")
+    towns = tmp_path / "towns"
+    towns.mkdir()
+    for name in ("a.sqlite", "zz.sqlite"):
+        (towns / name).write_bytes(b"")
     partial = runner.invoke(
-        main, ["build", str(tmp_path), "--out", str(tmp_path / "s3"), "--jobs", "1"]
+        main, ["build", str(towns), "--out", str(tmp_path / "s3"), "--jobs", "1"]
     )
     assert partial.exit_code == 4, partial.output
     assert runner.invoke(main, ["build", str(tmp_path / "nope.sqlite")]).exit_code == 2

@@ -17,6 +17,12 @@ The parent links each town's files into the new site as the town finishes,
 and keeps only the towns' small results. Then the index, the
 resolved-episode stubs and the history file, and only then the swap of the
 temporary directory into place.
+
+Before any of it, the output is checked: ``out`` is never, contains or sits
+inside a source, and replaces only a directory reportgen wrote (or an empty
+one); the same holds for the cache beside it. When every town fails there
+is nothing to publish: the previous site and its history stay as they were
+and the build raises :class:`~reportgen.errors.NothingBuiltError`.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from typing import Any
 
 from reportgen import __version__
 from reportgen.diagnose.episodes import find_episodes, to_ms
-from reportgen.errors import BadInputError, ReportgenError
+from reportgen.errors import BadInputError, NothingBuiltError, ReportgenError
 from reportgen.report import charts, history
 from reportgen.report.executors import Executor, ProcessExecutor
 from reportgen.report.fleet import (
@@ -51,8 +57,10 @@ from reportgen.report.fleet import (
     run_town,
 )
 from reportgen.report.model import (
+    RESOLVED,
     EntityLink,
     EpisodeRow,
+    IndexPage,
     ResolvedPage,
     ResolvedRow,
     TownSummary,
@@ -64,7 +72,15 @@ from reportgen.report.model import (
 from reportgen.report.model_detail import entity_pages, violation_pages
 from reportgen.report.model_town import TownData, compute_town, ticks_page, town_page, town_summary
 from reportgen.report.render import AssetRefs, render, site_url
-from reportgen.report.site import Assets, SiteWriter, cache_dir
+from reportgen.report.site import (
+    CACHE_MARKER,
+    Assets,
+    SiteWriter,
+    cache_dir,
+    check_apart,
+    check_replaceable,
+    write_marker,
+)
 from reportgen.report.text import clean, compact, iso
 from reportgen.runmodel import TownRun
 from reportgen.town.tick import wall_clock_kind
@@ -93,6 +109,8 @@ class BuildSummary:
     new: int = 0
     persisting: int = 0
     resolved: int = 0
+    #: Episodes carried forward from towns this run did not build (failed or missing).
+    not_rebuilt: int = 0
     files: int = 0
     bytes: int = 0
     window_from: str = ""
@@ -115,6 +133,12 @@ class BuildSummary:
         towns = "town" if recorded == 1 else "towns"
         return f" ({recorded} {towns} from their record, {replayed} replayed)"
 
+    def _carried(self) -> str:
+        """``; 3 carried from towns not rebuilt this run`` (empty when none)."""
+        if not self.not_rebuilt:
+            return ""
+        return f"; {self.not_rebuilt} carried from towns not rebuilt this run"
+
     def text(self) -> str:
         """The one-screen summary printed at the end of ``reportgen build``."""
         lines = [
@@ -124,7 +148,7 @@ class BuildSummary:
             f"ticks      {self.ticks}" + self._sources(),
             f"actions    {self.actions}",
             f"violations {self.episodes} episodes: {self.new} new, {self.persisting} "
-            f"persisting, {self.resolved} resolved",
+            f"persisting, {self.resolved} resolved" + self._carried(),
         ]
         lines += [
             f"  new: {e['town_id']} invariant {e['invariant']} ({e['title']}) "
@@ -144,10 +168,10 @@ class BuildSummary:
         out = [
             "## Reconciler report",
             "",
-            "| towns | failed | ticks | actions | new | persisting | resolved |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| towns | failed | ticks | actions | new | persisting | resolved | not rebuilt |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             f"| {self.towns} | {self.towns_failed} | {self.ticks} | {self.actions} | "
-            f"{self.new} | {self.persisting} | {self.resolved} |",
+            f"{self.new} | {self.persisting} | {self.resolved} | {self.not_rebuilt} |",
             "",
         ]
         if self.new_episodes:
@@ -434,6 +458,8 @@ def build_site(
     executor: Executor | None = None,
     incremental: bool = True,
     cache: Path | None = None,
+    source_roots: Sequence[Path] = (),
+    force: bool = False,
 ) -> BuildSummary:
     """Build the static site for ``sources`` into ``out`` (swapped in only on success).
 
@@ -443,7 +469,12 @@ def build_site(
     With ``incremental``, a town whose inputs did not change since the last
     build into ``out`` is not rebuilt (see :mod:`reportgen.report.fleet`);
     ``cache`` is where town results are kept (default: beside ``out``).
+    ``source_roots`` are the folders the sources were found in: ``out`` stays
+    out of them too. ``force`` lets ``out`` (and the cache) replace a
+    directory reportgen did not write. Raises :class:`NothingBuiltError`
+    (and keeps the previous site) when every town fails.
     """
+    check_apart("--out", out, [*sources, *source_roots])
     load = load_run or ReplayLoader()
     hist = history.History(history.read_history(history_path))
     assets = assets or Assets.load()
@@ -456,16 +487,19 @@ def build_site(
     towns, repeated = _tasks(sources)
     summary = BuildSummary(out=out)
     try:
-        with SiteWriter(out) as writer:
+        with SiteWriter(out, force=force) as writer:
+            _claim_cache(root, out, force)
             writer.write_assets(assets)
             fleet = _run_fleet(executor or ProcessExecutor(jobs), ctx, towns, writer, progress)
             for outcome in repeated:
                 fleet.add(outcome)
             summaries, rows, episodes = _collect(fleet.ordered(), summary, hist)
+            if not fleet.owner:
+                raise _nothing_built(out, summary.failures)
             summary.new_episode_records = {
                 r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
             }
-            summary.resolved = _write_run_level(
+            summary.resolved, summary.not_rebuilt = _write_run_level(
                 writer, hist, summaries, rows, episodes, set(fleet.owner), refs, history_limit
             )
             summary.files, summary.bytes = writer.files, writer.bytes_written
@@ -477,6 +511,22 @@ def build_site(
             shutil.rmtree(root, ignore_errors=True)
     _fill_summary(summary, summaries, rows)
     return summary
+
+
+def _claim_cache(root: Path, out: Path, force: bool) -> None:
+    """Check that the cache beside ``out`` is reportgen's (it prunes it), then mark it as such."""
+    check_replaceable(root, f"the cache of --out {out}", CACHE_MARKER, force=force)
+    root.mkdir(parents=True, exist_ok=True)
+    write_marker(root, CACHE_MARKER)
+
+
+def _nothing_built(out: Path, failures: list[tuple[str, str]]) -> NothingBuiltError:
+    """The one-line error of a build in which every town failed (the first failure says why)."""
+    first = f"; first: {failures[0][0]}: {failures[0][1]}" if failures else ""
+    towns = "town" if len(failures) == 1 else "towns"
+    return NothingBuiltError(
+        f"nothing built: all {len(failures)} {towns} failed, {out} left as it was{first}", failures
+    )
 
 
 def _tasks(sources: Sequence[Path]) -> tuple[list[TownTask], list[TownOutcome]]:
@@ -548,15 +598,45 @@ def _write_run_level(
     towns: set[str],
     refs: AssetRefs,
     limit: int,
-) -> int:
-    """The index, the resolved-episode stubs and the history file (after every town)."""
+) -> tuple[int, int]:
+    """The index, the resolved / not-rebuilt stubs and the history file (after every town).
+
+    Returns how many episodes were resolved and how many were carried
+    forward from towns this run did not build.
+    """
     froms = sorted(s.window_from for s in summaries if s.window_from)
     tos = sorted(s.window_to for s in summaries if s.window_to)
     window = (froms[0] if froms else "", tos[-1] if tos else "")
+    carried, not_rebuilt = hist.carried(towns, limit)
     current = history.record_from(
-        history.run_id(*window), window, sorted(towns), episodes, {r.id: r.status for r in rows}
+        history.run_id(*window),
+        window,
+        sorted(towns),
+        {**episodes, **carried},
+        {r.id: r.status for r in rows},
+        not_rebuilt,
     )
-    resolved = [
+    resolved = _history_rows(hist.resolved(towns))
+    runs = history.next_runs(hist.runs, current, limit)
+    index = _index(summaries, rows, resolved, _history_rows(sorted(carried.items())), runs)
+    index.not_rebuilt_towns = dict(not_rebuilt)
+    for path, text in _page_files(index, "index.html", refs):
+        writer.write(path, text)
+    stubs = [(eid, e, run, RESOLVED) for eid, e, run in history.gone(runs, current)]
+    stubs += [
+        (eid, e, not_rebuilt[e["town_id"]], history.NOT_REBUILT) for eid, e in carried.items()
+    ]
+    for eid, e, last_run, state in sorted(stubs, key=lambda stub: stub[0]):
+        page = _stub_page(eid, e, last_run, state)
+        for path, text in _page_files(page, violation_href(eid), refs):
+            writer.write(path, text)
+    writer.write(history.FILE_NAME, history.dump(runs))
+    return len(resolved), len(carried)
+
+
+def _history_rows(episodes: Sequence[tuple[str, dict[str, Any]]]) -> list[ResolvedRow]:
+    """Index rows for episodes known only from the history (resolved, or not rebuilt)."""
+    return [
         ResolvedRow(
             id=eid,
             town_id=clean(e["town_id"]),
@@ -566,17 +646,21 @@ def _write_run_level(
             last_at=e["last_at"],
             href=violation_href(eid),
         )
-        for eid, e in hist.resolved(towns)
+        for eid, e in episodes
     ]
-    runs = history.next_runs(hist.runs, current, limit)
+
+
+def _index(
+    summaries: list[TownSummary],
+    rows: list[EpisodeRow],
+    resolved: list[ResolvedRow],
+    carried: list[ResolvedRow],
+    runs: list[history.RunRecord],
+) -> IndexPage:
+    """The index view-model, with the trend chart when there is more than one run."""
     labels, counts = history.trends(runs)
-    index = build_index(
-        summaries,
-        rows,
-        resolved,
-        labels,
-        [TrendRow(n, invariant_title(n), c) for n, c in counts.items()],
-    )
+    trends = [TrendRow(n, invariant_title(n), c) for n, c in counts.items()]
+    index = build_index(summaries, rows, resolved, labels, trends, not_rebuilt=carried)
     if len(labels) > 1:
         index.charts = [
             {
@@ -594,27 +678,26 @@ def _write_run_level(
                 for i in range(len(labels))
             ]
         }
-    for path, text in _page_files(index, "index.html", refs):
-        writer.write(path, text)
-    for eid, e, last_run in history.gone(runs, current):
-        page = ResolvedPage(
-            kind="resolved",
-            title=invariant_title(int(e["invariant"])),
-            root="../",
-            id=eid,
-            invariant=int(e["invariant"]),
-            town_id=clean(str(e["town_id"])),
-            first_at=str(e["first_at"]),
-            last_at=str(e["last_at"]),
-            last_run=last_run,
-            entity_ids=[
-                clean(str(i)) for k in ("agent_ids", "bead_ids", "rig_ids") for i in e.get(k, [])
-            ],
-        )
-        for path, text in _page_files(page, violation_href(eid), refs):
-            writer.write(path, text)
-    writer.write(history.FILE_NAME, history.dump(runs))
-    return len(resolved)
+    return index
+
+
+def _stub_page(eid: str, e: dict[str, Any], last_run: str, state: str) -> ResolvedPage:
+    """The page kept at the permalink of an episode this run does not show."""
+    return ResolvedPage(
+        kind="resolved",
+        title=invariant_title(int(e["invariant"])),
+        root="../",
+        id=eid,
+        invariant=int(e["invariant"]),
+        town_id=clean(str(e["town_id"])),
+        first_at=str(e["first_at"]),
+        last_at=str(e["last_at"]),
+        last_run=last_run,
+        entity_ids=[
+            clean(str(i)) for k in ("agent_ids", "bead_ids", "rig_ids") for i in e.get(k, [])
+        ],
+        state=state,
+    )
 
 
 def _fill_summary(

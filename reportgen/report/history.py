@@ -10,7 +10,8 @@ file). Each line is one run::
                             "agent_ids": [...], "bead_ids": [...], "rig_ids": [...],
                             "first_at": "...", "last_at": "...",
                             "open_at_end": true, "status": "new"}},
-     "counts": {"6": 1}}                                 # episodes per invariant
+     "counts": {"6": 1},                                 # episodes per invariant
+     "not_rebuilt": {"town-c": "2026…Z-2026…Z"}}         # towns carried over: run last built
 
 With ``--history PREVIOUS`` (a site directory or the file itself) an episode
 is *new* when the previous run did not have it, *persisting* when it did,
@@ -19,6 +20,15 @@ An episode open at the end of the previous window that is still there at
 the start of this one keeps its id (and first tick), so its permalink
 survives the window boundary. Rebuilding the same window replaces its line
 instead of appending a duplicate.
+
+History never forgets a town because one run could not build it: a town of
+the previous run that this run did not build (it failed, or its source was
+missing) has its previous episodes carried forward unchanged but for their
+``status``, ``"not rebuilt"``, and is listed in ``not_rebuilt`` with the
+run it was last built in. The next run that builds it again compares with
+those episodes, so nothing is *new* (no second alert) just because a run
+in between failed. A town not built for as long as the history keeps runs
+(:data:`DEFAULT_LIMIT`) has left the fleet and is dropped.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ from reportgen.errors import BadInputError
 FILE_NAME = "history.jsonl"
 #: Runs kept in the file (and shown in trends).
 DEFAULT_LIMIT = 30
+#: The status of an episode carried forward from a town this run did not build.
+NOT_REBUILT = "not rebuilt"
 
 
 @dataclass
@@ -45,6 +57,8 @@ class RunRecord:
     towns: list[str]
     episodes: dict[str, dict[str, Any]]
     counts: dict[str, int]
+    #: Towns this run did not build whose episodes it carries: town id -> run last built in.
+    not_rebuilt: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +68,7 @@ class RunRecord:
             "towns": self.towns,
             "episodes": self.episodes,
             "counts": self.counts,
+            "not_rebuilt": self.not_rebuilt,
         }
 
 
@@ -93,6 +108,7 @@ def read_history(path: Path | None) -> list[RunRecord]:
                     list(raw["towns"]),
                     dict(raw["episodes"]),
                     dict(raw["counts"]),
+                    {str(k): str(v) for k, v in dict(raw.get("not_rebuilt", {})).items()},
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -149,6 +165,30 @@ class History:
         self.seen[episode_id] = mark
         return mark
 
+    def carried(
+        self, built_towns: set[str], limit: int = DEFAULT_LIMIT
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """The previous run's towns this run did not build: their episodes, marked not rebuilt,
+        and ``{town id: run last built in}``.
+
+        A town whose last build is older than the runs the history keeps is
+        not carried (it has left the fleet).
+        """
+        prev = self.previous
+        if prev is None:
+            return {}, {}
+        kept = {r.run_id for r in self.runs[-(limit - 1) :]} if limit > 1 else set()
+        last_built = {**{t: prev.run_id for t in prev.towns}, **prev.not_rebuilt}
+        towns = {
+            t: run for t, run in sorted(last_built.items()) if t not in built_towns and run in kept
+        }
+        episodes = {
+            eid: {**e, "status": NOT_REBUILT}
+            for eid, e in sorted(prev.episodes.items())
+            if e["town_id"] in towns
+        }
+        return episodes, towns
+
     def resolved(self, built_towns: set[str]) -> list[tuple[str, dict[str, Any]]]:
         """Previous episodes of towns built again that this run no longer has."""
         prev = self.previous
@@ -177,9 +217,13 @@ def record_from(
     towns: Sequence[str],
     episodes: Mapping[str, Mapping[str, Any]],
     statuses: Mapping[str, str],
+    not_rebuilt: Mapping[str, str] | None = None,
 ) -> RunRecord:
     """:func:`record_for` from :func:`episode_record` dicts (what a fleet build keeps per town,
-    so the parent never needs the towns' :class:`Episode` objects)."""
+    so the parent never needs the towns' :class:`Episode` objects).
+
+    ``not_rebuilt`` lists the towns whose episodes were carried forward
+    (:meth:`History.carried`); those episodes keep the status they carry."""
     counts: dict[str, int] = {}
     for e in episodes.values():
         counts[str(e["invariant"])] = counts.get(str(e["invariant"]), 0) + 1
@@ -189,9 +233,11 @@ def record_from(
         window_to=window[1],
         towns=sorted(towns),
         episodes={
-            eid: {**episodes[eid], "status": statuses.get(eid, "new")} for eid in sorted(episodes)
+            eid: {**episodes[eid], "status": statuses.get(eid, episodes[eid].get("status", "new"))}
+            for eid in sorted(episodes)
         },
         counts=dict(sorted(counts.items())),
+        not_rebuilt=dict(sorted((not_rebuilt or {}).items())),
     )
 
 

@@ -202,6 +202,8 @@ class ResolvedPage:
     last_at: str
     last_run: str
     entity_ids: list[str]
+    #: ``resolved`` (gone from its town), or ``not rebuilt`` (its town failed this run).
+    state: str = RESOLVED
 
 
 @dataclass
@@ -229,6 +231,10 @@ class IndexPage:
     trends: list[TrendRow]
     charts: list[dict[str, Any]] = field(default_factory=list)
     datasets: dict[str, Any] = field(default_factory=dict)
+    #: Episodes carried from the previous run for towns this run did not build.
+    not_rebuilt: list[ResolvedRow] = field(default_factory=list)
+    #: Those towns: town id -> the run they were last built in.
+    not_rebuilt_towns: dict[str, str] = field(default_factory=dict)
 
 
 def window_label(window_from: str, window_to: str) -> str:
@@ -242,6 +248,7 @@ def build_index(
     resolved: Sequence[ResolvedRow],
     trend_runs: Sequence[str],
     trends: Sequence[TrendRow],
+    not_rebuilt: Sequence[ResolvedRow] = (),
 ) -> IndexPage:
     """The index view-model; towns sorted by id, episodes by first tick then town."""
     towns = sorted(summaries, key=lambda s: s.town_id)
@@ -261,6 +268,7 @@ def build_index(
         "new": counts[NEW],
         "persisting": counts[PERSISTING],
         "resolved": len(resolved),
+        "not_rebuilt": len(not_rebuilt),
     }
     return IndexPage(
         kind="index",
@@ -275,4 +283,5 @@ def build_index(
         resolved=sorted(resolved, key=lambda r: (r.town_id, to_ms(r.first_at), r.id)),
         trend_runs=list(trend_runs),
         trends=list(trends),
+        not_rebuilt=sorted(not_rebuilt, key=lambda r: (r.town_id, to_ms(r.first_at), r.id)),
     )

@@ -6,6 +6,13 @@ to a sibling, the new one into place, then the old one is deleted). A build
 that fails or is killed leaves the previous site untouched; its leftover
 temporary directory is removed by the next build.
 
+reportgen only ever deletes or replaces a directory it wrote: every site
+carries a marker file, :data:`SITE_MARKER`, at its root (and the
+incremental-build cache beside it :data:`CACHE_MARKER`). ``--out`` may name
+a missing or empty directory, or one holding the marker; anything else is
+refused (:func:`check_replaceable`) unless the caller forces it. An output
+never is, contains or sits inside a source (:func:`check_apart`).
+
 Assets are written once per site with a content hash in their names
 (``assets/site-<hash>.css``), like coverage.py, so a browser or a Pages CDN
 never serves a stale stylesheet. The Vega / Vega-Lite / Vega-Embed bundle
@@ -20,15 +27,102 @@ import hashlib
 import os
 import shutil
 import types
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from markupsafe import Markup
 
+from reportgen.errors import BadInputError
 from reportgen.report.render import AssetRefs
 from reportgen.resources import templates_dir
 
 ASSET_SOURCES = ("site.css", "site.js")
+#: The file at a site's root that says reportgen wrote the directory (so may replace it).
+SITE_MARKER = ".reportgen-site"
+#: The same for the incremental-build cache beside a site (docs/fleet.md).
+CACHE_MARKER = ".reportgen-cache"
+#: What a site built before the marker existed holds at its root (recognised as reportgen's).
+LEGACY_SITE = frozenset(
+    {"index.html", "index.json", "history.jsonl", "assets", "towns", "violations"}
+)
+#: The same for a cache built before its marker existed.
+LEGACY_CACHE = frozenset({"towns", "staging"})
+
+
+def write_marker(folder: Path, marker: str) -> None:
+    """Mark ``folder`` as written by reportgen (short JSON, the same bytes every build)."""
+    kind = "site" if marker == SITE_MARKER else "cache"
+    text = f'{{"generator": "reportgen", "kind": "{kind}"}}\n'
+    (folder / marker).write_text(text, encoding="utf-8")
+
+
+def owned(folder: Path, marker: str) -> bool:
+    """Whether reportgen may delete ``folder``: empty, marked, or a pre-marker site or cache.
+
+    A pre-marker directory counts only when every entry at its root is one
+    that reportgen writes there (a user's file beside them makes it not ours).
+    """
+    names = {p.name for p in folder.iterdir()}
+    if not names or marker in names:
+        return True
+    if marker == SITE_MARKER:
+        return {"index.html", "history.jsonl"} <= names <= LEGACY_SITE
+    return names <= LEGACY_CACHE
+
+
+def check_replaceable(path: Path, what: str, marker: str, *, force: bool = False) -> None:
+    """Refuse (bad input) to replace ``path`` unless it is missing, empty or reportgen's.
+
+    A regular file (or anything else that is not a directory) is refused even
+    when forced: a site never replaces a file. ``what`` names the option in
+    the message, e.g. ``"--out site"``.
+    """
+    if not os.path.lexists(path):
+        return
+    if not path.is_dir():
+        raise BadInputError(
+            f"{what}: {path} is a file, not a site directory: refusing to replace it"
+        )
+    if force or owned(path, marker):
+        return
+    raise BadInputError(
+        f"{what}: {path} is not empty and was not written by reportgen (no {marker}): "
+        "refusing to replace it; choose another directory or pass --force"
+    )
+
+
+def _relation(target: Path, source: Path) -> str | None:
+    """How ``target`` overlaps ``source`` (both resolved): ``is``, ``contains``, ``is inside``."""
+    if target == source:
+        return "is"
+    if target in source.parents:
+        return "contains"
+    if source in target.parents:
+        return "is inside"
+    return None
+
+
+def check_apart(option: str, target: Path, sources: Iterable[Path]) -> None:
+    """Refuse (bad input) an output that is, contains or sits inside a source (file or folder).
+
+    Paths are compared resolved, so ``.``, ``..`` and symbolic links do not
+    hide an overlap. The message names both paths (and what they resolve to).
+    """
+    resolved = target.resolve()
+    for source in sources:
+        relation = _relation(resolved, source.resolve())
+        if relation is not None:
+            raise BadInputError(
+                f"{option} {_named(target)} {relation} the source {_named(source)}: "
+                "refusing to write there"
+            )
+
+
+def _named(path: Path) -> str:
+    """``path``, followed by its resolved form when that differs (``. (/home/me/towns)``)."""
+    resolved = path.resolve()
+    return str(path) if str(path) == str(resolved) else f"{path} ({resolved})"
 
 
 def cache_dir() -> Path:
@@ -116,17 +210,20 @@ class SiteWriter:
     """Writes files under a temporary directory; :meth:`commit` swaps it in as ``out``.
 
     Use as a context manager: leaving the block with an exception removes the
-    temporary directory and keeps the previous site.
+    temporary directory and keeps the previous site. ``out`` must be missing,
+    empty or a site reportgen wrote (:func:`check_replaceable`) unless ``force``.
     """
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, *, force: bool = False) -> None:
         self.out = out.resolve()
+        check_replaceable(self.out, f"--out {out}", SITE_MARKER, force=force)
         self.out.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(self.out)
         self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         self.tmp.mkdir()
+        write_marker(self.tmp, SITE_MARKER)
         self.bytes_written = 0
         self.files = 0
         self.committed = False
@@ -198,18 +295,23 @@ class SiteWriter:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def _ours(folder: Path) -> bool:
+    """A leftover sibling reportgen may delete: a site or a staging cache it marked, or empty."""
+    return folder.is_dir() and (owned(folder, SITE_MARKER) or owned(folder, CACHE_MARKER))
+
+
 def _remove_stale(out: Path) -> None:
-    """Remove temporary / old directories left by builds that were killed."""
+    """Remove temporary / old directories left by builds that were killed (only reportgen's)."""
     for sibling in out.parent.glob(f".{out.name}.tmp-*"):
-        if sibling.is_dir() and not _pid_alive(sibling.name.rsplit("-", 1)[-1]):
+        if _ours(sibling) and not _pid_alive(sibling.name.rsplit("-", 1)[-1]):
             shutil.rmtree(sibling, ignore_errors=True)
     for sibling in sorted(out.parent.glob(f".{out.name}.old-*")):
         if not sibling.is_dir():
             continue
-        if out.exists():
-            shutil.rmtree(sibling, ignore_errors=True)
-        else:  # killed between the two renames of a commit: put the previous site back
+        if not out.exists():  # killed between the two renames of a commit: put it back
             os.replace(sibling, out)
+        elif _ours(sibling):
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
 def _pid_alive(text: str) -> bool:
