@@ -115,3 +115,14 @@ def test_bad_now_and_bad_config_name_the_option(tmp_path: Path) -> None:
 def test_version_option() -> None:
     code, out, _ = _run("--version")
     assert code == 0 and out.startswith("reportgen, version ")
+
+
+def test_python_dash_m_runs_the_same_command_line() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "reportgen", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout.startswith("Usage: reportgen ") and "dry-run" in done.stdout
