@@ -169,7 +169,7 @@ def hostile_run(base: TownRun) -> TownRun:
             "event_id": "q1",
             "event_type": HOSTILE,
             "reason": HOSTILE,
-            "quarantined_at": run.ticks[0]["at"],
+            "at": run.ticks[0]["at"],
         }
     ]
     return run

@@ -225,3 +225,11 @@ def test_cli_exit_codes_and_step_summary(
     assert partial.exit_code == 4, partial.output
     assert runner.invoke(main, ["build", str(tmp_path / "nope.sqlite")]).exit_code == 2
     assert os.path.exists(tmp_path / "s3" / "index.html")
+
+
+def test_quarantine_table_shows_when_each_row_was_met(site: Path, runs: dict[str, Any]) -> None:
+    town_dir = next(p for p in (site / "towns").iterdir() if p.name.startswith("h-"))
+    town = (town_dir / "index.html").read_text(encoding="utf-8")
+    row = re.search(r"<tr><td class=\"mono small\">q1</td>.*?</tr>", town, re.S)
+    assert row is not None
+    assert f'<td class="mono small">{runs["h.sqlite"].quarantined[0]["at"]}</td>' in row.group(0)

@@ -39,6 +39,26 @@ from reportgen.town.tick import wall_clock_kind
 ROWS_PER_PAGE = 40
 
 
+@dataclass(frozen=True)
+class QuarantineRow:
+    """One event row the drain could not parse: kept out of the replay, with its reason."""
+
+    event_id: str
+    event_type: str
+    reason: str
+    at: str
+
+
+def quarantine_row(q: dict[str, Any]) -> QuarantineRow:
+    """A quarantined event as the run lists it (``at`` is the tick that met it)."""
+    return QuarantineRow(
+        event_id=clean(str(q["event_id"])),
+        event_type=clean(str(q["event_type"])),
+        reason=clean(str(q["reason"])),
+        at=str(q["at"]),
+    )
+
+
 @dataclass
 class PageRange:
     """Which ticks a tick-table page holds (used by the tick locator script)."""
@@ -384,7 +404,7 @@ class TownPage:
     charts: list[dict[str, Any]]
     datasets: dict[str, Any]
     ticks: TicksPage
-    quarantined: list[dict[str, Any]]
+    quarantined: list[QuarantineRow]
 
 
 #: A tick page lists every page when there are at most this many, else only its neighbours.
@@ -495,7 +515,7 @@ def town_page(data: TownData, charts: list[dict[str, Any]], datasets: dict[str, 
         charts=charts,
         datasets=datasets,
         ticks=ticks_page(data, 1, "../../"),
-        quarantined=[{k: clean(str(v)) for k, v in q.items()} for q in run.quarantined],
+        quarantined=[quarantine_row(q) for q in run.quarantined],
     )
 
 
