@@ -40,8 +40,9 @@ from reportgen.runmodel import TownRun
 
 #: ``load_run(source, window_from, window_to) -> TownRun`` (``None`` = the default window).
 LoadRun = Callable[[Path, str | None, str | None], TownRun]
-#: Bumped when the entry layout or the summary's shape changes (old entries are then unused).
-CACHE_FORMAT = 1
+#: Bumped when the entry layout, the summary's shape or what pages show changes within one
+#: version (old entries are then unused). 2: bidi controls are shown, not obeyed.
+CACHE_FORMAT = 2
 SUMMARY = "summary.json"
 FILES = "files"
 

@@ -18,7 +18,7 @@ import jinja2
 from markupsafe import Markup
 
 from reportgen import __version__
-from reportgen.report.text import ellipsis, script_json
+from reportgen.report.text import ellipsis, script_json, show_controls
 from reportgen.resources import templates_dir
 
 #: Template per page kind.
@@ -68,6 +68,21 @@ class _Environment(jinja2.Environment):
         return super().getattr(obj, attribute)
 
 
+def _finalize(value: Any) -> Any:
+    """Every ``{{ }}`` output, before escaping: bidi controls shown, not obeyed.
+
+    Applied by the environment to every expression, so no template can forget
+    it. ``Markup`` is covered too (``'inv ' ~ x`` is ``Markup`` under
+    autoescape): the replacement holds no character HTML treats specially.
+    """
+    if not isinstance(value, str) or value.isascii():
+        return value  # nearly every output: kept cheap, it runs for each one
+    shown = show_controls(value)
+    if shown is value or not isinstance(value, Markup):
+        return shown
+    return Markup(shown)
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The jinja2 environment (cached: building it parses no template, but loading does)."""
@@ -78,6 +93,7 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.filters["ellipsis"] = ellipsis
     env.filters["script_json"] = lambda value: Markup(script_json(value))

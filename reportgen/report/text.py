@@ -60,6 +60,27 @@ def clean_data(value: Any) -> Any:
     return value
 
 
+#: Bidirectional formatting controls: embeddings and overrides (U+202A-U+202E), isolates
+#: (U+2066-U+2069) and marks (U+200E, U+200F, U+061C). Raw in a page, one in a bead title
+#: reorders the text around it (a name can be made to read as something it is not).
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    return f"⟨U+{ord(match.group()):04X}⟩"
+
+
+def show_controls(text: str) -> str:
+    """``text`` with every bidi control shown as ``⟨U+202E⟩`` instead of acting on the page.
+
+    Applied to everything a page displays (see :mod:`render`), never to the
+    JSON twins, which keep the data as it is.
+    """
+    if text.isascii() or not _BIDI_CONTROLS.search(text):
+        return text
+    return _BIDI_CONTROLS.sub(_shown, text)
+
+
 def slug(value: str) -> str:
     """A file-name-safe, stable name for an id: the id itself when safe, else a hash."""
     if _SAFE_SLUG.fullmatch(value) and value.lower() not in _RESERVED:
@@ -171,8 +192,13 @@ def compact(value: Any) -> str:
 
 
 def script_json(value: Any) -> str:
-    """JSON safe to place inside ``<script type="application/json">``: no ``<``, ``>``, ``&``."""
-    text = compact(value)
+    """JSON safe to place inside ``<script type="application/json">``: no ``<``, ``>``, ``&``.
+
+    It is data the page displays (chart labels and tooltips), so bidi controls
+    are shown as by :func:`show_controls` (they only occur inside JSON strings,
+    so replacing them in the text replaces them in every string).
+    """
+    text = show_controls(compact(value))
     return (
         text.replace("<", "\\u003c")
         .replace(">", "\\u003e")
