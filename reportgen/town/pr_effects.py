@@ -3,7 +3,8 @@
 Polling a PR drives most of an MR's life: status changes become
 ``pr_status_changed`` events, conflicts and feedback become their own events
 and beads, all-green PRs start the auto-merge grace period, and repeated poll
-errors fail the MR. Runs inside :func:`reportgen.town.effects.run_side_effects`.
+errors fail the MR. Runs inside :func:`reportgen.town.effects.run_side_effects`, which imports this module;
+the types both share live in :mod:`reportgen.town.effect_run`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from reportgen.town import clock, ops
 from reportgen.town.context import TownCtx
-from reportgen.town.effects import LOG, EffectOutcome, EffectRun
+from reportgen.town.effect_run import LOG, EffectOutcome, EffectRun
 from reportgen.town.world import PRFeedback, PRStatusError, World
 
 #: Fail the MR after this many consecutive transient poll errors (#1632).
@@ -141,6 +142,12 @@ def poll_pr(run: EffectRun, world: World) -> EffectOutcome:
 
 
 def _poll_pr_body(run: EffectRun, world: World, bead_id: str, pr_url: str) -> EffectOutcome:
+    """Read the PR and hand each state to its phase (§6.5).
+
+    Errors go to the error counters; a closed or merged PR becomes an event;
+    a conflicting PR opens a conflict episode; an open PR goes on to the
+    feedback and auto-merge phases.
+    """
     ctx = run.ctx
     outcome = world.check_pr_status(pr_url)
     if not outcome.ok or outcome.error is not None:
@@ -166,45 +173,8 @@ def _poll_pr_body(run: EffectRun, world: World, bead_id: str, pr_url: str) -> Ef
         return run.done(True, "PR open (town has no refinery config)")
     if mergeable == "unknown":
         return run.done(True, "PR open, mergeability unknown (retry next poll)")
-
     if mergeable == "dirty":
-        row = ctx.one(
-            "SELECT json_extract(metadata, '$.has_conflicts') FROM beads WHERE bead_id = ?",
-            (bead_id,),
-        )
-        already = row is not None and _json_flag(row[0])
-        detail = "PR has conflicts (already marked)"
-        if not already:
-            ctx.run(
-                """UPDATE beads SET metadata = json_set(COALESCE(metadata, '{}'),
-                       '$.has_conflicts', 1, '$.conflicts_detected_at', ?),
-                       updated_at = ?
-                   WHERE bead_id = ?""",
-                (ctx.now, ctx.now, bead_id),
-            )
-            meta = ctx.one(
-                """SELECT json_extract(b.metadata, '$.source_bead_id'), rm.branch
-                   FROM beads b JOIN review_metadata rm ON rm.bead_id = b.bead_id
-                   WHERE b.bead_id = ?""",
-                (bead_id,),
-            )
-            run.insert_event(
-                "pr_conflict_detected",
-                bead_id=bead_id,
-                payload={
-                    "mr_bead_id": bead_id,
-                    "source_bead_id": meta[0] if meta is not None else None,
-                    "pr_url": pr_url,
-                    "branch": (meta[1] if meta is not None else None) or "",
-                },
-            )
-            detail = "PR has conflicts: pr_conflict_detected recorded"
-        ctx.run(
-            """UPDATE review_metadata SET auto_merge_ready_since = NULL
-               WHERE bead_id = ? AND auto_merge_ready_since IS NOT NULL""",
-            (bead_id,),
-        )
-        return run.done(True, detail)
+        return _poll_conflicted(run, bead_id, pr_url)
     if mergeable in ("clean", "blocked", "has_hooks"):
         ctx.run(
             """UPDATE beads SET metadata = json_remove(COALESCE(metadata, '{}'),
@@ -213,7 +183,69 @@ def _poll_pr_body(run: EffectRun, world: World, bead_id: str, pr_url: str) -> Ef
                WHERE bead_id = ? AND json_extract(metadata, '$.has_conflicts') IS NOT NULL""",
             (ctx.now, bead_id),
         )
+    return _poll_open_pr(run, world, bead_id, pr_url, refinery, str(mergeable))
 
+
+def _poll_conflicted(run: EffectRun, bead_id: str, pr_url: str) -> EffectOutcome:
+    """A ``dirty`` PR: mark the MR and record ``pr_conflict_detected`` once per episode.
+
+    ``has_conflicts`` stays set until a clean poll clears it, so a PR that
+    stays in conflict is reported once, not on every poll; the auto-merge
+    grace period always restarts.
+    """
+    ctx = run.ctx
+    row = ctx.one(
+        "SELECT json_extract(metadata, '$.has_conflicts') FROM beads WHERE bead_id = ?",
+        (bead_id,),
+    )
+    already = row is not None and _json_flag(row[0])
+    detail = "PR has conflicts (already marked)"
+    if not already:
+        ctx.run(
+            """UPDATE beads SET metadata = json_set(COALESCE(metadata, '{}'),
+                   '$.has_conflicts', 1, '$.conflicts_detected_at', ?),
+                   updated_at = ?
+               WHERE bead_id = ?""",
+            (ctx.now, ctx.now, bead_id),
+        )
+        meta = ctx.one(
+            """SELECT json_extract(b.metadata, '$.source_bead_id'), rm.branch
+               FROM beads b JOIN review_metadata rm ON rm.bead_id = b.bead_id
+               WHERE b.bead_id = ?""",
+            (bead_id,),
+        )
+        run.insert_event(
+            "pr_conflict_detected",
+            bead_id=bead_id,
+            payload={
+                "mr_bead_id": bead_id,
+                "source_bead_id": meta[0] if meta is not None else None,
+                "pr_url": pr_url,
+                "branch": (meta[1] if meta is not None else None) or "",
+            },
+        )
+        detail = "PR has conflicts: pr_conflict_detected recorded"
+    ctx.run(
+        """UPDATE review_metadata SET auto_merge_ready_since = NULL
+           WHERE bead_id = ? AND auto_merge_ready_since IS NOT NULL""",
+        (bead_id,),
+    )
+    return run.done(True, detail)
+
+
+def _poll_open_pr(
+    run: EffectRun,
+    world: World,
+    bead_id: str,
+    pr_url: str,
+    refinery: dict[str, Any],
+    mergeable: str,
+) -> EffectOutcome:
+    """An open, mergeable-or-not PR: feedback (if auto-resolve) and auto-merge phases.
+
+    Feedback is read once and shared by both phases, and only when one of
+    them is configured, as upstream does.
+    """
     wants_resolve = refinery.get("auto_resolve_pr_feedback") is True
     delay = refinery.get("auto_merge_delay_minutes")
     wants_merge = refinery.get("auto_merge") is not False and delay is not None
@@ -222,7 +254,6 @@ def _poll_pr_body(run: EffectRun, world: World, bead_id: str, pr_url: str) -> Ef
 
     if feedback is not None:
         _record_feedback(run, bead_id, pr_url, feedback)
-
     if (
         wants_resolve
         and feedback is not None
@@ -232,74 +263,97 @@ def _poll_pr_body(run: EffectRun, world: World, bead_id: str, pr_url: str) -> Ef
             or feedback.has_unchecked_runs
         )
     ):
-        fresh = world.check_pr_status(pr_url)
-        if not fresh.ok or fresh.status != "open":
-            state = fresh.status if fresh.ok else "error"
-            run.log(
-                "log",
-                f"{LOG} poll_pr: PR status changed to '{state}' during feedback check, "
-                f"skipping feedback for bead={bead_id}",
-            )
-            notes.append("feedback skipped (PR no longer open)")
-        else:
-            if not _has_existing_feedback_bead(ctx, bead_id):
-                parsed = parse_pr_url(pr_url)
-                branch_row = ctx.one(
-                    "SELECT branch FROM review_metadata WHERE bead_id = ?", (bead_id,)
-                )
-                run.insert_event(
-                    "pr_feedback_detected",
-                    bead_id=bead_id,
-                    payload={
-                        "mr_bead_id": bead_id,
-                        "pr_url": pr_url,
-                        "pr_number": parsed[1] if parsed else 0,
-                        "repo": parsed[0] if parsed else "",
-                        "branch": (branch_row[0] if branch_row is not None else None) or "",
-                        "has_unresolved_comments": feedback.has_unresolved_comments,
-                        "has_failing_checks": feedback.has_failing_checks,
-                        "has_unchecked_runs": feedback.has_unchecked_runs,
-                    },
-                )
-                notes.append("pr_feedback_detected recorded")
-            ctx.run(
-                "UPDATE review_metadata SET last_feedback_check_at = ? WHERE bead_id = ?",
-                (ctx.now, bead_id),
-            )
-
+        _request_feedback_work(run, world, bead_id, pr_url, feedback, notes)
     if wants_merge:
         if feedback is None:
             return run.done(True, "; ".join([*notes, "feedback unavailable"]))
-        if feedback.all_green:
-            row = ctx.one(
-                "SELECT auto_merge_ready_since FROM review_metadata WHERE bead_id = ?", (bead_id,)
-            )
-            ready_since = row[0] if row is not None else None
-            if not ready_since:
-                ctx.run(
-                    "UPDATE review_metadata SET auto_merge_ready_since = ? WHERE bead_id = ?",
-                    (ctx.now, bead_id),
-                )
-                notes.append("all green: auto-merge grace period started")
-            else:
-                elapsed = ctx.now_ms - clock.try_ms(ready_since)
-                delay_ms = float(delay or 0) * 60_000
-                if not math.isnan(elapsed) and elapsed >= delay_ms:
-                    run.insert_event(
-                        "pr_auto_merge",
-                        bead_id=bead_id,
-                        payload={"mr_bead_id": bead_id, "pr_url": pr_url},
-                    )
-                    notes.append("all green past the delay: pr_auto_merge recorded")
-                else:
-                    notes.append("all green, waiting for the auto-merge delay")
-        else:
-            ctx.run(
-                "UPDATE review_metadata SET auto_merge_ready_since = NULL WHERE bead_id = ?",
-                (bead_id,),
-            )
-            notes.append("not green: auto-merge timer reset")
+        notes.append(_auto_merge_step(run, bead_id, pr_url, feedback, delay))
     return run.done(True, "; ".join(notes))
+
+
+def _request_feedback_work(
+    run: EffectRun,
+    world: World,
+    bead_id: str,
+    pr_url: str,
+    feedback: PRFeedback,
+    notes: list[str],
+) -> None:
+    """Record ``pr_feedback_detected`` unless a feedback bead is already open.
+
+    The PR is read again first: it may have been merged or closed while the
+    feedback was being read, and then there is nothing left to address.
+    """
+    ctx = run.ctx
+    fresh = world.check_pr_status(pr_url)
+    if not fresh.ok or fresh.status != "open":
+        state = fresh.status if fresh.ok else "error"
+        run.log(
+            "log",
+            f"{LOG} poll_pr: PR status changed to '{state}' during feedback check, "
+            f"skipping feedback for bead={bead_id}",
+        )
+        notes.append("feedback skipped (PR no longer open)")
+        return
+    if not _has_existing_feedback_bead(ctx, bead_id):
+        parsed = parse_pr_url(pr_url)
+        branch_row = ctx.one("SELECT branch FROM review_metadata WHERE bead_id = ?", (bead_id,))
+        run.insert_event(
+            "pr_feedback_detected",
+            bead_id=bead_id,
+            payload={
+                "mr_bead_id": bead_id,
+                "pr_url": pr_url,
+                "pr_number": parsed[1] if parsed else 0,
+                "repo": parsed[0] if parsed else "",
+                "branch": (branch_row[0] if branch_row is not None else None) or "",
+                "has_unresolved_comments": feedback.has_unresolved_comments,
+                "has_failing_checks": feedback.has_failing_checks,
+                "has_unchecked_runs": feedback.has_unchecked_runs,
+            },
+        )
+        notes.append("pr_feedback_detected recorded")
+    ctx.run(
+        "UPDATE review_metadata SET last_feedback_check_at = ? WHERE bead_id = ?",
+        (ctx.now, bead_id),
+    )
+
+
+def _auto_merge_step(
+    run: EffectRun, bead_id: str, pr_url: str, feedback: PRFeedback, delay_minutes: Any
+) -> str:
+    """The auto-merge grace period; returns the note saying where it stands.
+
+    An all-green PR starts the period, and once it has lasted ``delay_minutes``
+    ``pr_auto_merge`` is recorded; anything not green resets it, so the delay
+    always counts from the latest moment the PR became green.
+    """
+    ctx = run.ctx
+    if not feedback.all_green:
+        ctx.run(
+            "UPDATE review_metadata SET auto_merge_ready_since = NULL WHERE bead_id = ?",
+            (bead_id,),
+        )
+        return "not green: auto-merge timer reset"
+    row = ctx.one(
+        "SELECT auto_merge_ready_since FROM review_metadata WHERE bead_id = ?", (bead_id,)
+    )
+    ready_since = row[0] if row is not None else None
+    if not ready_since:
+        ctx.run(
+            "UPDATE review_metadata SET auto_merge_ready_since = ? WHERE bead_id = ?",
+            (ctx.now, bead_id),
+        )
+        return "all green: auto-merge grace period started"
+    elapsed = ctx.now_ms - clock.try_ms(ready_since)
+    # Converted only once the period is running: a malformed delay never blocks the rest.
+    delay_ms = float(delay_minutes or 0) * 60_000
+    if not math.isnan(elapsed) and elapsed >= delay_ms:
+        run.insert_event(
+            "pr_auto_merge", bead_id=bead_id, payload={"mr_bead_id": bead_id, "pr_url": pr_url}
+        )
+        return "all green past the delay: pr_auto_merge recorded"
+    return "all green, waiting for the auto-merge delay"
 
 
 def _record_feedback(run: EffectRun, bead_id: str, pr_url: str, feedback: PRFeedback) -> None:
