@@ -331,6 +331,7 @@ SQL_TOWNS = (
 
 
 def town_variable(datasource: JSONDict) -> JSONDict:
+    """The multi-select ``town`` variable every panel filters on (all towns by default)."""
     return {
         "current": {"text": ["All"], "value": ["$__all"]},
         "datasource": dict(datasource),

@@ -504,6 +504,7 @@ class _Conflict:
     source_bead: str | None
 
     def metadata(self) -> dict[str, Any]:
+        """The bead metadata both ways record, in upstream's key order."""
         return {
             "pr_url": self.pr_url,
             "branch": self.branch,
