@@ -27,7 +27,8 @@ What is engine logic and stays here (it writes the town database):
   stamp once the world says the upstream call succeeded.
 
 The PR parts live in :mod:`reportgen.town.pr_effects`, the :class:`World`
-protocol and its answers in :mod:`reportgen.town.world` (re-exported here).
+protocol and its answers in :mod:`reportgen.town.world`, the side-effect types
+in :mod:`reportgen.town.effect_run` (all re-exported here).
 
 Counting follows upstream (§6.4, quirk 13): every deferred part catches its
 own errors, so ``failed`` only counts an exception escaping our own engine
