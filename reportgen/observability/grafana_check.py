@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from reportgen.observability.grafana_json import (
@@ -197,11 +197,34 @@ def check_dashboard(
     panels = dashboard.get("panels", [])
     if not isinstance(panels, list):
         return ["dashboard 'panels' is not a list"]
-    problems: list[str] = []
     by_var, by_uid = _datasource_index(dashboard)
     known = frozenset(known_datasource_uids)
 
+    def check_ref(where: str, ref: Any) -> list[str]:
+        return _check_ref(where, ref, by_var, by_uid, known)
+
     all_panels = list(walk_panels(panels))
+    problems = _check_ids(all_panels)
+    problems += _check_layout(panels)
+    for panel in all_panels:
+        name = panel_label(panel)
+        problems += _check_targets(name, panel, check_ref)
+        problems += check_ref(name, panel.get("datasource"))
+        problems += _check_field_config(name, panel.get("fieldConfig"))
+    for var in variables_of(dashboard):
+        if isinstance(var, dict) and "datasource" in var:
+            problems += check_ref(f"variable {var.get('name')!r}", var["datasource"])
+    annotations = dashboard.get("annotations")
+    if isinstance(annotations, dict) and isinstance(annotations.get("list"), list):
+        for ann in annotations["list"]:
+            if isinstance(ann, dict) and "datasource" in ann:
+                problems += check_ref(f"annotation {ann.get('name')!r}", ann["datasource"])
+    return problems
+
+
+def _check_ids(all_panels: list[JSONDict]) -> list[str]:
+    """Every panel id an integer and used once: Grafana links and alerts address panels by id."""
+    problems: list[str] = []
     seen: dict[int, list[JSONDict]] = {}
     for panel in all_panels:
         pid = panel.get("id")
@@ -213,58 +236,56 @@ def check_dashboard(
         if len(owners) > 1:
             names = ", ".join(panel_label(p) for p in owners)
             problems.append(f"panel id {pid} is used by {len(owners)} panels: {names}")
+    return problems
 
-    problems += _check_layout(panels)
 
-    for panel in all_panels:
-        name = panel_label(panel)
-        targets = panel.get("targets", [])
-        if not isinstance(targets, list):
-            problems.append(f"{name}: targets is not a list")
-            targets = []
-        ref_ids: Counter[str] = Counter()
-        for index, target in enumerate(targets, start=1):
-            if not isinstance(target, dict):
-                problems.append(f"{name}: target {index} is not an object")
-                continue
-            ref_id = target.get("refId")
-            if not isinstance(ref_id, str) or not ref_id:
-                problems.append(f"{name}: target {index} has no refId")
-            else:
-                ref_ids[ref_id] += 1
-            problems += _check_ref(
-                f"{name} target {ref_id or index}", target.get("datasource"), by_var, by_uid, known
-            )
-        for ref_id, count in ref_ids.items():
-            if count > 1:
-                problems.append(f"{name}: refId {ref_id!r} is used by {count} targets")
-        problems += _check_ref(name, panel.get("datasource"), by_var, by_uid, known)
+def _check_targets(
+    name: str, panel: JSONDict, check_ref: Callable[[str, Any], list[str]]
+) -> list[str]:
+    """Each target an object with a datasource that resolves and a ``refId`` of its own.
 
-        field_config = panel.get("fieldConfig")
-        if isinstance(field_config, dict):
-            defaults = field_config.get("defaults")
-            if isinstance(defaults, dict) and "thresholds" in defaults:
-                problems += _check_thresholds(name, defaults["thresholds"])
-            overrides = field_config.get("overrides")
-            for index, override in enumerate(overrides if isinstance(overrides, list) else []):
-                props = override.get("properties") if isinstance(override, dict) else None
-                matcher = override.get("matcher") if isinstance(override, dict) else None
-                matched = ""
-                if isinstance(matcher, dict):
-                    matched = f" ({matcher.get('id')} {json.dumps(matcher.get('options'))})"
-                for prop in props if isinstance(props, list) else []:
-                    if isinstance(prop, dict) and prop.get("id") == "thresholds":
-                        where = f"{name} override {index + 1}{matched}"
-                        problems += _check_thresholds(where, prop.get("value"))
+    Expressions and alert conditions address a target by ``refId``, so two
+    targets sharing one make the second unreachable.
+    """
+    problems: list[str] = []
+    targets = panel.get("targets", [])
+    if not isinstance(targets, list):
+        problems.append(f"{name}: targets is not a list")
+        targets = []
+    ref_ids: Counter[str] = Counter()
+    for index, target in enumerate(targets, start=1):
+        if not isinstance(target, dict):
+            problems.append(f"{name}: target {index} is not an object")
+            continue
+        ref_id = target.get("refId")
+        if not isinstance(ref_id, str) or not ref_id:
+            problems.append(f"{name}: target {index} has no refId")
+        else:
+            ref_ids[ref_id] += 1
+        problems += check_ref(f"{name} target {ref_id or index}", target.get("datasource"))
+    for ref_id, count in ref_ids.items():
+        if count > 1:
+            problems.append(f"{name}: refId {ref_id!r} is used by {count} targets")
+    return problems
 
-    for var in variables_of(dashboard):
-        if isinstance(var, dict) and "datasource" in var:
-            where = f"variable {var.get('name')!r}"
-            problems += _check_ref(where, var["datasource"], by_var, by_uid, known)
-    annotations = dashboard.get("annotations")
-    if isinstance(annotations, dict) and isinstance(annotations.get("list"), list):
-        for ann in annotations["list"]:
-            if isinstance(ann, dict) and "datasource" in ann:
-                where = f"annotation {ann.get('name')!r}"
-                problems += _check_ref(where, ann["datasource"], by_var, by_uid, known)
+
+def _check_field_config(name: str, field_config: Any) -> list[str]:
+    """Thresholds in the defaults and in every override, named by the override's matcher."""
+    if not isinstance(field_config, dict):
+        return []
+    problems: list[str] = []
+    defaults = field_config.get("defaults")
+    if isinstance(defaults, dict) and "thresholds" in defaults:
+        problems += _check_thresholds(name, defaults["thresholds"])
+    overrides = field_config.get("overrides")
+    for index, override in enumerate(overrides if isinstance(overrides, list) else []):
+        props = override.get("properties") if isinstance(override, dict) else None
+        matcher = override.get("matcher") if isinstance(override, dict) else None
+        matched = ""
+        if isinstance(matcher, dict):
+            matched = f" ({matcher.get('id')} {json.dumps(matcher.get('options'))})"
+        for prop in props if isinstance(props, list) else []:
+            if isinstance(prop, dict) and prop.get("id") == "thresholds":
+                where = f"{name} override {index + 1}{matched}"
+                problems += _check_thresholds(where, prop.get("value"))
     return problems

@@ -27,7 +27,8 @@ What is engine logic and stays here (it writes the town database):
   stamp once the world says the upstream call succeeded.
 
 The PR parts live in :mod:`reportgen.town.pr_effects`, the :class:`World`
-protocol and its answers in :mod:`reportgen.town.world` (re-exported here).
+protocol and its answers in :mod:`reportgen.town.world`, the side-effect types
+in :mod:`reportgen.town.effect_run` (all re-exported here).
 
 Counting follows upstream (§6.4, quirk 13): every deferred part catches its
 own errors, so ``failed`` only counts an exception escaping our own engine
@@ -41,14 +42,19 @@ world calls happen in one reproducible order).
 
 from __future__ import annotations
 
-import functools
-import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
 
-from reportgen.town import clock, events, ops
+from reportgen.town import clock, ops, pr_effects
 from reportgen.town.context import TownCtx
+from reportgen.town.effect_run import (
+    DEFERRING_TYPES,
+    LOG,
+    EffectOutcome,
+    EffectRun,
+    Emit,
+    SideEffect,
+    SideEffectStats,
+)
 from reportgen.town.world import (
     NullWorld,
     PRFeedback,
@@ -74,134 +80,6 @@ __all__ = [
     "run_side_effects",
 ]
 
-log = logging.getLogger(__name__)
-
-LOG = "[actions]"
-
-
-#: The action types whose apply may defer a side effect.
-DEFERRING_TYPES = (
-    "dispatch_agent",
-    "stop_agent",
-    "poll_pr",
-    "merge_pr",
-    "send_nudge",
-    "report_wasteland_done",
-)
-
-#: An analytics sink: receives upstream's ``emitEvent`` payloads (``{"event": …, "townId": …}``).
-Emit = Callable[[dict[str, Any]], None]
-
-
-# --------------------------------------------------------------------------- side effects
-
-
-@dataclass(frozen=True)
-class SideEffect:
-    """What a deferred part must do: the action type, the action, and resolved arguments.
-
-    ``args`` holds what the deferred closure upstream captured: for
-    ``dispatch_agent`` the agent id *resolved at apply time* (the action's
-    ``agent_id`` may be ``''``), the bead and the action's rig id.
-    """
-
-    type: str
-    action: Mapping[str, Any] = field(hash=False)
-    args: Mapping[str, Any] = field(hash=False)
-    index: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "index": self.index, "args": dict(self.args)}
-
-
-@dataclass
-class EffectOutcome:
-    """What one side effect did (for the report): ``ok`` is the effect's own success.
-
-    ``ok`` means: dispatch → the container accepted the agent; stop / nudge →
-    the world call returned (nudge: and delivered); poll → the PR status was
-    read; merge → the PR was merged; wasteland → reported and stamped.
-    """
-
-    type: str
-    ok: bool
-    detail: str
-    index: int | None = None
-    agent_id: str | None = None
-    bead_id: str | None = None
-    events: list[str] = field(default_factory=list)
-    analytics: list[dict[str, Any]] = field(default_factory=list)
-    logs: list[dict[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "ok": self.ok, "detail": self.detail}
-        if self.index is not None:
-            out["index"] = self.index
-        if self.agent_id is not None:
-            out["agent_id"] = self.agent_id
-        if self.bead_id is not None:
-            out["bead_id"] = self.bead_id
-        if self.events:
-            out["events"] = list(self.events)
-        if self.analytics:
-            out["analytics"] = list(self.analytics)
-        if self.logs:
-            out["logs"] = list(self.logs)
-        return out
-
-
-@dataclass
-class SideEffectStats:
-    """Phase 2 counts as upstream's metrics report them, plus every effect's outcome."""
-
-    attempted: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    outcomes: list[EffectOutcome] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "attempted": self.attempted,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "outcomes": [o.to_json() for o in self.outcomes],
-        }
-
-
-class EffectRun:
-    """Per-effect scratch: collects logs, analytics and inserted events."""
-
-    def __init__(self, ctx: TownCtx, effect: SideEffect, emit: Emit | None) -> None:
-        self.ctx = ctx
-        self.effect = effect
-        self.emit_sink = emit
-        self.out = EffectOutcome(
-            type=effect.type,
-            ok=False,
-            detail="",
-            index=effect.index,
-            agent_id=effect.args.get("agent_id"),
-            bead_id=effect.args.get("bead_id"),
-        )
-
-    def log(self, level: str, msg: str) -> None:
-        self.out.logs.append({"level": level, "msg": msg})
-        log.log(logging.WARNING if level == "warn" else logging.INFO, "%s", msg)
-
-    def emit(self, data: dict[str, Any]) -> None:
-        self.out.analytics.append(data)
-        if self.emit_sink is not None:
-            self.emit_sink(data)
-
-    def insert_event(self, event_type: str, *, bead_id: str, payload: dict[str, Any]) -> None:
-        event_id = events.insert_event(self.ctx, event_type, bead_id=bead_id, payload=payload)
-        self.out.events.append(event_id)
-
-    def done(self, ok: bool, detail: str) -> EffectOutcome:
-        self.out.ok = ok
-        self.out.detail = detail
-        return self.out
-
 
 def run_side_effects(
     ctx: TownCtx,
@@ -222,7 +100,7 @@ def run_side_effects(
     stats = SideEffectStats(attempted=len(effects))
     for effect in effects:
         run = EffectRun(ctx, effect, emit)
-        runner = _runners().get(effect.type)
+        runner = _RUNNERS.get(effect.type)
         try:
             if runner is None:
                 outcome = run.done(False, f"no deferred part for action type {effect.type!r}")
@@ -242,7 +120,12 @@ def run_side_effects(
 
 
 def _dispatch_agent(run: EffectRun, world: World) -> EffectOutcome:
-    """TownDO ``dispatchAgent`` wrapper + ``scheduling.dispatchAgent`` (§7.9)."""
+    """TownDO ``dispatchAgent`` wrapper + ``scheduling.dispatchAgent`` (§7.9).
+
+    Upstream catches every error after the existence check and reports it as
+    ``agent.dispatch_failed``; the phases (rig, bookkeeping, start) are split
+    out below but share that one ``try``.
+    """
     ctx = run.ctx
     agent_id = str(run.effect.args["agent_id"])
     bead_id = str(run.effect.args["bead_id"])
@@ -251,55 +134,16 @@ def _dispatch_agent(run: EffectRun, world: World) -> EffectOutcome:
     if agent is None or bead is None or _agent_bead_missing(ctx, agent_id):
         return run.done(False, "agent or bead no longer exists")
     role = agent["role"]
-    rig_id = ""
     try:
-        if agent["rig_id"] is not None:
-            rig_id = str(agent["rig_id"])
-        else:
-            first = ctx.one("SELECT id FROM rigs ORDER BY created_at ASC LIMIT 1")
-            rig_id = str(first[0]) if first is not None else ""
-        rig = ctx.one("SELECT id FROM rigs WHERE id = ?", (rig_id,)) if rig_id else None
-        if rig is None:
+        rig_id = _dispatch_rig_id(ctx, agent["rig_id"])
+        if not rig_id or ctx.one("SELECT id FROM rigs WHERE id = ?", (rig_id,)) is None:
             run.log(
                 "warn",
                 f"[scheduling] dispatchAgent: no rig config for agent={agent_id} rig={rig_id}",
             )
             return run.done(False, f"no rig config for rig {rig_id!r}")
-
-        current = ops.get_bead(ctx, bead_id)
-        if current is not None and current["status"] not in ("in_progress", "closed", "failed"):
-            ops.update_bead_status(ctx, bead_id, "in_progress", agent_id)
-        ctx.run(
-            """UPDATE agent_metadata
-               SET status = 'working', dispatch_attempts = dispatch_attempts + 1,
-                   last_activity_at = ?, last_event_at = NULL, last_event_type = NULL
-               WHERE bead_id = ?""",
-            (ctx.now, agent_id),
-        )
-        ctx.run(
-            """UPDATE beads SET dispatch_attempts = dispatch_attempts + 1,
-                   last_dispatch_attempt_at = ?
-               WHERE bead_id = ?""",
-            (ctx.now, bead_id),
-        )
-
-        started = bool(world.start_agent(agent_id, bead_id, rig_id))
-        base = {
-            "townId": ctx.town_id,
-            "rigId": rig_id,
-            "agentId": agent_id,
-            "beadId": bead_id,
-            "role": role,
-        }
-        if started:
-            if role != "refinery":
-                ctx.run(
-                    "UPDATE agent_metadata SET dispatch_attempts = 0 WHERE bead_id = ?", (agent_id,)
-                )
-            run.emit({"event": "agent.spawned", **base})
-            return run.done(True, "container accepted the agent")
-        run.emit({"event": "agent.dispatch_failed", **base, "reason": "container returned false"})
-        return run.done(False, "container refused start")
+        _mark_dispatch_attempt(ctx, agent_id, bead_id)
+        return _start_agent(run, world, rig_id, role)
     except Exception as exc:
         run.log("error", f"[scheduling] dispatchAgent: failed for agent={agent_id}: {exc}")
         run.emit(
@@ -313,6 +157,62 @@ def _dispatch_agent(run: EffectRun, world: World) -> EffectOutcome:
             }
         )
         return run.done(False, f"container start raised: {exc}")
+
+
+def _dispatch_rig_id(ctx: TownCtx, agent_rig_id: object) -> str:
+    """The agent's rig, or the town's oldest rig for an agent without one (``''`` if none)."""
+    if agent_rig_id is not None:
+        return str(agent_rig_id)
+    first = ctx.one("SELECT id FROM rigs ORDER BY created_at ASC LIMIT 1")
+    return str(first[0]) if first is not None else ""
+
+
+def _mark_dispatch_attempt(ctx: TownCtx, agent_id: str, bead_id: str) -> None:
+    """Before the start: bead ``in_progress``, agent ``working``, both attempt counters + 1.
+
+    Written before the world is asked, as upstream does, so a start that
+    hangs or fails still counts as an attempt.
+    """
+    current = ops.get_bead(ctx, bead_id)
+    if current is not None and current["status"] not in ("in_progress", "closed", "failed"):
+        ops.update_bead_status(ctx, bead_id, "in_progress", agent_id)
+    ctx.run(
+        """UPDATE agent_metadata
+           SET status = 'working', dispatch_attempts = dispatch_attempts + 1,
+               last_activity_at = ?, last_event_at = NULL, last_event_type = NULL
+           WHERE bead_id = ?""",
+        (ctx.now, agent_id),
+    )
+    ctx.run(
+        """UPDATE beads SET dispatch_attempts = dispatch_attempts + 1,
+               last_dispatch_attempt_at = ?
+           WHERE bead_id = ?""",
+        (ctx.now, bead_id),
+    )
+
+
+def _start_agent(run: EffectRun, world: World, rig_id: str, role: str) -> EffectOutcome:
+    """Ask the world to start the agent; a start resets the agent's counter (not a refinery's)."""
+    ctx = run.ctx
+    agent_id = str(run.effect.args["agent_id"])
+    bead_id = str(run.effect.args["bead_id"])
+    started = bool(world.start_agent(agent_id, bead_id, rig_id))
+    base = {
+        "townId": ctx.town_id,
+        "rigId": rig_id,
+        "agentId": agent_id,
+        "beadId": bead_id,
+        "role": role,
+    }
+    if started:
+        if role != "refinery":
+            ctx.run(
+                "UPDATE agent_metadata SET dispatch_attempts = 0 WHERE bead_id = ?", (agent_id,)
+            )
+        run.emit({"event": "agent.spawned", **base})
+        return run.done(True, "container accepted the agent")
+    run.emit({"event": "agent.dispatch_failed", **base, "reason": "container returned false"})
+    return run.done(False, "container refused start")
 
 
 def _agent_bead_missing(ctx: TownCtx, agent_id: str) -> bool:
@@ -411,16 +311,12 @@ def stamp_wasteland_reported_done(ctx: TownCtx, bead_id: str, evidence: str | No
     return True
 
 
-@functools.cache
-def _runners() -> dict[str, Callable[[EffectRun, World], EffectOutcome]]:
-    """The deferred part of each action type (PR ones live in :mod:`.pr_effects`)."""
-    from reportgen.town import pr_effects
-
-    return {
-        "dispatch_agent": _dispatch_agent,
-        "stop_agent": _stop_agent,
-        "poll_pr": pr_effects.poll_pr,
-        "merge_pr": pr_effects.merge_pr,
-        "send_nudge": _send_nudge,
-        "report_wasteland_done": _report_wasteland_done,
-    }
+#: The deferred part of each action type (PR ones live in :mod:`.pr_effects`).
+_RUNNERS: dict[str, Callable[[EffectRun, World], EffectOutcome]] = {
+    "dispatch_agent": _dispatch_agent,
+    "stop_agent": _stop_agent,
+    "poll_pr": pr_effects.poll_pr,
+    "merge_pr": pr_effects.merge_pr,
+    "send_nudge": _send_nudge,
+    "report_wasteland_done": _report_wasteland_done,
+}

@@ -32,6 +32,12 @@ from typing import Any
 
 from reportgen.town import clock, config, ops, review_queue
 from reportgen.town.context import EngineError, TownCtx
+from reportgen.town.prompts import (
+    conflict_escalation_body,
+    conflict_resolution_prompt,
+    feedback_bead_title,
+    feedback_prompt,
+)
 
 #: The 12 event types of the LATEST model (spec §3.1).
 EVENT_TYPES: tuple[str, ...] = (
@@ -405,129 +411,6 @@ def _live_mr(ctx: TownCtx, mr_id: str | None) -> sqlite3.Row | None:
     return mr
 
 
-def js_number(value: int | float) -> str:
-    """A number as JavaScript's template literal prints it (``11.0`` → ``11``)."""
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e21:
-            return str(int(value))
-        return repr(value)
-    return str(value)
-
-
-def feedback_bead_title(
-    pr_number: int | float, repo: str, comments: bool, failing: bool, unchecked: bool
-) -> str:
-    """``buildFeedbackBeadTitle``: ``Address <parts> on PR #<n>[ (<repo-short>)]``."""
-    parts: list[str] = []
-    if comments:
-        parts.append("review comments")
-    if failing:
-        parts.append("failing CI")
-    if unchecked and not failing:
-        parts.append("unchecked CI runs")
-    short = repo.split("/")[-1] if "/" in repo else repo
-    suffix = f" ({short})" if short else ""
-    return f"Address {' & '.join(parts)} on PR #{js_number(pr_number)}{suffix}"
-
-
-def feedback_prompt(
-    pr_number: int | float,
-    repo: str,
-    branch: str,
-    comments: bool,
-    failing: bool,
-    unchecked: bool,
-) -> str:
-    """``buildFeedbackPrompt``: the body of a ``gt:pr-feedback`` bead."""
-    n = js_number(pr_number)
-    lines = [f"You are addressing feedback on PR #{n} on {repo}, branch {branch}.", ""]
-    if comments and failing:
-        lines.append("This PR has both unresolved review comments and failing CI checks.")
-        lines.append(
-            "Address the review comments first, then fix the CI failures, as comment fixes"
-            " may also resolve some CI issues."
-        )
-    elif comments and unchecked:
-        lines.append(
-            "This PR has unresolved review comments and more than 100 CI check-runs (not all"
-            " could be inspected). Address the review comments and verify CI status."
-        )
-    elif comments:
-        lines.append("This PR has unresolved review comments.")
-    elif failing:
-        lines.append("This PR has failing CI checks.")
-    elif unchecked:
-        lines.append(
-            "This PR has more than 100 CI check-runs. Not all could be inspected by the system."
-            " Check `gh pr checks` for the full status and fix any failures."
-        )
-    lines += [
-        "",
-        "## Review Comments",
-        "",
-        f"Run `gh pr view {n} --comments` to see all review comments.",
-        "",
-        "For each unresolved comment thread:",
-        "- If it's a relevant code fix: make the change, push, reply explaining what you did,"
-        " and resolve the thread",
-        "- If it's not relevant: reply explaining why, and resolve the thread",
-        "",
-        "It's important to resolve the full thread rather than just the base comment.",
-        "",
-        "## CI Checks",
-        "",
-        f"Run `gh pr checks {n}` to see the status of all CI checks.",
-        "",
-        "For each failing check:",
-        "- Read the failure logs via `gh run view <run_id> --log-failed`",
-        "- Fix the underlying issue (test failure, lint error, type error, etc.)",
-        "- Push the fix",
-        "- Verify the check passes by reviewing the new run",
-        "",
-        "After addressing everything, push all changes in a single commit (or minimal commits)"
-        " and call gt_done.",
-    ]
-    return "\n".join(lines)
-
-
-def conflict_resolution_prompt(pr_url: str, branch: str, target_branch: str) -> str:
-    """``buildConflictResolutionPrompt``: the body of a ``gt:pr-conflict`` bead."""
-    lines = [
-        f"You are resolving merge conflicts on branch `{branch}`.",
-        f"The PR is: {pr_url}",
-        f"The target branch is: `{target_branch}`",
-        "",
-        "## Steps",
-        "",
-        "1. Fetch the latest state of the remote:",
-        "   ```",
-        "   git fetch origin",
-        "   ```",
-        "",
-        "2. Rebase your branch onto the target branch to incorporate its latest changes:",
-        "   ```",
-        f"   git rebase origin/{target_branch}",
-        "   ```",
-        "",
-        "3. If there are conflicts during rebase, resolve them:",
-        "   - Edit the conflicting files to resolve the conflict markers"
-        " (`<<<<<<<`, `=======`, `>>>>>>>`)",
-        "   - Stage the resolved files: `git add <file>`",
-        "   - Continue the rebase: `git rebase --continue`",
-        "   - Repeat until the rebase completes",
-        "",
-        "4. Push the rebased branch:",
-        "   ```",
-        f"   git push --force-with-lease origin {branch}",
-        "   ```",
-        "",
-        "5. Call `gt_done` once the push succeeds, passing both required arguments:",
-        f"   - `pr_url`: `{pr_url}`",
-        f"   - `branch`: `{branch}`",
-    ]
-    return "\n".join(lines)
-
-
 def _apply_pr_feedback_detected(ctx: TownCtx, event: TownEvent) -> None:
     p = event.payload
     mr_id = _str(p.get("mr_bead_id"))
@@ -580,6 +463,13 @@ def auto_resolve_merge_conflicts(ctx: TownCtx, rig_id: str | None) -> bool:
 
 
 def _apply_pr_conflict_detected(ctx: TownCtx, event: TownEvent) -> None:
+    """``pr_conflict_detected``: hand the conflict to an agent, or to a human.
+
+    With ``auto_resolve_merge_conflicts`` (the default) a polecat gets a
+    ``gt:pr-conflict`` bead, or an open feedback bead takes the conflict on;
+    without it the conflict becomes a high-severity escalation. One open
+    conflict bead per MR is enough, so a second event is ignored.
+    """
     p = event.payload
     mr_id = _str(p.get("mr_bead_id"))
     mr = _live_mr(ctx, mr_id)
@@ -587,60 +477,84 @@ def _apply_pr_conflict_detected(ctx: TownCtx, event: TownEvent) -> None:
         return
     if _blocking_bead_with_label(ctx, mr_id, "gt:pr-conflict") is not None:
         return
-    pr_url = _str(p.get("pr_url")) or ""
-    branch = _str(p.get("branch")) or ""
-    source_bead = _str(p.get("source_bead_id"))
     rm = ctx.one("SELECT target_branch FROM review_metadata WHERE bead_id = ?", (mr_id,))
-    target = str(rm["target_branch"]) if rm is not None else ""
-    rig_id = mr["rig_id"]
+    conflict = _Conflict(
+        mr_id=mr_id,
+        rig_id=mr["rig_id"],
+        pr_url=_str(p.get("pr_url")) or "",
+        branch=_str(p.get("branch")) or "",
+        target=str(rm["target_branch"]) if rm is not None else "",
+        source_bead=_str(p.get("source_bead_id")),
+    )
+    if auto_resolve_merge_conflicts(ctx, conflict.rig_id):
+        _conflict_to_agent(ctx, conflict)
+    else:
+        _conflict_to_human(ctx, conflict)
 
-    if auto_resolve_merge_conflicts(ctx, rig_id):
-        feedback_id = _blocking_bead_with_label(ctx, mr_id, "gt:pr-feedback")
-        if feedback_id is not None:
-            ctx.run(
-                """UPDATE beads
-                   SET metadata = json_set(COALESCE(metadata, '{}'), '$.has_conflicts', 1,
-                                           '$.conflict_target_branch', ?),
-                       updated_at = ?
-                   WHERE bead_id = ?""",
-                (target, ctx.now, feedback_id),
-            )
-            return
-        conflict_id = ops.create_bead(
-            ctx,
-            type="issue",
-            title=f"Resolve merge conflicts on PR: {branch}",
-            body=conflict_resolution_prompt(pr_url, branch, target),
-            rig_id=rig_id,
-            parent_bead_id=mr_id,
-            labels=["gt:pr-conflict"],
-            metadata={
-                "pr_url": pr_url,
-                "branch": branch,
-                "target_branch": target,
-                "mr_bead_id": mr_id,
-                "source_bead_id": source_bead,
-            },
+
+@dataclass(frozen=True)
+class _Conflict:
+    """What both ways of handling a detected conflict need to know about it."""
+
+    mr_id: str
+    rig_id: str | None
+    pr_url: str
+    branch: str
+    target: str
+    source_bead: str | None
+
+    def metadata(self) -> dict[str, Any]:
+        """The bead metadata both ways record, in upstream's key order."""
+        return {
+            "pr_url": self.pr_url,
+            "branch": self.branch,
+            "target_branch": self.target,
+            "mr_bead_id": self.mr_id,
+            "source_bead_id": self.source_bead,
+        }
+
+
+def _conflict_to_agent(ctx: TownCtx, c: _Conflict) -> None:
+    """An open feedback bead takes the conflict on; else a new ``gt:pr-conflict`` bead.
+
+    Upstream consolidates the two: one bead at a time works on a PR's branch,
+    rather than a feedback and a conflict polecat pushing the same branch.
+    """
+    feedback_id = _blocking_bead_with_label(ctx, c.mr_id, "gt:pr-feedback")
+    if feedback_id is not None:
+        ctx.run(
+            """UPDATE beads
+               SET metadata = json_set(COALESCE(metadata, '{}'), '$.has_conflicts', 1,
+                                       '$.conflict_target_branch', ?),
+                   updated_at = ?
+               WHERE bead_id = ?""",
+            (c.target, ctx.now, feedback_id),
         )
-        ops.add_dependency(ctx, mr_id, conflict_id, "blocks")
         return
+    conflict_id = ops.create_bead(
+        ctx,
+        type="issue",
+        title=f"Resolve merge conflicts on PR: {c.branch}",
+        body=conflict_resolution_prompt(c.pr_url, c.branch, c.target),
+        rig_id=c.rig_id,
+        parent_bead_id=c.mr_id,
+        labels=["gt:pr-conflict"],
+        metadata=c.metadata(),
+    )
+    ops.add_dependency(ctx, c.mr_id, conflict_id, "blocks")
 
+
+def _conflict_to_human(ctx: TownCtx, c: _Conflict) -> None:
+    """Auto-resolve is off: a high-severity escalation bead and a triage request for it."""
     escalation_id = ops.create_bead(
         ctx,
         type="escalation",
-        title=f"Merge conflict detected: {branch}",
-        body=f"PR {pr_url} (branch {branch}) has merge conflicts that require manual resolution.",
+        title=f"Merge conflict detected: {c.branch}",
+        body=conflict_escalation_body(c.pr_url, c.branch),
         priority="high",
-        rig_id=rig_id,
+        rig_id=c.rig_id,
         labels=["gt:escalation", "severity:high"],
-        metadata={
-            "pr_url": pr_url,
-            "branch": branch,
-            "target_branch": target,
-            "mr_bead_id": mr_id,
-            "source_bead_id": source_bead,
-            "conflict": True,
-        },
+        metadata={**c.metadata(), "conflict": True},
     )
     ctx.run(
         """INSERT INTO escalation_metadata (bead_id, severity, category, acknowledged,
@@ -652,18 +566,18 @@ def _apply_pr_conflict_detected(ctx: TownCtx, event: TownEvent) -> None:
         ctx,
         triage_type="escalation",
         agent_id=None,
-        title=f"Escalation (high): Merge conflict on {branch}",
+        title=f"Escalation (high): Merge conflict on {c.branch}",
         context={
             "escalation_bead_id": escalation_id,
             "severity": "high",
-            "rig_id": rig_id,
+            "rig_id": c.rig_id,
             "category": "merge_conflict",
-            "pr_url": pr_url,
-            "branch": branch,
-            "mr_bead_id": mr_id,
+            "pr_url": c.pr_url,
+            "branch": c.branch,
+            "mr_bead_id": c.mr_id,
         },
         options=list(CONFLICT_TRIAGE_OPTIONS),
-        rig_id=rig_id,
+        rig_id=c.rig_id,
     )
 
 

@@ -51,6 +51,28 @@ def _convoy_merge_mode(ctx: TownCtx, convoy_id: str) -> str:
     return "review-then-land"
 
 
+def _review_target(
+    ctx: TownCtx, bead_id: str, default_branch: str | None, metadata: dict[str, Any]
+) -> str:
+    """The MR's target branch; records the bead's convoy (and its branch) in ``metadata``.
+
+    A review-then-land convoy collects its beads on its feature branch and
+    lands that branch once; every other MR targets the rig's default branch.
+    """
+    convoy_id = _convoy_for_bead(ctx, bead_id)
+    feature_branch = _convoy_feature_branch(ctx, convoy_id) if convoy_id else None
+    merge_mode = _convoy_merge_mode(ctx, convoy_id) if convoy_id else None
+    if merge_mode == "review-then-land" and feature_branch:
+        target = feature_branch
+    else:
+        target = default_branch if default_branch is not None else "main"
+    if convoy_id:
+        metadata["convoy_id"] = convoy_id
+        if feature_branch:
+            metadata["convoy_feature_branch"] = feature_branch
+    return target
+
+
 def submit_to_review_queue(
     ctx: TownCtx,
     *,
@@ -72,18 +94,7 @@ def submit_to_review_queue(
     metadata: dict[str, Any] = {"source_bead_id": bead_id, "source_agent_id": agent_id}
     if pr_url:
         metadata["pr_url"] = pr_url
-    convoy_id = _convoy_for_bead(ctx, bead_id)
-    feature_branch = _convoy_feature_branch(ctx, convoy_id) if convoy_id else None
-    merge_mode = _convoy_merge_mode(ctx, convoy_id) if convoy_id else None
-    if merge_mode == "review-then-land" and feature_branch:
-        target = feature_branch
-    else:
-        target = default_branch if default_branch is not None else "main"
-    if convoy_id:
-        metadata["convoy_id"] = convoy_id
-        if feature_branch:
-            metadata["convoy_feature_branch"] = feature_branch
-
+    target = _review_target(ctx, bead_id, default_branch, metadata)
     mr_id = ctx.new_id()
     ctx.run(
         """INSERT INTO beads (bead_id, type, status, title, body, rig_id, parent_bead_id,
@@ -103,6 +114,26 @@ def submit_to_review_queue(
             ctx.now,
         ),
     )
+    _attach_review(ctx, mr_id, bead_id, branch=branch, target=target, pr_url=pr_url)
+    ops.log_bead_event(
+        ctx,
+        bead_id,
+        "review_submitted",
+        agent_id=agent_id,
+        new_value=branch,
+        metadata={"branch": branch, "target_branch": target},
+    )
+    return mr_id
+
+
+def _attach_review(
+    ctx: TownCtx, mr_id: str, bead_id: str, *, branch: str, target: str, pr_url: str | None
+) -> None:
+    """The new MR's ``review_metadata`` row, then its ``tracks`` edge to the source bead.
+
+    In this order, as upstream writes them: when the edge fails, the MR and
+    its review row stay (there is no transaction, see the module docstring).
+    """
     ctx.run(
         """INSERT INTO review_metadata (bead_id, branch, target_branch, merge_commit, pr_url,
                                         retry_count)
@@ -115,15 +146,6 @@ def submit_to_review_queue(
            VALUES (?, ?, 'tracks')""",
         (mr_id, bead_id),
     )
-    ops.log_bead_event(
-        ctx,
-        bead_id,
-        "review_submitted",
-        agent_id=agent_id,
-        new_value=branch,
-        metadata={"branch": branch, "target_branch": target},
-    )
-    return mr_id
 
 
 # --------------------------------------------------------------------------- PR url helpers
@@ -161,57 +183,24 @@ def agent_done(
     pr_url: str | None = None,
     summary: str | None = None,
 ) -> None:
-    """``agentDone`` (§7.6). Raises ``Agent <id> not found`` when the agent is gone."""
+    """``agentDone`` (§7.6). Raises ``Agent <id> not found`` when the agent is gone.
+
+    What ``gt_done`` means depends on the hooked bead: follow-up work on a
+    PR (and patrol triage) is simply closed, a refinery's MR is reviewed,
+    and anything else is a polecat's finished work going to review.
+    """
     agent = ops.require_agent(ctx, agent_id)
     hook = agent["current_hook_bead_id"]
     if not hook:
         if agent["role"] == "refinery":
             _unhooked_refinery_done(ctx, agent_id, pr_url=pr_url, summary=summary)
         return  # other roles (or a refinery with no open MR): ignored
-
-    hooked = ops.get_bead(ctx, hook)
-    labels = ops.parse_json_list(hooked["labels"]) if hooked is not None else []
-    is_patrol_triage = (
-        hooked is not None and "gt:triage" in labels and hooked["created_by"] == "patrol"
-    )
-    skips_review = any(
-        label in labels
-        for label in ("gt:rework", "gt:pr-fixup", "gt:pr-conflict", "gt:pr-feedback")
-    )
-    if is_patrol_triage or skips_review:
+    if _closes_without_review(ops.get_bead(ctx, hook)):
         ops.close_bead(ctx, hook, agent_id)
         ops.unhook_bead(ctx, agent_id)
         return
-
     if agent["role"] == "refinery":
-        mr_id = hook
-        if pr_url:
-            if set_review_pr_url(ctx, mr_id, pr_url):
-                mark_review_in_review(ctx, mr_id)
-                ops.log_bead_event(
-                    ctx,
-                    mr_id,
-                    "pr_created",
-                    agent_id=agent_id,
-                    new_value=pr_url,
-                    metadata={"pr_url": pr_url, "created_by": "refinery"},
-                )
-            else:
-                complete_review_with_result(
-                    ctx, mr_id, "failed", f"Refinery provided invalid pr_url: {pr_url}"
-                )
-                ops.log_bead_event(
-                    ctx,
-                    mr_id,
-                    "pr_creation_failed",
-                    agent_id=agent_id,
-                    metadata={"pr_url": pr_url, "reason": "invalid_url"},
-                )
-        else:
-            message = summary if summary is not None else "Merged by refinery agent"
-            complete_review_with_result(ctx, mr_id, "merged", message)
-        ops.unhook_bead(ctx, agent_id)
-        ops.update_agent_status(ctx, agent_id, "idle")
+        _refinery_done(ctx, agent_id, hook, pr_url=pr_url, summary=summary)
         return
 
     rig_id = agent["rig_id"] if agent["rig_id"] is not None else ""
@@ -228,6 +217,57 @@ def agent_done(
     )
     ops.unhook_bead(ctx, agent_id)
     ops.update_bead_status(ctx, hook, "in_review", agent_id)
+
+
+#: Labels of follow-up beads whose work lands on an existing MR's branch: no new review.
+_NO_REVIEW_LABELS = ("gt:rework", "gt:pr-fixup", "gt:pr-conflict", "gt:pr-feedback")
+
+
+def _closes_without_review(hooked: sqlite3.Row | None) -> bool:
+    """Patrol triage and follow-up work on a PR are done when the agent says so."""
+    if hooked is None:
+        return False
+    labels = ops.parse_json_list(hooked["labels"])
+    if "gt:triage" in labels and hooked["created_by"] == "patrol":
+        return True
+    return any(label in labels for label in _NO_REVIEW_LABELS)
+
+
+def _refinery_done(
+    ctx: TownCtx, agent_id: str, mr_id: str, *, pr_url: str | None, summary: str | None
+) -> None:
+    """A refinery's ``gt_done`` on its MR: a PR URL opens the PR review, none means merged.
+
+    An invalid URL fails the MR rather than leaving it waiting for a PR that
+    will never be polled.
+    """
+    if pr_url:
+        if set_review_pr_url(ctx, mr_id, pr_url):
+            mark_review_in_review(ctx, mr_id)
+            ops.log_bead_event(
+                ctx,
+                mr_id,
+                "pr_created",
+                agent_id=agent_id,
+                new_value=pr_url,
+                metadata={"pr_url": pr_url, "created_by": "refinery"},
+            )
+        else:
+            complete_review_with_result(
+                ctx, mr_id, "failed", f"Refinery provided invalid pr_url: {pr_url}"
+            )
+            ops.log_bead_event(
+                ctx,
+                mr_id,
+                "pr_creation_failed",
+                agent_id=agent_id,
+                metadata={"pr_url": pr_url, "reason": "invalid_url"},
+            )
+    else:
+        message = summary if summary is not None else "Merged by refinery agent"
+        complete_review_with_result(ctx, mr_id, "merged", message)
+    ops.unhook_bead(ctx, agent_id)
+    ops.update_agent_status(ctx, agent_id, "idle")
 
 
 def _unhooked_refinery_done(
@@ -325,6 +365,28 @@ def agent_completed(ctx: TownCtx, agent_id: str, *, status: str, reason: str | N
 # ----------------------------------------------------------------- completeReviewWithResult
 
 
+def _land_source(ctx: TownCtx, mr_id: str, source_id: str, agent_id: str) -> None:
+    """A merged MR closes its source bead, every sibling MR, and lands a convoy source.
+
+    Sibling MRs (earlier attempts at the same source, failed ones too) have
+    nothing left to review once one of them merged.
+    """
+    ops.close_bead(ctx, source_id, agent_id)
+    # Close every other MR tracking the same source (failed ones too), by direct SQL.
+    ctx.run(
+        """UPDATE beads SET status = 'closed', updated_at = ?, closed_at = ?
+           WHERE type = 'merge_request' AND bead_id != ? AND status NOT IN ('closed')
+             AND bead_id IN (SELECT dep.bead_id FROM bead_dependencies AS dep
+                             WHERE dep.depends_on_bead_id = ?
+                               AND dep.dependency_type = 'tracks')""",
+        (ctx.now, ctx.now, mr_id, source_id),
+    )
+    ops.update_convoy_progress(ctx, source_id)
+    source = ops.get_bead(ctx, source_id)
+    if source is not None and source["type"] == "convoy":
+        ctx.run("UPDATE convoy_metadata SET landed_at = ? WHERE bead_id = ?", (ctx.now, source_id))
+
+
 def _review_entry(ctx: TownCtx, mr_id: str) -> sqlite3.Row | None:
     """The MR joined with its ``review_metadata`` (none without that row)."""
     return ctx.one(
@@ -361,24 +423,8 @@ def complete_review_with_result(ctx: TownCtx, mr_id: str, status: str, message: 
     )
 
     if status == "merged":
-        ops.close_bead(ctx, source_id, agent_id)
-        # Close every other MR tracking the same source (failed ones too), by direct SQL.
-        ctx.run(
-            """UPDATE beads SET status = 'closed', updated_at = ?, closed_at = ?
-               WHERE type = 'merge_request' AND bead_id != ? AND status NOT IN ('closed')
-                 AND bead_id IN (SELECT dep.bead_id FROM bead_dependencies AS dep
-                                 WHERE dep.depends_on_bead_id = ?
-                                   AND dep.dependency_type = 'tracks')""",
-            (ctx.now, ctx.now, mr_id, source_id),
-        )
-        ops.update_convoy_progress(ctx, source_id)
-        source = ops.get_bead(ctx, source_id)
-        if source is not None and source["type"] == "convoy":
-            ctx.run(
-                "UPDATE convoy_metadata SET landed_at = ? WHERE bead_id = ?", (ctx.now, source_id)
-            )
+        _land_source(ctx, mr_id, source_id, agent_id)
         return
-
     if status == "conflict":
         ops.create_bead(
             ctx,
