@@ -144,7 +144,6 @@ def build(
     from reportgen.report.bundle import build_single_file
     from reportgen.report.executors import make_executor
     from reportgen.report.model import violation_href
-    from reportgen.report.site import check_apart
     from reportgen.town.recovery import validate
 
     loader = ReplayLoader(
@@ -153,9 +152,7 @@ def build(
     runner = make_executor(executor, jobs, scheduler)
     paths = discover_sources(list(sources)) if sources else demo_sources()
     if single_file is not None:
-        check_apart("--single-file", single_file, [*paths, *sources])
-        if single_file.is_dir():
-            raise BadInputError(f"--single-file {single_file}: is a directory, not a file")
+        check_single_file(single_file, [*paths, *sources])
         size = build_single_file(
             paths, single_file, town=town, window_from=window_from, window_to=window_to,
             load_run=loader,
@@ -191,6 +188,15 @@ def build(
         sys.exit(EXIT_NEW_VIOLATIONS)
     if summary.towns_failed:
         sys.exit(EXIT_PARTIAL)
+
+
+def check_single_file(target: Path, sources: list[Path]) -> None:
+    """``--single-file`` never is, contains or sits inside a source, and is never a directory."""
+    from reportgen.report.site import check_apart
+
+    check_apart("--single-file", target, sources)
+    if target.is_dir():
+        raise BadInputError(f"--single-file {target}: is a directory, not a file")
 
 
 def _report_nothing_built(exc: NothingBuiltError) -> None:

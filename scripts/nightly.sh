@@ -27,7 +27,8 @@
 #
 # Exit status: 0 when the run was published (the `status` output then says
 # whether every town built: 0, or 4 when some failed); the build's own code
-# (1 or 2) when nothing could be published.
+# when nothing could be published: 1 or 2, or 5 when every town failed to
+# build (the previous run then stays the latest, its history unchanged).
 set -euo pipefail
 
 REPORTGEN=${REPORTGEN:-reportgen}
@@ -132,6 +133,14 @@ status=0
 "$REPORTGEN" build "${build_args[@]}" --ticks "${REPORTGEN_TICKS:-auto}" \
   --out "$PAGES_DIR/runs/$run" "${history[@]}" "${links[@]}" ||
   status=$?
+# The cache beside a run (.<run>.cache) only speeds up rebuilding the same
+# directory, which a dated run never is: keep caches out of the published tree.
+find "$PAGES_DIR/runs" -mindepth 1 -maxdepth 1 -type d -name '.*.cache' -exec rm -rf {} +
+if [[ $status -eq 5 ]]; then
+  log "every town failed to build (exit 5): nothing published, the previous run stays the latest"
+  summary "" "### Nothing published" "" "Every town failed to build; the previous run stays the latest."
+  exit 5
+fi
 if [[ $status -ne 0 && $status -ne 4 ]]; then
   log "reportgen build failed (exit $status): nothing published"
   exit "$status"
@@ -155,7 +164,7 @@ redirect "$PAGES_DIR/latest/index.html" "../runs/$run/index.html"
 redirect "$PAGES_DIR/index.html" "runs/$run/index.html"
 printf '%s\n' "$run" >"$PAGES_DIR/latest/run.txt"
 
-mapfile -t runs < <(find "$PAGES_DIR/runs" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort -V)
+mapfile -t runs < <(find "$PAGES_DIR/runs" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\n' | sort -V)
 if [[ ${#runs[@]} -gt $KEEP ]]; then
   for old in "${runs[@]:0:${#runs[@]}-KEEP}"; do
     log "pruning run $old (REPORTGEN_KEEP_RUNS=$KEEP)"

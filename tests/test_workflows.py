@@ -261,7 +261,7 @@ def test_nightly_script_passes_shellcheck() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def _nightly(work: Path, **env: str) -> dict[str, str]:
+def _nightly(work: Path, expect: int = 0, **env: str) -> dict[str, str]:
     """Run scripts/nightly.sh in ``work`` as the workflow does; return its outputs."""
     outputs, summary = work / "outputs.txt", work / "summary.md"
     outputs.write_text("", encoding="utf-8")
@@ -286,7 +286,7 @@ def _nightly(work: Path, **env: str) -> dict[str, str]:
         timeout=300,
         check=False,
     )
-    assert result.returncode == 0, f"nightly.sh failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == expect, f"nightly.sh:\n{result.stdout}\n{result.stderr}"
     return dict(line.split("=", 1) for line in outputs.read_text(encoding="utf-8").splitlines())
 
 
@@ -309,6 +309,7 @@ def test_nightly_two_nights(tmp_path: Path) -> None:
     _check_history_carried_across_runs(published)
     _check_incident_files(published)
     _check_exports_and_a_failing_town(published)
+    _check_no_cache_published(published)
     _check_step_summary(published)
 
 
@@ -402,6 +403,91 @@ def _check_exports_and_a_failing_town(published: dict[str, Any]) -> None:
     assert "https://example.invalid/reports/latest/" in summary
 
 
+def _check_no_cache_published(published: dict[str, Any]) -> None:
+    runs = published["pages"] / "runs"
+    assert [p.name for p in runs.iterdir() if p.name.startswith(".")] == []
+    assert ".cache" not in (runs / "index.html").read_text(encoding="utf-8")
+
+
 def _check_step_summary(published: dict[str, Any]) -> None:
     assert "## Reconciler report" in published["summary_first"]
     assert "### Published" in published["summary_first"]
+
+
+# --------------------------------------------------------------------------- failing nights
+
+#: ``reportgen`` whose ``export`` breaks the bundles named in $BREAK_TOWNS ("*": every one)
+#: after exporting them for real: they export, then fail to build (no beads table).
+BREAKING_REPORTGEN = """#!/usr/bin/env bash
+set -euo pipefail
+"$REAL_REPORTGEN" "$@"
+out=${!#}
+stem=$(basename "$out" .sqlite)
+if [[ $1 == export && ( ${BREAK_TOWNS:-} == '*' || ,${BREAK_TOWNS:-}, == *,$stem,* ) ]]; then
+  "$PYTHON" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("DROP TABLE beads"); c.commit()' "$out"
+fi
+"""
+
+
+def _statuses(run: Path) -> dict[str, str]:
+    index = json.loads((run / "index.json").read_text(encoding="utf-8"))
+    return {e["id"]: e["status"] for e in index["episodes"]}
+
+
+def test_nightly_failed_towns_keep_their_history_and_publish_nothing_when_all_fail(
+    tmp_path: Path,
+) -> None:
+    """Four nights over two towns (one with violations), the second of them breaking.
+
+    Night 2: the town with violations fails to build; its episodes are carried
+    in the history as not rebuilt. Night 3: every town fails: exit 5, nothing
+    published. Night 4: both build again; the episodes are persisting, not new.
+    """
+    from reportgen.sim import simulate_town
+
+    towns = tmp_path / "towns"
+    towns.mkdir()
+    made = [
+        simulate_town(scenario, seed=5, hours=hours, out_dir=towns).path
+        for scenario, hours in (("working-agent-no-hook", 1), ("healthy-day", 0.25))
+    ]
+    bad = made[0].stem if made[0] else ""
+    wrapper = tmp_path / "reportgen"
+    wrapper.write_text(BREAKING_REPORTGEN, encoding="utf-8")
+    wrapper.chmod(0o755)
+    pages = tmp_path / "pages"
+
+    def night(n: int, expect: int = 0, breaking: str = "") -> dict[str, str]:
+        return _nightly(
+            tmp_path,
+            expect,
+            REPORTGEN=str(wrapper),
+            REAL_REPORTGEN=str(BIN / "reportgen"),
+            BREAK_TOWNS=breaking,
+            REPORTGEN_TOWNS=str(towns),
+            REPORTGEN_WINDOW_TO=f"2026-03-16T09:0{n}:00Z",
+            REPORTGEN_RUN_LABEL="2026-03-16",
+        )
+
+    first = night(1)
+    episodes = _statuses(pages / "runs" / first["run_label"])
+    assert episodes and set(episodes.values()) == {"new"}
+    second = night(2, breaking=bad)
+    assert second["status"] == "4"
+    carried = json.loads((pages / "history.jsonl").read_text("utf-8").splitlines()[-1])
+    assert list(carried["not_rebuilt"]) == [bad]
+    assert {carried["episodes"][e]["status"] for e in episodes} == {"not rebuilt"}
+
+    before = {p: p.read_bytes() for p in pages.rglob("*") if p.is_file()}
+    assert night(3, expect=5, breaking="*") == {}
+    assert {p: p.read_bytes() for p in pages.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in (pages / "runs").iterdir()) == [
+        "2026-03-16",
+        "2026-03-16.2",
+        "index.html",
+    ]
+    assert "Nothing published" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+    fourth = night(4)
+    assert fourth["run_label"] == "2026-03-16.3" and fourth["status"] == "0"
+    assert _statuses(pages / "runs" / fourth["run_label"]) == dict.fromkeys(episodes, "persisting")

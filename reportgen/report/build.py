@@ -493,16 +493,7 @@ def build_site(
             fleet = _run_fleet(executor or ProcessExecutor(jobs), ctx, towns, writer, progress)
             for outcome in repeated:
                 fleet.add(outcome)
-            summaries, rows, episodes = _collect(fleet.ordered(), summary, hist)
-            if not fleet.owner:
-                raise _nothing_built(out, summary.failures)
-            summary.new_episode_records = {
-                r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
-            }
-            summary.resolved, summary.not_rebuilt = _write_run_level(
-                writer, hist, summaries, rows, episodes, set(fleet.owner), refs, history_limit
-            )
-            summary.files, summary.bytes = writer.files, writer.bytes_written
+            summaries, rows = _finish(writer, fleet, summary, hist, refs, history_limit)
             writer.commit()
         if key:
             prune(root, [o.entry for o in fleet.outcomes.values() if o.cached and o.entry])
@@ -511,6 +502,32 @@ def build_site(
             shutil.rmtree(root, ignore_errors=True)
     _fill_summary(summary, summaries, rows)
     return summary
+
+
+def _finish(
+    writer: SiteWriter,
+    fleet: _Fleet,
+    summary: BuildSummary,
+    hist: history.History,
+    refs: AssetRefs,
+    limit: int,
+) -> tuple[list[TownSummary], list[EpisodeRow]]:
+    """Everything after the towns, up to the swap: the run-level pages and the history.
+
+    Raises :class:`NothingBuiltError` before writing any of it when no town
+    was built, so the caller's writer discards the new site.
+    """
+    summaries, rows, episodes = _collect(fleet.ordered(), summary, hist)
+    if not fleet.owner:
+        raise _nothing_built(summary.out, summary.failures)
+    summary.new_episode_records = {
+        r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
+    }
+    summary.resolved, summary.not_rebuilt = _write_run_level(
+        writer, hist, summaries, rows, episodes, set(fleet.owner), refs, limit
+    )
+    summary.files, summary.bytes = writer.files, writer.bytes_written
+    return summaries, rows
 
 
 def _claim_cache(root: Path, out: Path, force: bool) -> None:
@@ -523,9 +540,9 @@ def _claim_cache(root: Path, out: Path, force: bool) -> None:
 def _nothing_built(out: Path, failures: list[tuple[str, str]]) -> NothingBuiltError:
     """The one-line error of a build in which every town failed (the first failure says why)."""
     first = f"; first: {failures[0][0]}: {failures[0][1]}" if failures else ""
-    towns = "town" if len(failures) == 1 else "towns"
+    towns = "the only town" if len(failures) == 1 else f"all {len(failures)} towns"
     return NothingBuiltError(
-        f"nothing built: all {len(failures)} {towns} failed, {out} left as it was{first}", failures
+        f"nothing built: {towns} failed, {out} left as it was{first}", failures
     )
 
 
