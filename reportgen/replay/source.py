@@ -3,6 +3,10 @@
 A source is read through an in-memory copy (:func:`reportgen.town.db.load_copy`)
 that replay may change freely, or opened read-only in place for readers that
 never write. Nothing here writes to the file.
+
+Times a command is not given come from here (:func:`choose_now`,
+:func:`choose_window`): the newest *plausible* timestamp of the data
+(:func:`newest_plausible`), never the wall clock; a time given is never adjusted.
 """
 
 from __future__ import annotations
@@ -59,10 +63,6 @@ PLAUSIBLE_GAP_MS = 24 * clock.HOUR_MS
 #: The default window: the last 24 h of a source's data.
 DEFAULT_WINDOW_MS = 24 * clock.HOUR_MS
 
-_CANONICAL_GLOB = (
-    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
-)
-
 
 @dataclass(frozen=True)
 class StoredTime:
@@ -90,46 +90,95 @@ def table_names(conn: sqlite3.Connection) -> set[str]:
 
 
 def _ms(value: object) -> int | None:
-    """Epoch ms of a stored value, or ``None`` when it is not a timestamp."""
+    """Epoch ms of a stored value, or ``None`` when it is not a timestamp (text with
+    spaces around it is not one here: it would sort apart from its time)."""
+    if not isinstance(value, str) or value != value.strip():
+        return None
     t = clock.try_ms(value)
     return None if math.isnan(t) else int(t)
 
 
-def _descending(conn: Any, table: str, column: str) -> Iterator[tuple[int, str]]:
-    """The distinct timestamps of one column, newest first, as ``(ms, stored text)``.
+#: Values in other forms a column walk skips one by one before filtering them in SQL.
+_SKIPS_BEFORE_GLOB = 8
+#: Text below ``YYYY-MM-DD`` holds no time later than that date plus this: a day at
+#: most of the date's own prefix, and 14 h of UTC offset (with room to spare).
+_TEXT_SLACK_MS = 38 * clock.HOUR_MS
 
-    Text in upstream's form sorts in time order, so those come from SQL a value at a
-    time (``max`` below the last one: the usual answer takes two or three queries,
-    however large the table); the rare other forms are read and sorted here.
+
+def _floor_below(ms: int) -> str:
+    """A text floor (``YYYY-MM-DD``) under which no time reaches ``ms``: three days down
+    (``""``, every text, near the start of the calendar)."""
+    try:
+        return clock.iso(ms - 72 * clock.HOUR_MS)[:10]
+    except (OverflowError, ValueError):
+        return ""
+
+
+class _Column:
+    """One time column, read newest first without reading it whole.
+
+    Text in upstream's form sorts in time order: it is walked down in SQL, one
+    value per query (``max`` below the last one, which an index answers at
+    once). Other forms (an offset, a space for ``T``, a date alone) are rare
+    and sort by their text, not their time: they are read by text range, from
+    a ``floor`` down, as the search needs them. Text below a floor
+    ``YYYY-MM-DD`` holds no time later than :data:`_TEXT_SLACK_MS` after the
+    floor's date, so :func:`newest_plausible` lowers the floor until every time
+    it looked at lies above that.
     """
-    col = f'"{column}"'
 
-    def canonical() -> Iterator[tuple[int, str]]:
-        bound: object = "\uffff"
-        while isinstance(bound, str):
-            row = conn.execute(
-                f'SELECT max({col}) FROM "{table}" WHERE {col} GLOB ? AND {col} < ?',
-                (_CANONICAL_GLOB, bound),
+    def __init__(self, conn: Any, where: tuple[str, str, str]) -> None:
+        self.conn, self.where = conn, where
+        self.table, self.column = f'"{where[0]}"', f'"{where[2]}"'
+        self.walked: list[tuple[int, str]] = []
+        self.bound: object = "\uffff"
+        self.skipped = 0
+
+    def canonical(self) -> Iterator[tuple[int, str]]:
+        """Upstream-form times, newest first (walked once, then replayed from memory)."""
+        index = 0
+        while index < len(self.walked) or self._step():
+            if index < len(self.walked):
+                yield self.walked[index]
+                index += 1
+
+    def _step(self) -> bool:
+        """Read the next upstream-form value down; ``False`` at the bottom.
+
+        The plain ``max`` below the bound is the cheapest query (text in other
+        forms is skipped here, :meth:`others` has it); after
+        :data:`_SKIPS_BEFORE_GLOB` such values in a row, the query filters them.
+        """
+        while isinstance(self.bound, str):
+            glob = self.skipped >= _SKIPS_BEFORE_GLOB
+            row = self.conn.execute(
+                f"SELECT max({self.column}) FROM {self.table} WHERE {self.column} < ?"
+                + (f" AND {self.column} GLOB ?" if glob else ""),
+                (self.bound, clock.CANONICAL_GLOB) if glob else (self.bound,),
             ).fetchone()
-            bound = row[0] if row else None
-            ms = _ms(bound)
+            self.bound = row[0] if row else None
+            ms = _ms(self.bound) if clock.has_canonical_shape(self.bound) else None
             if ms is not None:
-                yield ms, str(bound)
+                self.walked.append((ms, str(self.bound)))
+                return True
+            self.skipped += 1
+        return False
 
-    others = conn.execute(
-        f'SELECT DISTINCT {col} FROM "{table}" WHERE {col} IS NOT NULL AND NOT ({col} GLOB ?)',
-        (_CANONICAL_GLOB,),
-    ).fetchall()
-    parsed = sorted(
-        ((ms, str(r[0])) for r in others if (ms := _ms(r[0])) is not None), reverse=True
-    )
-    return heapq.merge(canonical(), parsed, reverse=True)
+    def others(self, floor: str) -> list[tuple[int, str]]:
+        """Times in other forms whose text is at or above ``floor``, newest first."""
+        rows = self.conn.execute(
+            f"SELECT DISTINCT {self.column} FROM {self.table} "
+            f"WHERE {self.column} >= ? AND NOT ({self.column} GLOB ?)",
+            (floor, clock.CANONICAL_GLOB),
+        ).fetchall()
+        found = ((ms, str(r[0])) for r in rows if (ms := _ms(r[0])) is not None)
+        return sorted(found, reverse=True)
 
-
-def _tagged(conn: Any, where: tuple[str, str, str]) -> Iterator[Any]:
-    """One column's times, newest first, each tagged with the column (for merging)."""
-    for ms, text in _descending(conn, where[0], where[2]):
-        yield ms, text, where
+    def times(self, floor: str) -> Iterator[tuple[int, str, tuple[str, str, str]]]:
+        """Both, merged newest first and tagged with the column."""
+        merged = heapq.merge(self.canonical(), self.others(floor), reverse=True)
+        for ms, text in merged:
+            yield ms, text, self.where
 
 
 def _rows_holding(conn: Any, where: tuple[str, str, str], value: str) -> list[StoredTime]:
@@ -138,6 +187,24 @@ def _rows_holding(conn: Any, where: tuple[str, str, str], value: str) -> list[St
         f'SELECT "{key}" FROM "{table}" WHERE "{column}" = ? ORDER BY 1', (value,)
     ).fetchall()
     return [StoredTime(table, str(r[0]), column, value) for r in rows]
+
+
+#: One distinct time: its ms and the (text, column) pairs that hold it.
+_Group = tuple[int, list[tuple[int, str, tuple[str, str, str]]]]
+
+
+def _drop_implausible(times: Iterator[Any]) -> tuple[_Group | None, list[_Group], int | None]:
+    """The plausibility rule over distinct times, newest first: ``(kept, dropped, lowest)``,
+    ``lowest`` being the time that ended the search (``None``: it read every time)."""
+    groups = ((ms, list(items)) for ms, items in itertools.groupby(times, key=lambda t: t[0]))
+    top = next(groups, None)
+    dropped: list[_Group] = []
+    for group in groups:
+        if top is None or top[0] - group[0] <= PLAUSIBLE_GAP_MS:
+            return top, dropped, group[0]
+        dropped.append(top)
+        top = group
+    return top, dropped, None
 
 
 def newest_plausible(conn: Any, *, journal: bool = False) -> Newest:
@@ -150,20 +217,25 @@ def newest_plausible(conn: Any, *, journal: bool = False) -> Newest:
     """
     have = table_names(conn)
     wanted = (*TIME_COLUMNS, JOURNAL_TIME) if journal else TIME_COLUMNS
-    streams = [_tagged(conn, where) for where in wanted if where[0] in have]
-    times = itertools.groupby(heapq.merge(*streams, reverse=True), key=lambda t: t[0])
-    top = next(times, None)
+    columns = [_Column(conn, where) for where in wanted if where[0] in have]
+    tops = [next(c.canonical(), None) for c in columns]
+    newest = max((t[0] for t in tops if t is not None), default=None)
+    floor = "" if newest is None else _floor_below(newest)
+    while True:
+        merged = heapq.merge(*(c.times(floor) for c in columns), reverse=True)
+        top, dropped, lowest = _drop_implausible(merged)
+        if not floor or (lowest is not None and lowest > clock.to_ms(floor) + _TEXT_SLACK_MS):
+            break  # every time looked at is above anything text below the floor can hold
+        floor = "" if lowest is None else _floor_below(lowest)
     if top is None:
         return Newest(None)
-    dropped: list[StoredTime] = []
-    top_ms, top_items = top[0], list(top[1])
-    for ms, items in times:
-        if top_ms - ms <= PLAUSIBLE_GAP_MS:
-            break
-        for _, text, where in top_items:
-            dropped += _rows_holding(conn, where, text)
-        top_ms, top_items = ms, list(items)
-    return Newest(clock.iso(top_ms), tuple(dropped))
+    rows = [
+        row
+        for _, items in dropped
+        for _, text, where in items
+        for row in _rows_holding(conn, where, text)
+    ]
+    return Newest(clock.iso(top[0]), tuple(rows))
 
 
 def newest_timestamp(conn: Any) -> str | None:

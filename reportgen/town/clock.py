@@ -13,6 +13,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import TypeGuard
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
@@ -23,6 +24,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The one form upstream writes: ``Date.prototype.toISOString`` (UTC, milliseconds, ``Z``).
 CANONICAL_FORM = "YYYY-MM-DDTHH:MM:SS.mmmZ"
 _CANONICAL_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+#: SQL ``GLOB`` pattern of the same shape (text of this shape sorts in time order).
+CANONICAL_GLOB = (
+    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
+)
 #: SQL truth value "``{column}`` is not canonical", loose: a quick filter over a whole
 #: table (a value that survives a round trip through ``julianday`` is canonical), whose
 #: hits :func:`is_canonical` decides. Format with the quoted column name.
@@ -109,6 +114,12 @@ def is_nan(ts: object) -> bool:
     return math.isnan(try_ms(ts))
 
 
+def has_canonical_shape(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is text of :data:`CANONICAL_FORM`'s shape (what ``GLOB``
+    :data:`CANONICAL_GLOB` matches), a valid time or not."""
+    return isinstance(value, str) and _CANONICAL_RE.fullmatch(value) is not None
+
+
 def is_canonical(value: object) -> bool:
     """Whether ``value`` is a time exactly as upstream writes it (:data:`CANONICAL_FORM`).
 
@@ -116,7 +127,7 @@ def is_canonical(value: object) -> bool:
     the engine) orders and selects events; anything else (an offset, a space
     for ``T``, no milliseconds, an impossible date) sorts somewhere else.
     """
-    if not isinstance(value, str) or _CANONICAL_RE.fullmatch(value) is None:
+    if not has_canonical_shape(value):
         return False
     try:
         return normalize(value) == value
