@@ -41,7 +41,7 @@ from reportgen.runmodel import TownRun
 #: ``load_run(source, window_from, window_to) -> TownRun`` (``None`` = the default window).
 LoadRun = Callable[[Path, str | None, str | None], TownRun]
 #: Bumped when the entry layout or the summary's shape changes (old entries are then unused).
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 SUMMARY = "summary.json"
 FILES = "files"
 
