@@ -11,15 +11,19 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from reportgen import __version__
 from reportgen.errors import BadInputError, ReportgenError
+
+if TYPE_CHECKING:
+    from reportgen.replay.source import ChosenWindow
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,6 +74,35 @@ def json_text(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False)
 
 
+#: Set-aside timestamps listed one by one on stderr; the rest are counted.
+MAX_TIME_WARNINGS = 20
+
+
+def echo_ignored_times(times: Sequence[Mapping[str, str]], where: str) -> None:
+    """A warning on stderr per stored timestamp set aside as implausible (table, key, column,
+    value), so that a default taken from the data never hides what it left out."""
+    for t in times[:MAX_TIME_WARNINGS]:
+        click.echo(
+            f"warning: {where}: ignored implausible timestamp {t['value']!r} "
+            f"(table {t['table']}, key {t['key']}, column {t['column']}): "
+            "more than 24 h after the next newest",
+            err=True,
+        )
+    if len(times) > MAX_TIME_WARNINGS:
+        click.echo(
+            f"warning: {where}: … and {len(times) - MAX_TIME_WARNINGS} more implausible "
+            "timestamp(s) ignored",
+            err=True,
+        )
+
+
+def echo_chosen(kind: str, chosen: ChosenWindow, where: str) -> None:
+    """``now T (why)`` or ``window A .. B (why)`` on stderr, after the timestamps set aside."""
+    echo_ignored_times([asdict(t) for t in chosen.dropped], where)
+    span = chosen.end if kind == "now" else f"{chosen.start} .. {chosen.end}"
+    click.echo(f"{kind} {span} ({chosen.reason})", err=True)
+
+
 @click.group()
 @click.version_option(__version__, prog_name="reportgen")
 def main() -> None:
@@ -78,7 +111,10 @@ def main() -> None:
 
 @main.command("dry-run")
 @click.option("--db", "db", required=True, type=click.Path(dir_okay=False), help="Town database.")
-@click.option("--now", help="Clock for the tick (ISO). Default: newest timestamp in the database.")
+@click.option(
+    "--now",
+    help="Clock for the tick (ISO). Default: the newest plausible timestamp in the database.",
+)
 @click.option(
     "--config",
     "config_path",
@@ -92,10 +128,19 @@ def dry_run_command(
     db: str, now: str | None, config_path: str | None, draining: bool | None, as_json: bool
 ) -> None:
     """Drain pending events and reconcile once, read-only: what would the next tick do?"""
-    from reportgen.replay import dry_run
+    from reportgen.replay.commands import dry_run_report
 
-    result = dry_run(db, now=now, config=_load_json_file(config_path, "--config"),
-                     draining=draining)  # fmt: skip
+    report = dry_run_report(db, now=now, config=_load_json_file(config_path, "--config"),
+                            draining=draining)  # fmt: skip
+    echo_chosen("now", report.now, db)
+    if report.noncanonical:
+        click.echo(
+            f"warning: {db}: drained {len(report.noncanonical)} pending event(s) whose "
+            "created_at is not a canonical ISO-8601 UTC time, in upstream's order (by its "
+            f"text): {', '.join(report.noncanonical)}",
+            err=True,
+        )
+    result = report.response
     if as_json:
         click.echo(json_text(result))
         return

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli import auto_recover_option, reports_errors
+from reportgen.cli import auto_recover_option, echo_ignored_times, reports_errors
 from reportgen.errors import BadInputError, NothingBuiltError
 
 EXIT_NEW_VIOLATIONS = 3
@@ -178,6 +178,9 @@ def build(
         _report_nothing_built(exc)
         raise
     click.echo(summary.text())
+    for source in dict.fromkeys(t["source"] for t in summary.ignored_times):
+        echo_ignored_times([t for t in summary.ignored_times if t["source"] == source], source)
+    click.echo(summary.window_line(), err=True)
     report_new_episodes(
         reporter_from_env(),
         summary.new_episode_records,

@@ -14,7 +14,13 @@ from typing import Any
 
 import click
 
-from reportgen.cli import auto_recover_option, format_actions_table, json_text, reports_errors
+from reportgen.cli import (
+    auto_recover_option,
+    echo_chosen,
+    format_actions_table,
+    json_text,
+    reports_errors,
+)
 from reportgen.errors import BadInputError
 from reportgen.runmodel import TownRun
 from reportgen.town.context import Action
@@ -31,8 +37,12 @@ _DB = click.Path(dir_okay=False)
 def export_command(db: str, start: str, end: str, out: str) -> None:
     """Write a self-contained, reproducible bundle of a window of a town."""
     from reportgen.replay.export import export
+    from reportgen.replay.source import given_window
 
     manifest = export(db, start, end, out)
+    echo_chosen("window", given_window(start, end), db)
+    for q in manifest["quarantined"]:
+        click.echo(f"warning: {db}: quarantined event {q['event_id']}: {q['reason']}", err=True)
     counts = manifest["counts"]
     click.echo(
         f"{out}: {manifest['fidelity']} bundle of {manifest['town_id'] or '(no town id)'} "
@@ -61,12 +71,14 @@ def replay_command(
     from reportgen import replay
     from reportgen.diagnose.episodes import find_episodes
     from reportgen.observability.sentry import report_episodes, reporter_from_env
+    from reportgen.replay.source import given_window
     from reportgen.town.recovery import validate
 
     if auto_recover and not ticks:
         raise BadInputError("--auto-recover needs --ticks (it changes what each tick does)")
     if not ticks:
         result = replay.replay_events(db, start, end)
+        echo_chosen("window", given_window(start, end), db)
         if as_json:
             click.echo(json_text(result))
             return
@@ -74,6 +86,7 @@ def replay_command(
         return
     recover = validate(auto_recover) if auto_recover else None
     run = replay.replay_window(db, start, end, auto_recover=recover)
+    echo_chosen("window", given_window(start, end), db)
     click.echo(json_text(ticks_json(run)) if as_json else _ticks_text(run))
     report_episodes(reporter_from_env(), find_episodes(run.town_id, run.ticks))
 

@@ -59,6 +59,11 @@ class TownRun:
     divergence: Divergence | None = None
     compared_ticks: int = 0
     journal_inputs: int = 0
+    #: Why the window is what it is (given, or taken from the data), for the command line.
+    window_reason: str = ""
+    #: Stored timestamps set aside as implausible to choose the window
+    #: (``table``, ``key``, ``column``, ``value``); empty when the window was given.
+    ignored_times: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,7 @@ interface, re-exported for callers that do not care which module holds them.
 
 from __future__ import annotations
 
-from reportgen.replay.commands import dry_run, replay_events
+from reportgen.replay.commands import DryRun, dry_run, dry_run_report, replay_events
 from reportgen.replay.compare import compare_tick, compare_ticks, first_difference
 from reportgen.replay.entities import bead_events_in, collect_entities
 from reportgen.replay.fidelity import (
@@ -29,9 +29,16 @@ from reportgen.replay.fidelity import (
     modelled_wall_clock,
 )
 from reportgen.replay.source import (
+    ChosenWindow,
+    Newest,
     Source,
+    StoredTime,
     Window,
     check_window,
+    choose_now,
+    choose_window,
+    given_window,
+    newest_plausible,
     newest_timestamp,
     oldest_timestamp,
     open_source,
@@ -46,19 +53,28 @@ __all__ = [
     "EXACT",
     "LATEST_ENTITIES_CAVEAT",
     "RECORDED_CAVEAT",
+    "ChosenWindow",
+    "DryRun",
+    "Newest",
     "ReplayedTick",
     "Source",
+    "StoredTime",
     "TownState",
     "Window",
     "bead_events_in",
     "check_window",
+    "choose_now",
+    "choose_window",
     "collect_entities",
     "compare_tick",
     "compare_ticks",
     "dry_run",
+    "dry_run_report",
     "first_difference",
+    "given_window",
     "is_modelled",
     "modelled_wall_clock",
+    "newest_plausible",
     "newest_timestamp",
     "oldest_timestamp",
     "open_source",

@@ -11,16 +11,42 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reportgen.errors import BadInputError
 from reportgen.replay.fidelity import APPROXIMATE, EXACT, REWIND_CAVEAT
-from reportgen.replay.source import Source, Window, check_window, open_source, parse_time
-from reportgen.replay.state import quarantined_rows, state_at, state_snapshot
+from reportgen.replay.source import (
+    ChosenWindow,
+    Source,
+    Window,
+    check_window,
+    choose_now,
+    open_source,
+)
+from reportgen.replay.state import (
+    noncanonical_events,
+    quarantine_noncanonical,
+    quarantined_rows,
+    state_at,
+    state_snapshot,
+)
 from reportgen.town import events, reconciler
 from reportgen.town.config import TownConfig
 from reportgen.town.context import EngineError
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """A dry-run: upstream's response, and what the command line says beside it."""
+
+    #: Upstream's dry-run response (what ``--json`` prints and the server returns).
+    response: dict[str, Any]
+    #: The ``now`` used: given, or the time the source is at (and what was set aside).
+    now: ChosenWindow
+    #: Pending events drained although their ``created_at`` is not in upstream's form:
+    #: dry-run drains them in upstream's order, as the next tick would.
+    noncanonical: tuple[str, ...] = ()
 
 
 def dry_run(
@@ -30,16 +56,27 @@ def dry_run(
     config: dict[str, Any] | None = None,
     draining: bool | None = None,
 ) -> dict[str, Any]:
+    """Upstream's dry-run response (see :func:`dry_run_report`)."""
+    return dry_run_report(db, now=now, config=config, draining=draining).response
+
+
+def dry_run_report(
+    db: str | Path,
+    *,
+    now: str | None = None,
+    config: dict[str, Any] | None = None,
+    draining: bool | None = None,
+) -> DryRun:
     """Drain pending events and reconcile once on the state at ``now``; upstream's response.
 
     Nothing is written to ``db``. ``now`` defaults to the source's newest
-    timestamp (the state as it is). New ids come from the town's own id
-    counters, so the actions are exactly those the next tick would emit.
+    plausible timestamp (the state as it is; :func:`choose_now`). New ids come
+    from the town's own id counters, so the actions are exactly those the next
+    tick would emit.
     """
     source = open_source(db)
-    at = parse_time(now, "--now") if now is not None else source.default_now()
-    if at is None:
-        raise BadInputError(f"{db}: the database holds no timestamps; pass --now")
+    chosen = choose_now(source, now)
+    at = chosen.end
     newest = source.default_now() or ""
     rewind = now is not None and (at <= newest if source.journaled else at < newest)
     state = state_at(source, at if rewind else None)
@@ -48,6 +85,7 @@ def dry_run(
         ctx.config = TownConfig.parse(config)
     if draining is not None:
         ctx.draining = draining
+    noncanonical = tuple(row["event_id"] for row in noncanonical_events(state.conn, None))
     drained = events.drain_events(ctx)
     actions = reconciler.reconcile(ctx)
     result: dict[str, Any] = {
@@ -63,7 +101,7 @@ def dry_run(
     if rewind and state.fidelity == APPROXIMATE:
         result["fidelity"] = APPROXIMATE
         result["caveat"] = REWIND_CAVEAT.format(name=source.name, at=at)
-    return result
+    return DryRun(result, chosen, noncanonical)
 
 
 # --------------------------------------------------------------------------- replay-events
@@ -113,6 +151,7 @@ def _replay_events_exact(source: Source, window: Window) -> dict[str, Any]:
 def _replay_events_approximate(source: Source, window: Window) -> dict[str, Any]:
     """Upstream's ``debugReplayEvents``: re-apply the window's events on the current state."""
     state = state_at(source, None)
+    quarantined = quarantine_noncanonical(state, window)
     ctx = state.ctx(window.end)
     rows = ctx.all(
         """SELECT event_id, event_type, agent_id, bead_id, payload, created_at, processed_at
@@ -120,7 +159,6 @@ def _replay_events_approximate(source: Source, window: Window) -> dict[str, Any]
            ORDER BY created_at ASC, event_id ASC""",
         (window.start, window.end),
     )
-    quarantined: list[dict[str, Any]] = []
     failed: list[dict[str, Any]] = []
     for row in rows:
         parsed = events.parse_event_row(row)

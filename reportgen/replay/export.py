@@ -20,7 +20,10 @@ upstream tables + ``rg_town_state``, ``rg_container_last``, ``rg_quarantine``
     sub-window can be compared).
 ``rg_window_events``
     The source's ``town_events`` rows created between the base time (``from``
-    for an approximate bundle) and ``to``, as they were at export.
+    for an approximate bundle) and ``to``, as they were at export. An
+    approximate bundle leaves out the rows whose ``created_at`` is not in
+    upstream's form and records them in ``rg_quarantine`` with the reason
+    (:func:`~reportgen.replay.state.noncanonical_events`).
 ``rg_end_state``
     For a journaled town, the state after the window's last journal row
     (one checkpoint-format row), so that ``reportgen build`` can show the
@@ -58,7 +61,7 @@ from reportgen.replay.source import (
     check_window,
     open_source,
 )
-from reportgen.replay.state import base_for, state_after
+from reportgen.replay.state import base_for, noncanonical_events, state_after
 from reportgen.town import checkpoints
 from reportgen.town.api import JOURNAL_DDL
 from reportgen.town.record import TICKS_DDL, TICKS_INDEX
@@ -105,18 +108,20 @@ def export(
     state = base.state if base is not None else checkpoints.snapshot(source.conn)
     end_state = _end_state(source, window) if source.journaled else None
     manifest = _manifest(source, window, base, src_path)
+    set_aside = [] if source.journaled else noncanonical_events(source.conn, window)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         tmp.unlink()
-        counts = _write(tmp, source, window, base, state, manifest, end_state)
+        counts = _write(tmp, source, window, (base, state, end_state), manifest, set_aside)
         os.replace(tmp, out_path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-    return manifest | counts
+    quarantined = [{"at": window.start, **row} for row in set_aside]
+    return manifest | counts | {"quarantined": quarantined}
 
 
 def _end_state(source: Source, window: Window) -> checkpoints.Checkpoint:
@@ -157,16 +162,18 @@ def _write(
     path: Path,
     source: Source,
     window: Window,
-    base: checkpoints.Checkpoint | None,
-    state: checkpoints.State,
+    states: tuple[checkpoints.Checkpoint | None, checkpoints.State, checkpoints.Checkpoint | None],
     manifest: dict[str, Any],
-    end: checkpoints.Checkpoint | None,
+    set_aside: list[dict[str, Any]],
 ) -> dict[str, Any]:
+    """Write the bundle: ``states`` is (base checkpoint, base state, end state)."""
+    base, state, end = states
     conn = sqlite3.connect(path)
     try:
         db = sqlite_utils.Database(conn)
         checkpoints.restore(conn, state)
-        counts = _write_history(db, source, window, base)
+        counts = _write_history(db, source, window, base, {row["event_id"] for row in set_aside})
+        counts["quarantined"] = _quarantine(conn, set_aside, window.start)
         if end is not None:
             checkpoints.store_end_state(conn, end)
         manifest_rows = [
@@ -181,12 +188,25 @@ def _write(
     return {"counts": counts}
 
 
+def _quarantine(conn: sqlite3.Connection, rows: list[dict[str, Any]], at: str) -> int:
+    """Record the window's events whose time is not in upstream's form in ``rg_quarantine``
+    (they stay in the base state, where every replay of the bundle sets them aside again)."""
+    conn.executemany(
+        "INSERT OR REPLACE INTO rg_quarantine (event_id, event_type, reason, quarantined_at) "
+        "VALUES (?, ?, ?, ?)",
+        [(r["event_id"], r["event_type"], r["reason"], at) for r in rows],
+    )
+    return len(rows)
+
+
 def _write_history(
     db: sqlite_utils.Database,
     source: Source,
     window: Window,
     base: checkpoints.Checkpoint | None,
+    set_aside: set[str],
 ) -> dict[str, int]:
+    """The journal, world log, recorded ticks and the window's events (without ``set_aside``)."""
     src = source.conn
     conn = db.conn
     for ddl in (JOURNAL_DDL, WORLD_LOG_DDL, TICKS_DDL, TICKS_INDEX, WINDOW_EVENTS_DDL):
@@ -217,7 +237,8 @@ def _write_history(
         "FROM town_events WHERE created_at >= ? AND created_at <= ? "
         "ORDER BY created_at, event_id", (events_from, window.end),
     )  # fmt: skip
-    db.table("rg_window_events").insert_all(events, batch_size=2000)
+    kept = (row for row in events if row["event_id"] not in set_aside)
+    db.table("rg_window_events").insert_all(kept, batch_size=2000)
     return {
         "journal": _count(conn, "rg_journal"),
         "world_log": _count(conn, "rg_world_log"),

@@ -20,14 +20,15 @@ The work happens in an in-memory database nobody else sees.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from reportgen import jsonio
 from reportgen.replay.fidelity import APPROXIMATE, APPROXIMATE_CAVEAT, EXACT
-from reportgen.replay.source import HISTORY_TABLES, Source, table_names
-from reportgen.town import checkpoints, events, store
+from reportgen.replay.source import HISTORY_TABLES, Source, Window, table_names
+from reportgen.town import checkpoints, clock, events, store
 from reportgen.town.api import Town
 from reportgen.town.context import TownCtx
 from reportgen.town.db import configure
@@ -253,6 +254,56 @@ def quarantined_rows(outcomes: list[dict[str, Any]], at: str) -> list[dict[str, 
         for o in outcomes
         if o["outcome"] == events.QUARANTINED
     ]
+
+
+# --------------------------------------------------------------------------- event times
+
+
+def noncanonical_events(conn: sqlite3.Connection, window: Window | None) -> list[dict[str, Any]]:
+    """``town_events`` rows whose ``created_at`` is not in upstream's form, that a replay
+    would reach: every pending row (the next drain takes it), and with a ``window`` the
+    rows whose time falls in it as text or as a time (a window replay re-applies those).
+
+    Such a row sorts by its text, not its time: a replay would drain it at the
+    wrong tick (an offset) or at the first one (NULL, garbage). Each comes with
+    the reason, naming the value.
+    """
+    rows = conn.execute(
+        f"""SELECT event_id, event_type, created_at, processed_at FROM town_events
+            WHERE {clock.NOT_CANONICAL_SQL.format(column="created_at")} ORDER BY event_id"""
+    ).fetchall()
+    found: list[dict[str, Any]] = []
+    for event_id, event_type, created_at, processed_at in rows:
+        reason = clock.canonical_problem(created_at, "created_at")
+        if reason is None or not (processed_at is None or _in_window(created_at, window)):
+            continue
+        found.append({"event_id": str(event_id), "event_type": str(event_type), "reason": reason})
+    return found
+
+
+def _in_window(value: object, window: Window | None) -> bool:
+    if window is None or not isinstance(value, str):
+        return False
+    if window.start <= value <= window.end:
+        return True
+    t = clock.try_ms(value)
+    return not math.isnan(t) and clock.to_ms(window.start) <= t <= clock.to_ms(window.end)
+
+
+def quarantine_noncanonical(state: TownState, window: Window) -> list[dict[str, Any]]:
+    """Quarantine :func:`noncanonical_events` in a working copy, at the window's start.
+
+    Each row is recorded in ``rg_quarantine`` with its reason and taken out of
+    the copy's ``town_events``, so that neither the drain nor the window's
+    selection by time can reach it. Returns them as quarantine entries
+    (``at``, ``event_id``, ``event_type``, ``reason``), as the drain reports its own.
+    """
+    found = noncanonical_events(state.conn, window)
+    ctx = state.ctx(window.start)
+    for row in found:
+        events.quarantine(ctx, row["event_id"], row["event_type"], row["reason"])
+        ctx.run("DELETE FROM town_events WHERE event_id = ?", (row["event_id"],))
+    return [{"at": window.start, **row} for row in found]
 
 
 # --------------------------------------------------------------------------- dry-run

@@ -9,7 +9,9 @@ Without a journal (an upstream dump) the replay is approximate: it removes
 the window's events, then ticks on the alarm cadence from ``from`` to ``to``
 with a :class:`~reportgen.town.effects.NullWorld`, re-inserting each event
 (pending, with its own id and time) at the first tick at or after its
-``created_at``.
+``created_at``. An event whose ``created_at`` is not in upstream's form has
+no such tick: it is quarantined at ``from``
+(:func:`~reportgen.replay.state.quarantine_noncanonical`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from reportgen.replay.fidelity import (
     RECORDED_CAVEAT,
 )
 from reportgen.replay.source import Source, Window, check_window, open_source, table_names
-from reportgen.replay.state import ReplayedTick, TownState, memory, quarantined_rows, state_at
+from reportgen.replay.state import (
+    ReplayedTick,
+    TownState,
+    memory,
+    quarantine_noncanonical,
+    quarantined_rows,
+    state_at,
+)
 from reportgen.runmodel import TownRun
 from reportgen.town import checkpoints
 from reportgen.town.effects import NullWorld
@@ -65,6 +74,7 @@ def _replay_window(
 ) -> TownRun:
     source = open_source(db)
     window = check_window(source, start, end, names)
+    set_aside: list[dict[str, Any]] = []
     if source.journaled:
         state = state_at(source, window.start)
         state.auto_recover = auto_recover
@@ -73,6 +83,7 @@ def _replay_window(
     else:
         state = state_at(source, None)
         state.auto_recover = auto_recover
+        set_aside = quarantine_noncanonical(state, window)
         _tick_approximately(state, window)
         caveat = (state.caveat or "") + APPROXIMATE_TICKS_CAVEAT
     recorded = recorded_ticks(source, [t.seq for t in state.ticks]) if source.journaled else {}
@@ -88,7 +99,7 @@ def _replay_window(
         ticks=ticks,
         entities=collect_entities(state.conn, ticks),
         bead_events=bead_events_in(state.conn, window),
-        quarantined=[q for t in ticks for q in quarantined_rows(t["events"], t["at"])],
+        quarantined=set_aside + [q for t in ticks for q in quarantined_rows(t["events"], t["at"])],
         divergence=divergence,
         compared_ticks=compared,
         journal_inputs=state.inputs,

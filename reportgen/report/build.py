@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from reportgen import __version__
-from reportgen.diagnose.episodes import find_episodes, to_ms
+from reportgen.diagnose.episodes import find_episodes
 from reportgen.errors import BadInputError, NothingBuiltError, ReportgenError
+from reportgen.replay.source import ChosenWindow, choose_window
 from reportgen.report import charts, history
 from reportgen.report.executors import Executor, ProcessExecutor
 from reportgen.report.fleet import (
@@ -81,7 +82,7 @@ from reportgen.report.site import (
     check_replaceable,
     write_marker,
 )
-from reportgen.report.text import clean, compact, iso
+from reportgen.report.text import clean, compact
 from reportgen.runmodel import TownRun
 from reportgen.town.tick import wall_clock_kind
 
@@ -90,8 +91,6 @@ __all__ = ["BuildSummary", "LoadRun", "ReplayLoader", "build_site", "discover_so
 Progress = Callable[[int, int, str], None]
 
 SOURCE_SUFFIXES = (".sqlite", ".sqlite3", ".db", ".bundle", ".rgbundle")
-#: The default window: the last 24 h of each source's data.
-DEFAULT_WINDOW_MS = 24 * 3_600_000
 
 
 @dataclass
@@ -119,6 +118,11 @@ class BuildSummary:
     #: (replayed and compared), ``approximate`` (replayed without a journal).
     fidelities: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    #: Each built town's window and why (``source``, ``from``, ``to``, ``reason``).
+    town_windows: list[dict[str, str]] = field(default_factory=list)
+    #: Stored timestamps set aside as implausible when choosing a town's window
+    #: (``source``, ``table``, ``key``, ``column``, ``value``).
+    ignored_times: list[dict[str, str]] = field(default_factory=list)
     new_episodes: list[dict[str, Any]] = field(default_factory=list)
     #: History records (:func:`history.episode_record`) of the new episodes, by id: what
     #: alerting needs (message, entities, extent) without the towns' Episode objects.
@@ -162,6 +166,18 @@ class BuildSummary:
             f"site       {self.out / 'index.html'} ({self.files} files, {self.bytes / 1e6:.1f} MB)"
         )
         return "\n".join(lines)
+
+    def window_line(self) -> str:
+        """The window the build used and why, in one line: the town's, or the fleet's span."""
+        if len(self.town_windows) == 1:
+            only = self.town_windows[0]
+            return f"window {only['from']} .. {only['to']} ({only['reason']})"
+        reasons = {w["reason"] for w in self.town_windows}
+        why = reasons.pop() if len(reasons) == 1 else "each town's own, chosen from its data"
+        return (
+            f"window {self.window_from or '-'} .. {self.window_to or '-'} over "
+            f"{len(self.town_windows)} towns ({why})"
+        )
 
     def markdown(self) -> str:
         """A GitHub step summary (Markdown)."""
@@ -253,16 +269,19 @@ class ReplayLoader:
 
         opened = open_source(source, copy=False)
         with closing(opened.conn):
-            if window_from is None or window_to is None:
-                window_from, window_to = default_window(opened, window_from, window_to)
+            chosen = default_window(opened, window_from, window_to)
             use_record = self.ticks == "recorded" or (
                 self.ticks == "auto"
                 and self.auto_recover is None
-                and record_serves(opened, check_window(opened, window_from, window_to))
+                and record_serves(opened, check_window(opened, chosen.start, chosen.end))
             )
         if use_record:
-            return recorded_window(source, window_from, window_to)
-        return replay_window(source, window_from, window_to, auto_recover=self.auto_recover)
+            run = recorded_window(source, chosen.start, chosen.end)
+        else:
+            run = replay_window(source, chosen.start, chosen.end, auto_recover=self.auto_recover)
+        run.window_reason = chosen.reason
+        run.ignored_times = [asdict(t) for t in chosen.dropped]
+        return run
 
 
 def default_load_run() -> LoadRun:
@@ -270,14 +289,10 @@ def default_load_run() -> LoadRun:
     return ReplayLoader()
 
 
-def default_window(source: Any, window_from: str | None, window_to: str | None) -> tuple[str, str]:
-    """The last :data:`DEFAULT_WINDOW_MS` of a source's data (clamped to its first timestamp)."""
-    data = source.data_range()
-    if data is None:
-        raise BadInputError(f"{source.name}: the database holds no timestamps")
-    end = window_to or source.default_now() or data[1]
-    start = window_from or iso(max(to_ms(data[0]), to_ms(end) - DEFAULT_WINDOW_MS))
-    return start, end
+def default_window(source: Any, window_from: str | None, window_to: str | None) -> ChosenWindow:
+    """The window of a town: the bounds given, the others from its data (by default the
+    last 24 h up to its newest plausible timestamp; :func:`reportgen.replay.source.choose_window`)."""
+    return choose_window(source, window_from, window_to)
 
 
 def demo_sources() -> list[Path]:
@@ -320,6 +335,8 @@ def render_town(
         "summary": asdict(town_summary(data)),
         "rows": [asdict(r) for r in data.rows.values()],
         "episodes": {ep.id: history.episode_record(ep) for ep in episodes},
+        "window_reason": run.window_reason,
+        "ignored_times": run.ignored_times,
     }
     return result, _town_pages(run, data, assets)
 
@@ -409,12 +426,12 @@ class _Fleet:
         town_id = str(outcome.result["town_id"])
         other = self.owner.get(town_id)
         if other is not None and other < outcome.index:
-            _duplicate(outcome, town_id)
+            _duplicate(outcome, town_id, self.outcomes[other])
             return
         if other is not None:
             for relpath in _files_of(self.outcomes[other]):
                 self.writer.remove(relpath)
-            _duplicate(self.outcomes[other], town_id)
+            _duplicate(self.outcomes[other], town_id, outcome)
         self.owner[town_id] = outcome.index
         assert outcome.entry is not None
         files = Path(outcome.entry) / FILES
@@ -435,8 +452,12 @@ def _files_of(outcome: TownOutcome) -> list[str]:
     return [str(p) for p in summary["files"]]
 
 
-def _duplicate(outcome: TownOutcome, town_id: str) -> None:
-    outcome.error = f"BadInputError: town {town_id} appears in more than one source"
+def _duplicate(outcome: TownOutcome, town_id: str, kept: TownOutcome) -> None:
+    """Fail the source listed later of two with one town id, naming both files."""
+    outcome.error = (
+        f"BadInputError: town {town_id} appears in more than one source: "
+        f"{kept.source} and {outcome.source}"
+    )
 
 
 def _episode_row(raw: dict[str, Any]) -> EpisodeRow:
@@ -598,12 +619,23 @@ def _collect(
             continue
         summary.skipped += outcome.skipped
         result = outcome.result
+        _collect_times(summary, outcome.source, result)
         summaries.append(TownSummary(**result["summary"]))
         town_rows = [_episode_row(r) for r in result["rows"]]
         rows += town_rows
         episodes.update(result["episodes"])
         hist.seen.update({r.id: r.status for r in town_rows})
     return summaries, rows, episodes
+
+
+def _collect_times(summary: BuildSummary, source: str, result: dict[str, Any]) -> None:
+    """A town's window and the timestamps set aside to choose it, for the command line."""
+    town = result["summary"]
+    summary.town_windows.append(
+        {"source": source, "from": town["window_from"], "to": town["window_to"],
+         "reason": str(result.get("window_reason") or "")}
+    )  # fmt: skip
+    summary.ignored_times += [{"source": source, **t} for t in result.get("ignored_times", [])]
 
 
 def _write_run_level(

@@ -41,7 +41,8 @@ from reportgen.runmodel import TownRun
 #: ``load_run(source, window_from, window_to) -> TownRun`` (``None`` = the default window).
 LoadRun = Callable[[Path, str | None, str | None], TownRun]
 #: Bumped when the entry layout, the summary's shape or what pages show changes within one
-#: version (old entries are then unused). 2: bidi controls are shown, not obeyed.
+#: version (old entries are then unused). 2: bidi controls are shown, not obeyed; cached
+#: summaries carry the window's reason.
 CACHE_FORMAT = 2
 SUMMARY = "summary.json"
 FILES = "files"

@@ -10,14 +10,31 @@ explicitly so a replay runs on recorded time.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import TypeGuard
 
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
 HOUR_MS = 60 * MINUTE_MS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: The one form upstream writes: ``Date.prototype.toISOString`` (UTC, milliseconds, ``Z``).
+CANONICAL_FORM = "YYYY-MM-DDTHH:MM:SS.mmmZ"
+_CANONICAL_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+#: SQL ``GLOB`` pattern of the same shape (text of this shape sorts in time order).
+CANONICAL_GLOB = (
+    "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z"
+)
+#: SQL truth value "``{column}`` is not canonical", loose: a quick filter over a whole
+#: table (a value that survives a round trip through ``julianday`` is canonical), whose
+#: hits :func:`is_canonical` decides. Format with the quoted column name.
+NOT_CANONICAL_SQL = (
+    "({column} IS NULL OR typeof({column}) != 'text' "
+    "OR strftime('%Y-%m-%dT%H:%M:%fZ', julianday({column})) IS NOT {column})"
+)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -95,3 +112,32 @@ def sqlite_seconds(ts: str) -> str:
 def is_nan(ts: object) -> bool:
     """True when ``ts`` would be ``NaN`` as a JavaScript date."""
     return math.isnan(try_ms(ts))
+
+
+def has_canonical_shape(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is text of :data:`CANONICAL_FORM`'s shape (what ``GLOB``
+    :data:`CANONICAL_GLOB` matches), a valid time or not."""
+    return isinstance(value, str) and _CANONICAL_RE.fullmatch(value) is not None
+
+
+def is_canonical(value: object) -> bool:
+    """Whether ``value`` is a time exactly as upstream writes it (:data:`CANONICAL_FORM`).
+
+    Only such text compares in time order as text, which is how upstream (and
+    the engine) orders and selects events; anything else (an offset, a space
+    for ``T``, no milliseconds, an impossible date) sorts somewhere else.
+    """
+    if not has_canonical_shape(value):
+        return False
+    try:
+        return normalize(value) == value
+    except (ValueError, OverflowError):
+        return False
+
+
+def canonical_problem(value: object, name: str) -> str | None:
+    """Why field ``name`` holding ``value`` is not a canonical time (naming the value), or None."""
+    if is_canonical(value):
+        return None
+    shown = "NULL" if value is None else repr(value)
+    return f"{name} {shown} is not a canonical ISO-8601 UTC time ({CANONICAL_FORM})"
