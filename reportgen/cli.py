@@ -1,7 +1,8 @@
 """The ``reportgen`` command line: parse options, call one library function, map errors.
 
 Exit codes (see README): 0 ok, 1 error, 2 bad input, 3 new violations under
-``--fail-on-violations``, 4 partial failure of a fleet build.
+``--fail-on-violations`` or a verdict under ``diagnose --fail-on``, 4 partial
+failure of a fleet build.
 """
 
 from __future__ import annotations
@@ -103,6 +104,9 @@ def dry_run_command(
         f"\n{m['actionsEmitted']} action(s); {m['eventsDrained']} event(s) drained; "
         f"{m['pendingEventCount']} pending after the drain"
     )
+    from reportgen.diagnose import diagnose_state
+
+    click.echo("\n" + diagnose_state(db, now=now).state_text())
 
 
 def format_actions_table(actions: list[dict[str, Any]]) -> str:
@@ -132,6 +136,9 @@ def _register_optional_commands() -> None:
     from reportgen.cli_build import build
 
     main.add_command(build)
+    from reportgen.cli_diagnose import diagnose_command
+
+    main.add_command(diagnose_command)
 
 
 _register_optional_commands()

@@ -324,3 +324,42 @@ def test_gupp_warns_escalates_and_stops(db: sqlite3.Connection) -> None:
     assert stop is not None and stop.actions("stop_agent") and stop.actions("create_triage_request")
     assert any(t.actions("dispatch_agent") for t in ticks if t.seq > stop.seq)
     assert not violation_counts(ticks)
+
+
+@pytest.mark.parametrize("db", ["attempts-exhausted"], indirect=True)
+def test_outage_burns_every_attempt_and_the_work_stays_failed(db: sqlite3.Connection) -> None:
+    ticks = _ticks(db)
+    outage = SCENARIOS["attempts-exhausted"].agents.start_outage
+    assert outage is not None
+    issues = _scalar(db, "SELECT count(*) FROM beads WHERE type = 'issue'")
+    failed = [
+        (t, a)
+        for t in ticks
+        for a in _by_reason(t, "transition_bead", "max dispatch attempts exceeded")
+    ]
+    assert issues and len(failed) == issues
+    assert (
+        _scalar(db, "SELECT count(*) FROM beads WHERE type = 'issue' AND status != 'failed'") == 0
+    )
+    for t in ticks:
+        outcomes = (t.record["side_effects"] or {}).get("outcomes") or []
+        assert all(not o["ok"] for o in outcomes if o["type"] == "dispatch_agent")
+    assert not any(t.actions("dispatch_agent") for t in ticks if t.offset_ms >= outage.hi_ms)
+    resets = [t for t in ticks if t.actions("reset_agent_dispatch_attempts")]
+    assert resets and resets[0].offset_ms > outage.hi_ms - 15 * clock.MINUTE_MS
+    assert _scalar(db, "SELECT count(*) FROM beads WHERE status = 'closed'") == 0
+    assert not violation_counts(ticks)
+
+
+@pytest.mark.parametrize("db", ["alarm-stopped"], indirect=True)
+def test_alarm_stops_for_half_an_hour_with_work_pending(db: sqlite3.Connection) -> None:
+    ticks = _ticks(db)
+    gaps = [(a, b) for a, b in itertools.pairwise(ticks) if b.offset_ms - a.offset_ms > IDLE]
+    assert len(gaps) == 1
+    before, after = gaps[0]
+    assert 40 * clock.MINUTE_MS <= before.offset_ms <= 50 * clock.MINUTE_MS + TICK
+    assert 30 * clock.MINUTE_MS <= after.offset_ms - before.offset_ms <= 30 * clock.MINUTE_MS + TICK
+    assert before.record["active_work"]
+    assert after.record["metrics"]["eventsDrained"] > 0
+    assert _scalar(db, "SELECT count(*) FROM beads WHERE type = 'issue' AND status = 'closed'")
+    assert not violation_counts(ticks)

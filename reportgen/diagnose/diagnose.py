@@ -117,6 +117,15 @@ class Diagnosis:
             lines.append(f"not judged ({self.caveat}): {', '.join(self.not_judged)}")
         return "\n".join(lines)
 
+    def state_text(self) -> str:
+        """What ``reportgen dry-run`` prints after its actions: the state kinds' findings."""
+        head = f"diagnosis of the state as of {self.as_of}: {str(self.verdict).upper()}"
+        lines = [head, *findings_lines(self.findings)]
+        if not self.findings:
+            lines.append("no findings")
+        lines.append(f"not judged without ticks: {', '.join(self.not_judged)}")
+        return "\n".join(lines)
+
 
 def findings_lines(findings: Iterable[Finding]) -> list[str]:
     """One line per finding (severity, kind, subject, because, since when) and its loop."""
@@ -245,7 +254,7 @@ def diagnose_state(
             conn=conn,
             config=config or DEFAULT_CONFIG,
         )
-        return judge(inp, [k.name for k in KINDS if k.judged_on == STATE])
+        return judge(inp)  # without ticks: the state kinds, the others listed as not judged
 
 
 __all__ = [
