@@ -53,12 +53,13 @@ def test_the_catalogue_is_the_issues_and_every_kind_has_a_detector() -> None:
 
 
 def test_markdown_lists_every_kind_and_threshold() -> None:
-    text = markdown([("healthy-day", "healthy", (), "24 h")])
+    text = markdown([("healthy-day", "healthy", (), "24 h")], {"triage-loop": "not faithful"})
     for k in KINDS:
         assert f"## {k.name}\n" in text
         for t in k.thresholds:
             assert f"`{t.name}` = {t.default:g}" in text
     assert "| `healthy-day` | healthy | — | 24 h |" in text
+    assert "Not simulated: `triage-loop`: not faithful" in text
 
 
 def _finding(severity: str, *, expected: bool = False, open_at_end: bool = True) -> Finding:

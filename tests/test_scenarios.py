@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reportgen.sim import SCENARIOS, simulate_town
+from reportgen.sim import SCENARIOS
 from reportgen.sim.readback import TickRecord, first, load_ticks, town_start, violation_counts
 from reportgen.town import clock
 from reportgen.town.reconciler_common import (
@@ -35,23 +34,14 @@ from reportgen.town.reconciler_common import (
 )
 from reportgen.town.status import ACTIVE_ALARM_INTERVAL_MS, IDLE_ALARM_INTERVAL_MS
 
-#: The seed the scenarios run with; set ``REPORTGEN_SIM_SEED`` to check another.
-SEED = int(os.environ.get("REPORTGEN_SIM_SEED", "0"))
-#: Shorter than the scenario's default where the documented outcome allows it.
-HOURS = {"healthy-day": 4.0}
 TICK = ACTIVE_ALARM_INTERVAL_MS
 IDLE = IDLE_ALARM_INTERVAL_MS
 
 
 @pytest.fixture(scope="module")
-def towns(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("scenarios")
-    paths: dict[str, Path] = {}
-    for name in sorted(SCENARIOS):
-        result = simulate_town(name, seed=SEED, hours=HOURS.get(name), out_dir=out)
-        assert result.path is not None
-        paths[name] = result.path
-    return paths
+def towns(scenario_towns: dict[str, Path]) -> dict[str, Path]:
+    """Every scenario, simulated once per session (``conftest.scenario_towns``)."""
+    return scenario_towns
 
 
 @pytest.fixture

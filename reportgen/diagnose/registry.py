@@ -397,10 +397,14 @@ def _threshold_text(t: Threshold) -> str:
     return f"`{t.name}` = {value}{unit} ({t.meaning})"
 
 
-def markdown(scenarios: Sequence[tuple[str, str, Sequence[str], str]] = ()) -> str:
+def markdown(
+    scenarios: Sequence[tuple[str, str, Sequence[str], str]] = (),
+    not_simulated: Mapping[str, str] | None = None,
+) -> str:
     """``docs/diagnosis.md``: the catalogue, the thresholds, the override file, the scenarios.
 
-    ``scenarios`` rows are ``(name, verdict, kinds, note)``.
+    ``scenarios`` rows are ``(name, verdict, kinds, note)``; ``not_simulated``
+    names incident patterns no scenario reproduces, and why.
     """
     lines = [
         "A diagnosis gives every town a verdict and names what is wrong: `reportgen diagnose`",
@@ -430,7 +434,8 @@ def markdown(scenarios: Sequence[tuple[str, str, Sequence[str], str]] = ()) -> s
     for k in KINDS:
         lines += [f"## {k.name}", "", _cell(k.explanation), "", f"Seen upstream: {k.incident}.", ""]
         lines += [f"- {_threshold_text(t)}" for t in k.thresholds] + [""]
-    lines += _override_section() + _expected_section() + _scenario_section(scenarios)
+    lines += _override_section() + _expected_section()
+    lines += _scenario_section(scenarios, not_simulated or {})
     return "\n".join(lines)
 
 
@@ -466,7 +471,9 @@ def _expected_section() -> list[str]:
     return [*lines, ""]
 
 
-def _scenario_section(rows: Sequence[tuple[str, str, Sequence[str], str]]) -> list[str]:
+def _scenario_section(
+    rows: Sequence[tuple[str, str, Sequence[str], str]], not_simulated: Mapping[str, str]
+) -> list[str]:
     if not rows:
         return []
     lines = [
@@ -480,7 +487,10 @@ def _scenario_section(rows: Sequence[tuple[str, str, Sequence[str], str]]) -> li
         "| --- | --- | --- | --- |",
     ]
     lines += [
-        f"| `{name}` | {verdict} | {', '.join(f'`{k}`' for k in kinds) or '—'} | {_cell(note)} |"
+        f"| `{name}` | {verdict} | {', '.join(kinds) or '—'} | {_cell(note)} |"
         for name, verdict, kinds, note in rows
     ]
-    return [*lines, ""]
+    lines.append("")
+    for name, why in not_simulated.items():
+        lines += [f"Not simulated: `{name}`: {_cell(why)}", ""]
+    return lines
