@@ -175,8 +175,13 @@ def default_window(source: Source, start: str | None, end: str | None) -> Window
         raise BadInputError(f"{source.name}: the database holds no timestamps")
     hi = parse_time(end, "--to") if end is not None else (source.default_now() or data[1])
     if start is None:
-        start = clock.iso(max(clock.to_ms(data[0]), clock.to_ms(hi) - DEFAULT_WINDOW_MS))
+        start = _day_before(data[0], hi)
     return check_window(source, start, hi)
+
+
+def _day_before(first: str, end: str) -> str:
+    """The default window start: a day before ``end``, not before the data, not after ``end``."""
+    return min(end, clock.iso(max(clock.to_ms(first), clock.to_ms(end) - DEFAULT_WINDOW_MS)))
 
 
 def diagnose(
@@ -245,9 +250,7 @@ def diagnose_state(
         inp = DiagnosisInput(
             town_id=source.town_id or Path(path).stem,
             source=str(path),
-            window_from=min(
-                at, clock.iso(max(clock.to_ms(first), clock.to_ms(at) - DEFAULT_WINDOW_MS))
-            ),
+            window_from=_day_before(first, at),
             window_to=at,
             as_of=at,
             fidelity=source.fidelity,
