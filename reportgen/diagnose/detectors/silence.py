@@ -25,6 +25,8 @@ def detect(inp: DiagnosisInput) -> list[Finding]:
     ticks = list(inp.ticks or ())
     found: list[Finding] = []
     for before, after in itertools.pairwise(ticks):
+        if str(after["at"]) <= str(before.get("next_tick_at") or ""):
+            continue  # on time or early (ISO strings compare as times): no gap to measure
         gap = clock.to_ms(str(after["at"])) - clock.to_ms(str(before["at"]))
         if gap >= silence and before.get("active_work"):
             found.append(_silent(inp, str(before["at"]), str(after["at"]), open_at_end=False))

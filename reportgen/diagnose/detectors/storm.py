@@ -25,6 +25,8 @@ def detect(inp: DiagnosisInput) -> list[Finding]:
     """One finding per episode lasting at least ``min_duration``."""
     least = inp.config.ms(KIND, "min_duration")
     ticks = list(inp.ticks or ())
+    if not any(t.get("violations") for t in ticks):
+        return []
     found = []
     for ep in find_episodes(inp.town_id, ticks):
         if ep.duration_ms >= least:
