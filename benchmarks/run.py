@@ -73,6 +73,12 @@ def _replay() -> dict[str, Any]:
     return bench_replay()
 
 
+def _diagnose() -> dict[str, Any]:
+    from bench_diagnose import bench_diagnose
+
+    return bench_diagnose()
+
+
 def _build(towns: int, jobs: int) -> Callable[[], dict[str, Any]]:
     def run() -> dict[str, Any]:
         module = importlib.import_module("bench_build")
@@ -97,6 +103,12 @@ def run_all(towns: int, jobs: int) -> list[tuple[str, str, dict[str, Any] | None
         ("engine", "reconcile + apply of one tick (benchmarks/bench_engine.py)", _engine),
         ("simulator", "a 24 h `healthy-day` town (benchmarks/bench_sim.py)", _sim),
         ("replay", "a 24 h town replayed tick by tick (benchmarks/bench_replay.py)", _replay),
+        (
+            "diagnosis",
+            "`diagnose` of a 24 h town against its build; five healthy days judged healthy "
+            "(benchmarks/bench_diagnose.py)",
+            _diagnose,
+        ),
         (
             "site build",
             f"`build_site` over {towns} town-days, {jobs} jobs (benchmarks/bench_build.py)",

@@ -2,7 +2,7 @@
 
 Exit codes (see README): 0 ok, 1 error, 2 bad input (also an output that would
 overwrite a source or a directory reportgen did not write), 3 new violations
-under ``--fail-on-violations``, 4 partial failure of a fleet build, 5 nothing
+under ``--fail-on-violations`` or a verdict under ``diagnose --fail-on``, 4 partial failure of a fleet build, 5 nothing
 built (every town of a build failed; the previous site is kept).
 """
 
@@ -150,6 +150,9 @@ def dry_run_command(
         f"\n{m['actionsEmitted']} action(s); {m['eventsDrained']} event(s) drained; "
         f"{m['pendingEventCount']} pending after the drain"
     )
+    from reportgen.diagnose import diagnose_state
+
+    click.echo("\n" + diagnose_state(db, now=now).state_text())
 
 
 def format_actions_table(actions: list[dict[str, Any]]) -> str:
@@ -179,6 +182,9 @@ def _register_optional_commands() -> None:
     from reportgen.cli_build import build
 
     main.add_command(build)
+    from reportgen.cli_diagnose import diagnose_command
+
+    main.add_command(diagnose_command)
 
 
 _register_optional_commands()

@@ -1,7 +1,8 @@
 """Generate the reference docs from the code they describe, so they cannot go stale.
 
 ``docs/cli.md`` comes from the click commands, ``docs/invariants.md`` from the
-invariant registry and ``docs/schema.md`` from the table definitions (created
+invariant registry, ``docs/diagnosis.md`` from the findings catalogue and
+``docs/schema.md`` from the table definitions (created
 in an in-memory database and read back, so the columns are the ones SQLite
 really makes). ``tests/test_docs.py`` fails when a committed file differs from
 what this module generates; the fix is always::
@@ -179,6 +180,20 @@ def invariants_reference() -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- diagnosis
+
+
+def diagnosis_reference() -> str:
+    """``docs/diagnosis.md``: the findings catalogue and what each named scenario is judged."""
+    from reportgen.diagnose import registry, scenarios
+
+    lines = _header(
+        "Diagnosis: verdicts and findings",
+        "`reportgen/diagnose/registry.py` (`KINDS`) and `reportgen/diagnose/scenarios.py`",
+    )
+    return "\n".join(lines) + "\n" + registry.markdown(scenarios.rows(), scenarios.NOT_SIMULATED)
+
+
 # --------------------------------------------------------------------------- schema
 
 #: What each table holds, in words. Every table the code creates must be here
@@ -337,6 +352,7 @@ def schema_reference() -> str:
 
 GENERATORS: dict[str, Callable[[], str]] = {
     "cli.md": cli_reference,
+    "diagnosis.md": diagnosis_reference,
     "invariants.md": invariants_reference,
     "schema.md": schema_reference,
 }

@@ -5,4 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def scenario_towns(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every named scenario simulated once per session (see ``scenario_towns.py``)."""
+    from scenario_towns import simulate_all
+
+    return simulate_all(tmp_path_factory.mktemp("scenarios"))

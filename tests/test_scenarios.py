@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from reportgen.sim import SCENARIOS, simulate_town
+from reportgen.sim import SCENARIOS
 from reportgen.sim.readback import TickRecord, first, load_ticks, town_start, violation_counts
 from reportgen.town import clock
 from reportgen.town.reconciler_common import (
@@ -35,23 +34,14 @@ from reportgen.town.reconciler_common import (
 )
 from reportgen.town.status import ACTIVE_ALARM_INTERVAL_MS, IDLE_ALARM_INTERVAL_MS
 
-#: The seed the scenarios run with; set ``REPORTGEN_SIM_SEED`` to check another.
-SEED = int(os.environ.get("REPORTGEN_SIM_SEED", "0"))
-#: Shorter than the scenario's default where the documented outcome allows it.
-HOURS = {"healthy-day": 4.0}
 TICK = ACTIVE_ALARM_INTERVAL_MS
 IDLE = IDLE_ALARM_INTERVAL_MS
 
 
 @pytest.fixture(scope="module")
-def towns(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("scenarios")
-    paths: dict[str, Path] = {}
-    for name in sorted(SCENARIOS):
-        result = simulate_town(name, seed=SEED, hours=HOURS.get(name), out_dir=out)
-        assert result.path is not None
-        paths[name] = result.path
-    return paths
+def towns(scenario_towns: dict[str, Path]) -> dict[str, Path]:
+    """Every scenario, simulated once per session (``conftest.scenario_towns``)."""
+    return scenario_towns
 
 
 @pytest.fixture
@@ -323,4 +313,43 @@ def test_gupp_warns_escalates_and_stops(db: sqlite3.Connection) -> None:
     assert escalate is not None and escalate.actions("create_triage_request")
     assert stop is not None and stop.actions("stop_agent") and stop.actions("create_triage_request")
     assert any(t.actions("dispatch_agent") for t in ticks if t.seq > stop.seq)
+    assert not violation_counts(ticks)
+
+
+@pytest.mark.parametrize("db", ["attempts-exhausted"], indirect=True)
+def test_outage_burns_every_attempt_and_the_work_stays_failed(db: sqlite3.Connection) -> None:
+    ticks = _ticks(db)
+    outage = SCENARIOS["attempts-exhausted"].agents.start_outage
+    assert outage is not None
+    issues = _scalar(db, "SELECT count(*) FROM beads WHERE type = 'issue'")
+    failed = [
+        (t, a)
+        for t in ticks
+        for a in _by_reason(t, "transition_bead", "max dispatch attempts exceeded")
+    ]
+    assert issues and len(failed) == issues
+    assert (
+        _scalar(db, "SELECT count(*) FROM beads WHERE type = 'issue' AND status != 'failed'") == 0
+    )
+    for t in ticks:
+        outcomes = (t.record["side_effects"] or {}).get("outcomes") or []
+        assert all(not o["ok"] for o in outcomes if o["type"] == "dispatch_agent")
+    assert not any(t.actions("dispatch_agent") for t in ticks if t.offset_ms >= outage.hi_ms)
+    resets = [t for t in ticks if t.actions("reset_agent_dispatch_attempts")]
+    assert resets and resets[0].offset_ms > outage.hi_ms - 15 * clock.MINUTE_MS
+    assert _scalar(db, "SELECT count(*) FROM beads WHERE status = 'closed'") == 0
+    assert not violation_counts(ticks)
+
+
+@pytest.mark.parametrize("db", ["alarm-stopped"], indirect=True)
+def test_alarm_stops_for_half_an_hour_with_work_pending(db: sqlite3.Connection) -> None:
+    ticks = _ticks(db)
+    gaps = [(a, b) for a, b in itertools.pairwise(ticks) if b.offset_ms - a.offset_ms > IDLE]
+    assert len(gaps) == 1
+    before, after = gaps[0]
+    assert 40 * clock.MINUTE_MS <= before.offset_ms <= 50 * clock.MINUTE_MS + TICK
+    assert 30 * clock.MINUTE_MS <= after.offset_ms - before.offset_ms <= 30 * clock.MINUTE_MS + TICK
+    assert before.record["active_work"]
+    assert after.record["metrics"]["eventsDrained"] > 0
+    assert _scalar(db, "SELECT count(*) FROM beads WHERE type = 'issue' AND status = 'closed'")
     assert not violation_counts(ticks)

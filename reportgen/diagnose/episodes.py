@@ -23,7 +23,15 @@ from typing import Any
 from reportgen.town import clock
 from reportgen.town.invariants import find_invariant
 
-__all__ = ["EntityKey", "Episode", "entity_key", "episode_id", "find_episodes", "to_ms"]
+__all__ = [
+    "EntityKey",
+    "Episode",
+    "entity_key",
+    "episode_id",
+    "find_episodes",
+    "stable_id",
+    "to_ms",
+]
 
 #: How many distinct messages an episode keeps (a message that changes every tick is rare).
 MAX_MESSAGES = 5
@@ -146,9 +154,15 @@ def _union(a: EntityKey, b: EntityKey) -> EntityKey:
     )
 
 
+def stable_id(parts: Sequence[Any]) -> str:
+    """A short, stable hash of JSON-able ``parts``: the ids of episodes and findings."""
+    payload = json.dumps(list(parts), separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(payload.encode("ascii")).hexdigest()[:12]
+
+
 def episode_id(town_id: str, invariant: int, entities: EntityKey, first_at: str) -> str:
     """A short, stable hash of what identifies an episode: the permalink and history key."""
-    payload = json.dumps(
+    return stable_id(
         [
             town_id,
             invariant,
@@ -156,11 +170,8 @@ def episode_id(town_id: str, invariant: int, entities: EntityKey, first_at: str)
             list(entities.bead_ids),
             list(entities.rig_ids),
             first_at,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=True,
+        ]
     )
-    return hashlib.sha256(payload.encode("ascii")).hexdigest()[:12]
 
 
 @dataclass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from reportgen.sim.knobs import Eviction
+from reportgen.sim.knobs import Eviction, Span
 from reportgen.town import clock
 
 if TYPE_CHECKING:
@@ -95,5 +95,22 @@ def buggy_double_hook(after_ms: int) -> Incident:
 
     def schedule(sim: Simulation) -> None:
         sim.agenda.at(sim.start_ms + after_ms, lambda ms: attempt(sim, ms))
+
+    return schedule
+
+
+def alarm_outage(at: Span, lasts: Span) -> Incident:
+    """The town's alarm is not delivered for a while (a platform incident), then resumes.
+
+    No tick runs from ``at`` (after the start) for ``lasts``; agents keep
+    working and calling the town meanwhile (heartbeats, ``gt_done``), so
+    their events wait, pending, for the first tick after the outage.
+    """
+
+    def schedule(sim: Simulation) -> None:
+        def stop(ms: int) -> None:
+            sim.alarm_blocked_until_ms = ms + lasts.sample(sim.rng)
+
+        sim.agenda.at(sim.start_ms + at.sample(sim.rng), stop)
 
     return schedule

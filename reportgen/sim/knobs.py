@@ -47,6 +47,8 @@ class AgentKnobs:
     """How agent processes behave in the simulated container."""
 
     start_success: float = 1.0
+    #: The container refuses every start during this span (from the town's start).
+    start_outage: Span | None = None
     startup: Span = field(default_factory=lambda: Span.seconds(2, 8))
     heartbeat: Span = field(default_factory=lambda: Span.seconds(25, 35))
     polecat_work: Span = field(default_factory=lambda: Span.minutes(15, 45))

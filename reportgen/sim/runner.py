@@ -114,6 +114,8 @@ class Simulation:
         self.end_ms = self.start_ms + int(hours * clock.HOUR_MS)
         self.now_ms = self.start_ms
         self.next_tick_ms = self.start_ms
+        #: No alarm fires before this time (an alarm outage, :func:`~reportgen.sim.incidents.alarm_outage`).
+        self.alarm_blocked_until_ms = 0
         conn = configure(sqlite3.connect(":memory:"))
         self.town = Town.create(conn, self.town_id, dict(scenario.config))
         self.town.observers = list(observers or [])
@@ -165,14 +167,16 @@ class Simulation:
         """Set the town up and run it to the end time; the database stays in memory."""
         self.setup()
         while True:
+            tick_ms = max(self.next_tick_ms, self.alarm_blocked_until_ms)
             nxt = self.agenda.next_ms()
-            if nxt is not None and nxt <= self.next_tick_ms and nxt <= self.end_ms:
+            if nxt is not None and nxt <= tick_ms and nxt <= self.end_ms:
                 ms, task = self.agenda.pop()
                 self.now_ms = ms
                 task(ms)
                 continue
-            if self.next_tick_ms > self.end_ms:
+            if tick_ms > self.end_ms:
                 break
+            self.next_tick_ms = tick_ms
             self._tick()
         self.town.save_counters()
         self.town.conn.commit()

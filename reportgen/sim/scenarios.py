@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reportgen.errors import BadInputError
-from reportgen.sim.incidents import Incident, buggy_double_hook, eviction
+from reportgen.sim.incidents import Incident, alarm_outage, buggy_double_hook, eviction
 from reportgen.sim.knobs import AgentKnobs, Eviction, GitHubKnobs, Mishap, Span, UserKnobs
 from reportgen.town import clock
 
@@ -364,4 +364,58 @@ def gupp_escalation() -> dict[str, Any]:
             polecat_work=Span.minutes(300, 400), hang=Mishap(1.0, Span.minutes(2, 4))
         ),
         "users": UserKnobs(initial_beads=1),
+    }
+
+
+@scenario("attempts-exhausted")
+def attempts_exhausted() -> dict[str, Any]:
+    """The container refuses every start for an hour: the work slung meanwhile is lost for good.
+
+    Users sling a bead every few minutes for the first 40 min; the
+    container refuses every start until 60 min in, then accepts again. Each
+    refused dispatch leaves a phantom ``working`` agent the heartbeat rule
+    idles after 90 s; the bead is reopened and retried with backoff, and
+    the polecats' own attempt counters climb past the cap.
+
+    Report: ``dispatch_agent`` five times per bead, every start refused,
+    then ``transition_bead`` → failed ("max dispatch attempts exceeded", or
+    Rule 3's "agent lost, max dispatch attempts exhausted") about 15–25 min
+    after each bead was slung. After the container is back
+    nothing is dispatched again: every bead is failed, the town is idle and
+    the polecats sit at the cap until the attempt reset (A3) clears them
+    30 min after their last activity. No bead is ever closed. No invariant
+    violations.
+    """
+    return {
+        "config": DIRECT,
+        "hours": 2.0,
+        "agents": AgentKnobs(start_outage=Span.minutes(0, 60)),
+        "users": UserKnobs(
+            initial_beads=2,
+            sling_every=Span.minutes(4, 8),
+            max_in_flight=6,
+            stop_after=Span.minutes(40, 40),
+        ),
+    }
+
+
+@scenario("alarm-stopped")
+def alarm_stopped() -> dict[str, Any]:
+    """The alarm stops firing for 30 min while polecats work, then resumes.
+
+    Three beads are in progress when the alarm is not delivered for 30 min
+    (40–50 min in). The agents keep working and heartbeating; those that
+    finish call ``gt_done``, whose events wait, pending, for the next tick.
+
+    Report: no tick for 30 min although the last tick before the gap had
+    active work; the first tick after it drains every event that piled up
+    (``agent_done``, ``agent_completed``, ``bead_created``) and the town
+    carries on. No invariant violations.
+    """
+    return {
+        "config": DIRECT,
+        "hours": 2.0,
+        "agents": AgentKnobs(polecat_work=Span.minutes(20, 40)),
+        "users": UserKnobs(initial_beads=3, sling_every=Span.minutes(15, 25), max_in_flight=3),
+        "incidents": (alarm_outage(Span.minutes(40, 50), Span.minutes(30, 30)),),
     }

@@ -38,6 +38,9 @@ class SimWorld:
         if sim.rng.random() >= sim.knobs.agents.start_success:
             return False
         now = sim.now_ms
+        outage = sim.knobs.agents.start_outage
+        if outage is not None and outage.lo_ms <= now - sim.start_ms < outage.hi_ms:
+            return False
         row = sim.town.conn.execute(
             "SELECT role FROM agent_metadata WHERE bead_id = ?", (agent_id,)
         ).fetchone()
