@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from diagnose_helpers import make_input
-from reportgen.report.episodes import EntityKey, episode_id
 from townbuilder import HOUR, MINUTE, add_bead, add_rig, ago, new_town
 
 from reportgen.diagnose import judge, load_config
 from reportgen.diagnose.detectors import DETECTORS
+from reportgen.diagnose.episodes import EntityKey, episode_id
 from reportgen.diagnose.model import Finding, Subject, Verdict, fold, lower, town_verdict
 from reportgen.diagnose.registry import (
     BEHAVIOUR,

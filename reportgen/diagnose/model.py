@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from reportgen.diagnose.episodes import stable_id
 from reportgen.diagnose.registry import CRITICAL, NOTICE, SEVERITIES, WARNING
-from reportgen.report.episodes import stable_id
 from reportgen.report.text import clean, fmt_duration
 from reportgen.town import clock
 

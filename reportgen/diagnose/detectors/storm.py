@@ -1,7 +1,7 @@
 """``violation-storm``: one invariant violated on every tick for a long time.
 
 Episodes are grouped exactly as the report groups them
-(:func:`reportgen.report.episodes.find_episodes`). An episode whose every
+(:func:`reportgen.diagnose.episodes.find_episodes`). An episode whose every
 violation is expected (:func:`reportgen.diagnose.registry.is_expected`) is
 reported as expected and never changes the verdict.
 """
@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from reportgen.diagnose.detectors.common import fmt_duration, plural, quoted
+from reportgen.diagnose.episodes import Episode, find_episodes, violation_key
 from reportgen.diagnose.inputs import DiagnosisInput
 from reportgen.diagnose.model import Finding, Subject
 from reportgen.diagnose.registry import is_expected
-from reportgen.report.episodes import Episode, find_episodes, violation_key
 from reportgen.town.invariants import invariant_by_number
 
 KIND = "violation-storm"
