@@ -139,6 +139,7 @@ def build(
         auto_recover=validate(auto_recover) if auto_recover else None, ticks=ticks
     )
     runner = make_executor(executor, jobs, scheduler)
+    reporter = reporter_from_env() if single_file is None else None  # fail before the work
     paths = discover_sources(list(sources)) if sources else demo_sources()
     if single_file is not None:
         size = build_single_file(
@@ -161,7 +162,7 @@ def build(
     )
     click.echo(summary.text())
     report_new_episodes(
-        reporter_from_env(),
+        reporter,
         summary.new_episode_records,
         lambda eid: f"{base_url.rstrip('/')}/{violation_href(eid)}" if base_url else None,
     )

@@ -25,3 +25,11 @@ class NotATownDatabaseError(BadInputError):
 
 class BadWindowError(BadInputError):
     """A time window is unparseable, reversed, or outside the data."""
+
+
+class UnreadableDatabaseError(BadInputError):
+    """A SQLite file that cannot be read as it is: damaged, locked, or mid-write."""
+
+
+class BadRowError(BadInputError):
+    """A stored value cannot be decoded (bad JSON, compression, NULL): names file, row, field."""

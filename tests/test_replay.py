@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from test_replay_towns import Built, Script, at, build_town
 
 from reportgen.cli import main
-from reportgen.errors import BadWindowError
 from reportgen.cli_replay import ticks_json
+from reportgen.errors import BadWindowError
 from reportgen.replay import (
     dry_run,
     open_source,

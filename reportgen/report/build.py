@@ -456,6 +456,7 @@ def build_site(
             fleet = _run_fleet(executor or ProcessExecutor(jobs), ctx, towns, writer, progress)
             for outcome in repeated:
                 fleet.add(outcome)
+            _check_any_built(fleet.ordered())
             summaries, rows, episodes = _collect(fleet.ordered(), summary, hist)
             summary.new_episode_records = {
                 r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
@@ -474,6 +475,16 @@ def build_site(
     return summary
 
 
+def _check_any_built(outcomes: list[TownOutcome]) -> None:
+    """Fail as bad input (exit 2) when every source was bad input: there is nothing to
+    show, and the previous site stays in place instead of an index of failures."""
+    if not outcomes or not all(o.bad_input for o in outcomes):
+        return
+    others = [Path(o.source).name for o in outcomes[1:]]
+    more = f"; {len(others)} more source(s) failed too: {', '.join(others)}" if others else ""
+    raise BadInputError(outcomes[0].bad_input + more)
+
+
 def _tasks(sources: Sequence[Path]) -> tuple[list[TownTask], list[TownOutcome]]:
     """A task per distinct source; a file listed again fails at once (it would share a key)."""
     tasks: list[TownTask] = []
@@ -482,8 +493,10 @@ def _tasks(sources: Sequence[Path]) -> tuple[list[TownTask], list[TownOutcome]]:
     for i, source in enumerate(sources):
         resolved = source.resolve()
         if resolved in seen:
-            why = f"BadInputError: {source} is listed more than once"
-            repeated.append(TownOutcome(i, str(source), error=why))
+            why = f"{source} is listed more than once"
+            repeated.append(
+                TownOutcome(i, str(source), error=f"BadInputError: {why}", bad_input=why)
+            )
             continue
         seen.add(resolved)
         tasks.append(TownTask(i, source))
