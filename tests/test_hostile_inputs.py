@@ -25,7 +25,7 @@ from click.testing import CliRunner, Result
 from hostile_corpus import COMMANDS, WINDOW, Case, build_corpus, simulated_town
 
 from reportgen.cli import main
-from reportgen.town import db
+from reportgen.town import db, schema
 
 
 def command_args(command: str, path: Path, out: Path) -> list[str]:
@@ -296,3 +296,42 @@ def test_a_stray_sqlite_error_is_still_one_line_naming_the_input(
     case = corpus["ticks-not-utf8"]
     result = run("replay-ticks", case.path, tmp_path)
     assert_one_line_error(result, str(case.path), "cannot be read", "UTF-8")
+
+
+def test_a_build_of_only_bad_sources_keeps_the_previous_site(
+    healthy: Path, corpus: dict[str, Case], tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    first = CliRunner().invoke(
+        main, command_args("build", healthy, tmp_path), catch_exceptions=False
+    )
+    assert first.exit_code == 0, first.stderr
+    before = sorted(str(p.relative_to(site)) for p in site.rglob("*"))
+    bad = [corpus["truncated"].path, corpus["journal-null"].path]
+    start, end = WINDOW
+    args = [
+        "build",
+        *map(str, bad),
+        "--from",
+        start,
+        "--to",
+        end,
+        "--out",
+        str(site),
+        "--jobs",
+        "1",
+    ]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert_one_line_error(result, "truncated.sqlite", "damaged", "1 more source(s)", "journal-null")
+    assert sorted(str(p.relative_to(site)) for p in site.rglob("*")) == before
+
+
+def test_missing_columns_names_each_table_and_column() -> None:
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE beads (bead_id text, type text)")
+    conn.execute("CREATE TABLE rg_ticks (seq integer, at text)")
+    missing = schema.missing_columns(conn, db.town_ddl())
+    assert "beads.title" in missing and "rg_ticks.record" in missing
+    assert not [
+        m for m in missing if m.startswith(("town_events.", "rg_journal."))
+    ]  # absent tables
