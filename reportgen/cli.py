@@ -21,6 +21,7 @@ import click
 
 from reportgen import __version__
 from reportgen.errors import BadInputError, ReportgenError
+from reportgen.town.db import is_input_error, stray_message
 
 if TYPE_CHECKING:
     from reportgen.replay.source import ChosenWindow
@@ -29,7 +30,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def reports_errors(func: F) -> F:
-    """Turn a :class:`ReportgenError` into ``error: <message>`` on stderr and its exit code."""
+    """Turn a :class:`ReportgenError` into ``error: <message>`` on stderr and its exit code.
+
+    The last line of defence: a SQLite error that no library code turned into
+    a named error is still bad input (a damaged or changing database), so it
+    becomes one line naming the command's input files and exit 2, never a
+    traceback.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -38,8 +45,19 @@ def reports_errors(func: F) -> F:
         except ReportgenError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except sqlite3.DatabaseError as exc:
+            if not is_input_error(exc):
+                raise
+            click.echo(f"error: {stray_message(_inputs(kwargs), exc)}", err=True)
+            sys.exit(BadInputError.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _inputs(options: dict[str, Any]) -> str:
+    """The input files a command was given (``--db``, the sources of ``build``)."""
+    files = [options.get("db"), *options.get("sources", ()), options.get("history")]
+    return ", ".join(str(f) for f in files if f) or "the input database"
 
 
 def auto_recover_option(func: F) -> F:

@@ -150,6 +150,7 @@ def build(
         auto_recover=validate(auto_recover) if auto_recover else None, ticks=ticks
     )
     runner = make_executor(executor, jobs, scheduler)
+    reporter = reporter_from_env() if single_file is None else None  # fail before the work
     paths = discover_sources(list(sources)) if sources else demo_sources()
     if single_file is not None:
         check_single_file(single_file, [*paths, *sources])
@@ -182,7 +183,7 @@ def build(
         echo_ignored_times([t for t in summary.ignored_times if t["source"] == source], source)
     click.echo(summary.window_line(), err=True)
     report_new_episodes(
-        reporter_from_env(),
+        reporter,
         summary.new_episode_records,
         lambda eid: f"{base_url.rstrip('/')}/{violation_href(eid)}" if base_url else None,
     )

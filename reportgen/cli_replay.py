@@ -85,10 +85,11 @@ def replay_command(
         click.echo(_events_text(result))
         return
     recover = validate(auto_recover) if auto_recover else None
+    reporter = reporter_from_env()  # a bad SENTRY_DSN fails before the work, not after
     run = replay.replay_window(db, start, end, auto_recover=recover)
     echo_chosen("window", given_window(start, end), db)
     click.echo(json_text(ticks_json(run)) if as_json else _ticks_text(run))
-    report_episodes(reporter_from_env(), find_episodes(run.town_id, run.ticks))
+    report_episodes(reporter, find_episodes(run.town_id, run.ticks))
 
 
 def _events_text(result: dict[str, Any]) -> str:

@@ -40,3 +40,11 @@ class NothingBuiltError(ReportgenError):
     def __init__(self, message: str, failures: Sequence[tuple[str, str]] = ()) -> None:
         super().__init__(message)
         self.failures = list(failures)
+
+
+class UnreadableDatabaseError(BadInputError):
+    """A SQLite file that cannot be read as it is: damaged, locked, or mid-write."""
+
+
+class BadRowError(BadInputError):
+    """A stored value cannot be decoded (bad JSON, compression, NULL): names file, row, field."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sentry_sdk
+from sentry_sdk.utils import BadDsn, Dsn
 
 from reportgen import __version__
 from reportgen.diagnose.episodes import (
@@ -34,6 +35,7 @@ from reportgen.diagnose.episodes import (
     subject_id,
     violation_key,
 )
+from reportgen.errors import BadInputError
 from reportgen.town.invariants import find_invariant
 
 DSN_ENV = "SENTRY_DSN"
@@ -125,11 +127,21 @@ class SentryReporter:
 
 
 def reporter_from_env(environ: Mapping[str, str] | None = None) -> SentryReporter | None:
-    """A reporter when ``SENTRY_DSN`` is set (and non-empty); otherwise ``None``, nothing initialised."""
+    """A reporter when ``SENTRY_DSN`` is set (and non-empty); otherwise ``None``, nothing initialised.
+
+    A DSN that does not parse is bad input; the message never repeats the
+    DSN (a secret), not even the part the SDK complains about.
+    """
     env = os.environ if environ is None else environ
     dsn = env.get(DSN_ENV, "").strip()
     if not dsn:
         return None
+    try:
+        Dsn(dsn)
+    except BadDsn as exc:
+        raise BadInputError(
+            f"{DSN_ENV} is not a valid Sentry DSN (expected https://KEY@HOST/PROJECT)"
+        ) from exc
     return SentryReporter(dsn, environment=env.get(ENVIRONMENT_ENV) or None)
 
 

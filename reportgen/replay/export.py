@@ -64,6 +64,7 @@ from reportgen.replay.source import (
 from reportgen.replay.state import base_for, noncanonical_events, state_after
 from reportgen.town import checkpoints
 from reportgen.town.api import JOURNAL_DDL
+from reportgen.town.db import check_json_rows
 from reportgen.town.record import TICKS_DDL, TICKS_INDEX
 from reportgen.town.schema import SCHEMA_VERSION
 from reportgen.town.worldlog import WORLD_LOG_DDL
@@ -105,6 +106,11 @@ def export(
     source = open_source(src_path)
     window = check_window(source, start, end, names)
     base = base_for(source, window.start) if source.journaled else None
+    if base is not None and _has(source.conn, "rg_ticks"):  # copied, not decoded: check them
+        check_json_rows(
+            source.conn, "rg_ticks", ("seq",), "record", "seq > ? AND at <= ?",
+            (base.seq, window.end),
+        )  # fmt: skip
     state = base.state if base is not None else checkpoints.snapshot(source.conn)
     end_state = _end_state(source, window) if source.journaled else None
     manifest = _manifest(source, window, base, src_path)
@@ -171,7 +177,7 @@ def _write(
     conn = sqlite3.connect(path)
     try:
         db = sqlite_utils.Database(conn)
-        checkpoints.restore(conn, state)
+        checkpoints.restore(conn, state, str(source.path))
         counts = _write_history(db, source, window, base, {row["event_id"] for row in set_aside})
         counts["quarantined"] = _quarantine(conn, set_aside, window.start)
         if end is not None:

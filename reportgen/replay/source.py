@@ -2,7 +2,8 @@
 
 A source is read through an in-memory copy (:func:`reportgen.town.db.load_copy`)
 that replay may change freely, or opened read-only in place for readers that
-never write. Nothing here writes to the file.
+never write (:func:`reportgen.town.db.open_town`). Nothing here writes to the
+file or beside it.
 
 Times a command is not given come from here (:func:`choose_now`,
 :func:`choose_window`): the newest *plausible* timestamp of the data
@@ -21,12 +22,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from reportgen import jsonio
-from reportgen.errors import BadInputError, BadWindowError, NotATownDatabaseError
+from reportgen.errors import BadInputError, BadWindowError
 from reportgen.replay.fidelity import APPROXIMATE, EXACT
 from reportgen.town import clock, store
-from reportgen.town.db import load_copy, open_readonly
-from reportgen.town.schema import missing_tables
+from reportgen.town.db import load_copy, open_town, stored_json
 
 #: The table that marks a file as an export bundle (see :mod:`reportgen.export`).
 MANIFEST_TABLE = "manifest"
@@ -345,7 +344,10 @@ def read_manifest(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """A bundle's manifest (decoded values), or ``None`` for a town database."""
     if MANIFEST_TABLE not in table_names(conn):
         return None
-    manifest = {str(k): jsonio.loads(v) for k, v in conn.execute("SELECT key, value FROM manifest")}
+    manifest = {
+        str(k): stored_json(conn, v, MANIFEST_TABLE, f"key {k}", "value")
+        for k, v in conn.execute("SELECT key, value FROM manifest")
+    }
     if manifest.get("format") != BUNDLE_FORMAT:
         return None
     return manifest
@@ -355,7 +357,7 @@ def open_source(path: str | Path, *, copy: bool = True) -> Source:
     """Open a town database or bundle read-only: an in-memory copy (which replay may
     change freely), or with ``copy=False`` the file itself opened ``mode=ro`` (for
     readers that never write, without the cost of copying the file)."""
-    conn = load_copy(path) if copy else _open_town_readonly(path)
+    conn = load_copy(path) if copy else open_town(path)
     journaled = "rg_journal" in table_names(conn) and (
         conn.execute("SELECT 1 FROM rg_journal LIMIT 1").fetchone() is not None
     )
@@ -453,17 +455,3 @@ def choose_window(
         lo, first = clock.iso(max(clock.to_ms(data[0]), span)), "the last 24 h"
     upto = names[1] if end is not None else f"the {now.reason}"
     return ChosenWindow(lo, now.end, f"{first} up to {upto}", now.dropped)
-
-
-# --------------------------------------------------------------------------- state at a time
-
-
-def _open_town_readonly(path: str | Path) -> sqlite3.Connection:
-    conn = open_readonly(path)
-    missing = missing_tables(conn)
-    if missing:
-        conn.close()
-        raise NotATownDatabaseError(
-            f"{path}: not a town database (missing table(s): {', '.join(missing)})"
-        )
-    return conn

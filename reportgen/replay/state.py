@@ -25,13 +25,12 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from reportgen import jsonio
 from reportgen.replay.fidelity import APPROXIMATE, APPROXIMATE_CAVEAT, EXACT
 from reportgen.replay.source import HISTORY_TABLES, Source, Window, table_names
 from reportgen.town import checkpoints, clock, events, store
 from reportgen.town.api import Town
 from reportgen.town.context import TownCtx
-from reportgen.town.db import configure
+from reportgen.town.db import memory_db, stored_json
 from reportgen.town.record import tick_record
 from reportgen.town.tick import ContainerFilter, ModelStopwatch, TickResult
 from reportgen.town.worldlog import Mismatch, ReplayWorld
@@ -82,7 +81,16 @@ class TownState:
             "SELECT seq, at, call, args FROM rg_journal WHERE seq > ? AND at <= ? ORDER BY seq",
             (self.seq, until),
         ).fetchall()
-        return [JournalRow(int(r[0]), str(r[1]), str(r[2]), jsonio.loads(r[3])) for r in rows]
+        conn = self.source.conn
+        return [
+            JournalRow(
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                stored_json(conn, r[3], "rg_journal", f"seq {r[0]}", "args", dict),
+            )
+            for r in rows
+        ]
 
     def advance(self, until: str, *, alarm: bool = False, keep_ticks: bool = False) -> None:
         """Re-run every journal row after this state up to ``until``.
@@ -132,8 +140,9 @@ class TownState:
             )
 
 
-def memory() -> sqlite3.Connection:
-    return configure(sqlite3.connect(":memory:"))
+def memory(source: Source) -> sqlite3.Connection:
+    """An empty working copy, named after ``source`` (values it holds came from there)."""
+    return memory_db(str(source.path))
 
 
 def _replay_town(conn: sqlite3.Connection) -> Town:
@@ -144,7 +153,7 @@ def _replay_town(conn: sqlite3.Connection) -> Town:
 
 def _empty_town_state(source: Source) -> checkpoints.State:
     """The empty town a journal starts from, when the database has no creation checkpoint."""
-    conn = memory()
+    conn = memory(source)
     checkpoints.restore(conn, {})
     for key in (store.TOWN_ID, "id_namespace", store.TOWN_CONFIG):
         value = store.get(source.conn, key)
@@ -175,9 +184,8 @@ def base_for(source: Source, t: str | None) -> checkpoints.Checkpoint:
 
 
 def _working_copy(source: Source) -> sqlite3.Connection:
-    conn = memory()
+    conn = memory(source)
     source.conn.backup(conn)
-    configure(conn)
     have = table_names(conn)
     for table in HISTORY_TABLES:
         if table in have:
@@ -215,7 +223,7 @@ def state_after(source: Source, t: str) -> TownState:
 
 
 def _rebuilt(source: Source, base: checkpoints.Checkpoint) -> TownState:
-    conn = memory()
+    conn = memory(source)
     checkpoints.restore(conn, base.state)
     return TownState(source, conn, _replay_town(conn), EXACT, None, seq=base.seq)
 

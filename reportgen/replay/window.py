@@ -20,7 +20,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from reportgen import gcpause, jsonio
+from reportgen import gcpause
 from reportgen.errors import BadWindowError
 from reportgen.replay.compare import compare_ticks
 from reportgen.replay.entities import bead_events_in, collect_entities
@@ -41,7 +41,7 @@ from reportgen.replay.state import (
 from reportgen.runmodel import TownRun
 from reportgen.town import checkpoints
 from reportgen.town.effects import NullWorld
-from reportgen.town.record import load_ticks, tick_record
+from reportgen.town.record import load_ticks, stored_tick, tick_record
 from reportgen.town.schema import missing_tables
 from reportgen.town.tick import ModelStopwatch
 
@@ -130,7 +130,7 @@ def _end_state_conn(source: Source, window: Window) -> sqlite3.Connection | None
     end = checkpoints.end_state(source.conn)
     if end is None:
         return None
-    conn = memory()
+    conn = memory(source)
     checkpoints.restore(conn, end.state)
     return conn
 
@@ -226,4 +226,4 @@ def recorded_ticks(source: Source, seqs: list[int]) -> dict[int, dict[str, Any]]
         "SELECT seq, record FROM rg_ticks WHERE seq >= ? AND seq <= ? ORDER BY seq",
         (min(seqs), max(seqs)),
     ).fetchall()
-    return {int(r[0]): jsonio.loads(r[1]) for r in rows}
+    return {int(r[0]): stored_tick(source.conn, r[0], r[1]) for r in rows}

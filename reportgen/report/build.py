@@ -535,11 +535,13 @@ def _finish(
 ) -> tuple[list[TownSummary], list[EpisodeRow]]:
     """Everything after the towns, up to the swap: the run-level pages and the history.
 
-    Raises :class:`NothingBuiltError` before writing any of it when no town
-    was built, so the caller's writer discards the new site.
+    Raises before writing any of it when no town was built, so the caller's
+    writer discards the new site: :class:`BadInputError` when every source was
+    bad input, else :class:`NothingBuiltError`.
     """
     summaries, rows, episodes = _collect(fleet.ordered(), summary, hist)
     if not fleet.owner:
+        _check_any_built(fleet.ordered())
         raise _nothing_built(summary.out, summary.failures)
     summary.new_episode_records = {
         r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
@@ -567,6 +569,16 @@ def _nothing_built(out: Path, failures: list[tuple[str, str]]) -> NothingBuiltEr
     )
 
 
+def _check_any_built(outcomes: list[TownOutcome]) -> None:
+    """Fail as bad input (exit 2) when every source was bad input: there is nothing to
+    show, and the previous site stays in place instead of an index of failures."""
+    if not outcomes or not all(o.bad_input for o in outcomes):
+        return
+    others = [Path(o.source).name for o in outcomes[1:]]
+    more = f"; {len(others)} more source(s) failed too: {', '.join(others)}" if others else ""
+    raise BadInputError(outcomes[0].bad_input + more)
+
+
 def _tasks(sources: Sequence[Path]) -> tuple[list[TownTask], list[TownOutcome]]:
     """A task per distinct source; a file listed again fails at once (it would share a key)."""
     tasks: list[TownTask] = []
@@ -575,8 +587,10 @@ def _tasks(sources: Sequence[Path]) -> tuple[list[TownTask], list[TownOutcome]]:
     for i, source in enumerate(sources):
         resolved = source.resolve()
         if resolved in seen:
-            why = f"BadInputError: {source} is listed more than once"
-            repeated.append(TownOutcome(i, str(source), error=why))
+            why = f"{source} is listed more than once"
+            repeated.append(
+                TownOutcome(i, str(source), error=f"BadInputError: {why}", bad_input=why)
+            )
             continue
         seen.add(resolved)
         tasks.append(TownTask(i, source))

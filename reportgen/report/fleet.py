@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from reportgen import __version__, gcpause
+from reportgen.errors import BadInputError
 from reportgen.report import history
 from reportgen.report.render import AssetRefs
 from reportgen.resources import templates_dir
 from reportgen.runmodel import TownRun
+from reportgen.town.db import is_input_error, stray_message
 
 #: ``load_run(source, window_from, window_to) -> TownRun`` (``None`` = the default window).
 LoadRun = Callable[[Path, str | None, str | None], TownRun]
@@ -88,6 +90,8 @@ class TownOutcome:
     skipped: bool = False
     error: str = ""
     result: dict[str, Any] = field(default_factory=dict)
+    #: The error's message (naming the source) when the town failed on bad input.
+    bad_input: str = ""
 
 
 def options_key(
@@ -194,7 +198,12 @@ def run_town(ctx: FleetContext, task: TownTask, write_town: WriteTown) -> TownOu
         result = _build(ctx, task, write_town, folder, key)
     except Exception as exc:  # one bad town must not sink a fleet build
         shutil.rmtree(folder, ignore_errors=True)
-        return TownOutcome(task.index, str(task.source), error=describe_error(task.source, exc))
+        bad = error_message(task.source, exc) if isinstance(exc, BadInputError) else ""
+        if is_input_error(exc):
+            bad = stray_message(str(task.source), exc)
+        return TownOutcome(
+            task.index, str(task.source), error=describe_error(task.source, exc), bad_input=bad
+        )
     finally:
         gcpause.collect()
     outcome = TownOutcome(task.index, str(task.source), str(folder), False, False, "", result)
@@ -218,10 +227,15 @@ def _build(
 
 def describe_error(source: Path, exc: BaseException) -> str:
     """``Type: message`` naming the source file (unless the message already does)."""
+    return f"{type(exc).__name__}: {error_message(source, exc)}"
+
+
+def error_message(source: Path, exc: BaseException) -> str:
+    """The exception's message, naming the source file (unless it already does)."""
     message = str(exc)
     if str(source) not in message and source.name not in message:
         message = f"{source}: {message}"
-    return f"{type(exc).__name__}: {message}"
+    return message
 
 
 def _reuse(ctx: FleetContext, task: TownTask, key: str) -> TownOutcome | None:

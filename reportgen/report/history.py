@@ -95,7 +95,7 @@ def read_history(path: Path | None) -> list[RunRecord]:
             return []
         raise BadInputError(f"--history {path}: no such file or directory")
     runs: list[RunRecord] = []
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_history_text(file).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -114,6 +114,25 @@ def read_history(path: Path | None) -> list[RunRecord]:
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInputError(f"--history {file}:{number}: not a history record ({exc})") from exc
     return runs
+
+
+def _history_text(file: Path) -> str:
+    """The history file's text; a file that is not UTF-8 text (a database, an image) is bad input."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"--history {file}: {exc.strerror}") from exc
+    if data.startswith(b"SQLite format 3\x00"):
+        problem = "a SQLite database"
+    else:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            problem = "not UTF-8 text"
+    raise BadInputError(
+        f"--history {file}: {problem}, not a history file "
+        "(give the previous site directory or its history.jsonl)"
+    )
 
 
 def _key(

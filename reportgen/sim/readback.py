@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reportgen import jsonio
 from reportgen.town import clock
+from reportgen.town.db import open_input
+from reportgen.town.record import stored_tick
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,17 @@ def town_start(conn: sqlite3.Connection) -> str:
 
 def load_ticks(db: sqlite3.Connection | str | Path) -> list[TickRecord]:
     """Every stored tick of a town database (a connection or a path), in order."""
-    conn = db if isinstance(db, sqlite3.Connection) else sqlite3.connect(db)
+    conn = db if isinstance(db, sqlite3.Connection) else open_input(db)
     try:
         start = clock.to_ms(town_start(conn))
         rows = conn.execute("SELECT seq, at, record FROM rg_ticks ORDER BY seq").fetchall()
+        return [
+            TickRecord(int(s), clock.to_ms(at) - start, stored_tick(conn, s, rec))
+            for s, at, rec in rows
+        ]
     finally:
         if conn is not db:
             conn.close()
-    return [TickRecord(int(s), clock.to_ms(at) - start, jsonio.loads(rec)) for s, at, rec in rows]
 
 
 def first(ticks: list[TickRecord], pred: Callable[[TickRecord], bool]) -> TickRecord | None:

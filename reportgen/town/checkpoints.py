@@ -29,8 +29,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from reportgen import jsonio
+from reportgen.errors import BadRowError
 from reportgen.town import clock
+from reportgen.town.db import bad_value, input_name, stored_json
 from reportgen.town.schema import (
     UPSTREAM_TABLES,
     create_upstream_tables,
@@ -80,7 +81,7 @@ def _encode_value(value: Any) -> Any:
 
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict) and "$b64" in value:
-        return base64.b64decode(value["$b64"])
+        return base64.b64decode(value["$b64"], validate=True)
     return value
 
 
@@ -104,17 +105,44 @@ def encode(state: State) -> bytes:
     return zlib.compress(text.encode("utf-8"), 6)
 
 
-def decode(blob: bytes) -> State:
-    value: State = jsonio.loads(zlib.decompress(blob).decode("utf-8"))
-    return value
+def load_stored(conn: sqlite3.Connection, table: str, seq: Any, blob: Any) -> State:
+    """A state stored in ``table`` (``rg_checkpoints``, ``rg_end_state``), decoded and checked.
+
+    Every way the stored value can be unreadable (NULL, not zlib, not UTF-8
+    JSON, not a state, a bad base64 value) is an error naming the file,
+    table, ``seq`` and field, before anything is restored from it.
+    """
+    where = f"seq {seq}"
+    if not isinstance(blob, bytes):
+        got = "NULL" if blob is None else f"{type(blob).__name__}, not a blob"
+        raise bad_value(conn, table, where, "state", f"is not a compressed state (got {got})")
+    try:
+        text = zlib.decompress(blob)
+    except zlib.error as exc:
+        raise bad_value(conn, table, where, "state", f"is not zlib-compressed ({exc})") from exc
+    state: State = stored_json(conn, text, table, where, "state", dict)
+    for name, data in state.items():
+        try:
+            width = len(data["columns"]) + 1
+            for row in data["rows"]:
+                if len(row) != width:
+                    raise ValueError("a row does not match the columns")
+                for v in row:
+                    _decode_value(v)
+        except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+            problem = f"is not a valid state (table {name}: {type(exc).__name__}: {exc})"
+            raise bad_value(conn, table, where, "state", problem) from exc
+    return state
 
 
-def restore(conn: sqlite3.Connection, state: State) -> None:
+def restore(conn: sqlite3.Connection, state: State, origin: str | None = None) -> None:
     """Materialise ``state`` into a fresh ``conn`` (commits: use it on a new database).
 
     Creates upstream's and reportgen's tables first, so an empty state gives
     an empty town. Foreign keys are not checked during the load: the rows
     were consistent (or not) in the original, and are copied as they were.
+    A NULL where the schema forbids one (a loose dump) is an error naming
+    ``origin`` (default: the input ``conn`` was made from), the row and field.
     """
     create_upstream_tables(conn)
     ensure_reportgen_tables(conn)
@@ -126,13 +154,32 @@ def restore(conn: sqlite3.Connection, state: State) -> None:
             columns = state[table]["columns"]
             names = ", ".join(['"rowid"', *(f'"{c}"' for c in columns)])
             marks = ", ".join("?" for _ in range(len(columns) + 1))
-            conn.executemany(
-                f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
-                ([_decode_value(v) for v in row] for row in state[table]["rows"]),
-            )
+            rows = state[table]["rows"]
+            try:
+                conn.executemany(
+                    f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
+                    ([_decode_value(v) for v in row] for row in rows),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise _null_error(origin or input_name(conn), table, columns, rows, exc) from exc
         conn.commit()
     finally:
         conn.execute(f"PRAGMA foreign_keys = {'ON' if fk else 'OFF'}")
+
+
+def _null_error(
+    origin: str, table: str, columns: list[str], rows: list[list[Any]], exc: sqlite3.Error
+) -> Exception:
+    """The row a ``NOT NULL constraint failed: table.column`` error is about, named."""
+    column = str(exc).rpartition(".")[2]
+    if not str(exc).startswith("NOT NULL"):
+        return exc
+    if column not in columns:
+        return BadRowError(f"{origin}: {table}: the rows have no {column} (it may not be NULL)")
+    index = columns.index(column) + 1
+    row = next(r for r in rows if r[index] is None)
+    key = f" ({columns[0]} {row[1]!r})" if columns and columns[0] != column else ""
+    return BadRowError(f"{origin}: {table} rowid {row[0]}{key}: {column} is NULL")
 
 
 def ensure_table(conn: sqlite3.Connection) -> None:
@@ -193,7 +240,7 @@ def newest_before(conn: sqlite3.Connection, t: str, *, inclusive: bool = True) -
     ).fetchone()
     if row is None:
         return None
-    return Checkpoint(int(row[0]), str(row[1]), decode(bytes(row[2])))
+    return Checkpoint(int(row[0]), str(row[1]), load_stored(conn, "rg_checkpoints", row[0], row[2]))
 
 
 #: A bundle's state at the end of its window (one row), so that a reader that shows the
@@ -221,7 +268,9 @@ def end_state(conn: sqlite3.Connection) -> Checkpoint | None:
     if missing_tables(conn, ("rg_end_state",)):
         return None
     row = conn.execute("SELECT seq, at, state FROM rg_end_state").fetchone()
-    return None if row is None else Checkpoint(int(row[0]), str(row[1]), decode(bytes(row[2])))
+    if row is None:
+        return None
+    return Checkpoint(int(row[0]), str(row[1]), load_stored(conn, "rg_end_state", row[0], row[2]))
 
 
 def count(conn: sqlite3.Connection) -> int:

@@ -13,7 +13,7 @@ import json
 import sqlite3
 from typing import Any, Protocol
 
-from reportgen import jsonio
+from reportgen.town.db import stored_json
 from reportgen.town.tick import TickResult
 
 TICKS_DDL = """
@@ -189,6 +189,12 @@ def load_ticks(conn: sqlite3.Connection, start: str, end: str) -> list[dict[str,
     if have is None:
         return []
     rows = conn.execute(
-        "SELECT record FROM rg_ticks WHERE at >= ? AND at <= ? ORDER BY seq", (start, end)
+        "SELECT seq, record FROM rg_ticks WHERE at >= ? AND at <= ? ORDER BY seq", (start, end)
     ).fetchall()
-    return [jsonio.loads(r[0]) for r in rows]
+    return [stored_tick(conn, r[0], r[1]) for r in rows]
+
+
+def stored_tick(conn: sqlite3.Connection, seq: Any, record: Any) -> dict[str, Any]:
+    """A stored tick record, decoded (a bad one is an error naming the file and ``seq``)."""
+    value: dict[str, Any] = stored_json(conn, record, "rg_ticks", f"seq {seq}", "record", dict)
+    return value

@@ -9,6 +9,7 @@ by :func:`ensure_reportgen_tables`; their version is recorded in ``rg_meta``.
 from __future__ import annotations
 
 import sqlite3
+from functools import cache
 
 UPSTREAM_TABLES = (
     "beads",
@@ -213,3 +214,36 @@ def missing_tables(
     """Names from ``wanted`` that the database does not have."""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     return [t for t in wanted if t not in have]
+
+
+@cache
+def ddl_columns(ddl: str) -> dict[str, tuple[str, ...]]:
+    """Each table of ``ddl`` and its columns (read back from SQLite, not parsed by hand)."""
+    scratch = sqlite3.connect(":memory:")
+    try:
+        scratch.executescript(ddl)
+        tables = [
+            r[0]
+            for r in scratch.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        return {
+            t: tuple(r[1] for r in scratch.execute(f'PRAGMA table_info("{t}")')) for t in tables
+        }
+    finally:
+        scratch.close()
+
+
+def missing_columns(conn: sqlite3.Connection, ddl: str = UPSTREAM_DDL) -> list[str]:
+    """``table.column`` for each column of ``ddl`` missing from a table ``conn`` has.
+
+    Tables ``conn`` lacks altogether are :func:`missing_tables`' business; a
+    table that exists must have every column the code reads from it.
+    """
+    missing: list[str] = []
+    for table, wanted in ddl_columns(ddl).items():
+        have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
+        if have:
+            missing += [f"{table}.{c}" for c in wanted if c not in have]
+    return missing

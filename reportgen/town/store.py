@@ -11,9 +11,9 @@ import json
 import sqlite3
 from typing import Any
 
-from reportgen import jsonio
 from reportgen.errors import BadInputError
 from reportgen.town.config import TownConfig
+from reportgen.town.db import stored_json
 from reportgen.town.schema import ensure_reportgen_tables
 
 TOWN_ID = "town_id"
@@ -35,7 +35,9 @@ def get(conn: sqlite3.Connection, key: str) -> Any:
     if not has_state_table(conn):
         return None
     row = conn.execute("SELECT value FROM rg_town_state WHERE key = ?", (key,)).fetchone()
-    return None if row is None else jsonio.loads(row[0])
+    return (
+        None if row is None else stored_json(conn, row[0], "rg_town_state", f"key {key}", "value")
+    )
 
 
 def put(conn: sqlite3.Connection, key: str, value: Any) -> None:

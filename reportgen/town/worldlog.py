@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from reportgen import jsonio
+from reportgen.town.db import stored_json
 from reportgen.town.effects import NullWorld, PRFeedback, PRStatus, PRStatusError, World
 from reportgen.town.tick import ContainerSource
 
@@ -188,10 +188,20 @@ class ReplayWorld:
         if have is None:
             return cls([])
         rows = conn.execute(
-            "SELECT method, args, answer FROM rg_world_log WHERE tick_seq = ? ORDER BY n",
+            "SELECT n, method, args, answer FROM rg_world_log WHERE tick_seq = ? ORDER BY n",
             (tick_seq,),
         ).fetchall()
-        return cls([(r[0], r[1], jsonio.loads(r[2])) for r in rows])
+        where = f"tick_seq {tick_seq} n {{}}"
+        return cls(
+            [
+                (
+                    r[1],
+                    r[2],
+                    stored_json(conn, r[3], "rg_world_log", where.format(r[0]), "answer", dict),
+                )
+                for r in rows
+            ]
+        )
 
     @property
     def exhausted(self) -> bool:
