@@ -541,7 +541,7 @@ def _finish(
     """
     summaries, rows, episodes = _collect(fleet.ordered(), summary, hist)
     if not fleet.owner:
-        _check_any_built(fleet.ordered())
+        _check_lone_source(fleet.ordered())
         raise _nothing_built(summary.out, summary.failures)
     summary.new_episode_records = {
         r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
@@ -569,14 +569,12 @@ def _nothing_built(out: Path, failures: list[tuple[str, str]]) -> NothingBuiltEr
     )
 
 
-def _check_any_built(outcomes: list[TownOutcome]) -> None:
-    """Fail as bad input (exit 2) when every source was bad input: there is nothing to
-    show, and the previous site stays in place instead of an index of failures."""
-    if not outcomes or not all(o.bad_input for o in outcomes):
-        return
-    others = [Path(o.source).name for o in outcomes[1:]]
-    more = f"; {len(others)} more source(s) failed too: {', '.join(others)}" if others else ""
-    raise BadInputError(outcomes[0].bad_input + more)
+def _check_lone_source(outcomes: list[TownOutcome]) -> None:
+    """A build of one source that is bad input fails like every other command does:
+    its one-line error, exit 2. (A fleet in which every town failed is "nothing
+    built", exit 5; either way the previous site stays in place.)"""
+    if len(outcomes) == 1 and outcomes[0].bad_input:
+        raise BadInputError(outcomes[0].bad_input)
 
 
 def _tasks(sources: Sequence[Path]) -> tuple[list[TownTask], list[TownOutcome]]:
