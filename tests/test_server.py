@@ -98,7 +98,7 @@ def test_status_routes(client: TestClient, served: tuple[Path, Built]) -> None:
          {"from": "2030-01-01T00:00:00Z", "to": "2030-01-02T00:00:00Z"}, 400, "outside the data"),
         ("post", f"/api/towns/{TOWN_ID}/debug/replay-events", {"from": at(1)}, 400, "to"),
         ("post", f"/api/towns/{TOWN_ID}/debug/replay-events", [1, 2], 400, "body"),
-        ("post", f"/api/towns/{TOWN_ID}/debug/reconcile-dry-run", {"now": "soon"}, 400, "--now"),
+        ("post", f"/api/towns/{TOWN_ID}/debug/reconcile-dry-run", {"now": "soon"}, 400, "now: not an ISO-8601 time"),
         ("post", "/api/towns/nope/debug/replay-events", WINDOW, 404, "unknown town 'nope'"),
         ("get", "/api/towns/nope/status", None, 404, "unknown town"),
         ("get", "/debug/towns/nope/status", None, 404, "unknown town"),
