@@ -1,7 +1,8 @@
 """The ``reportgen`` command line: parse options, call one library function, map errors.
 
 Exit codes (see README): 0 ok, 1 error, 2 bad input, 3 new violations under
-``--fail-on-violations``, 4 partial failure of a fleet build.
+``--fail-on-violations``, 4 partial failure of a fleet build, 6 ``serve``
+could not start (e.g. its port is in use).
 """
 
 from __future__ import annotations

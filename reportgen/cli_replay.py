@@ -144,7 +144,11 @@ def is_loopback(host: str) -> bool:
 @click.argument("directory", type=click.Path(file_okay=False, exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
-    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to bind."
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind (0: any free port, logged at start).",
 )
 @click.option("--token", default=None, help="Bearer token (default: $REPORTGEN_TOKEN).")
 @click.option(

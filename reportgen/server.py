@@ -211,8 +211,9 @@ def serve(directory: str | Path, host: str, port: int, token: str | None, limits
         )
         logging.getLogger("uvicorn.error").info(
             "reportgen serve: %d town(s) from %s on http://%s:%d (%d workers, queue %d, timeout %g s)",
-            len(app.state.towns), directory, host, port, limits.workers, limits.queue_limit,
-            limits.timeout,
+            len(app.state.towns), directory, f"[{host}]" if ":" in host else host,
+            sock.getsockname()[1], limits.workers,
+            limits.queue_limit, limits.timeout,
         )  # fmt: skip
         try:
             server.run(sockets=[sock])
