@@ -19,7 +19,7 @@ Scenarios:
 * ``mixed xN``: N distinct requests at once (status, replay-events, dry-run,
   unknown town) with the default queue: what is shed, and how fast.
 
-Run: ``.venv/bin/python benchmarks/bench_serve.py [--hours 24] [--towns 2]``
+Run: ``.venv/bin/python benchmarks/bench_serve.py [--hours 24] [--towns 2] [--repeat 3]``
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from run import machine
 
 from reportgen.replay import open_source
 from reportgen.server_jobs import Job, answer
@@ -77,6 +78,14 @@ def serve_threads(directory: str, port: int, workers: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (the machine may be shared: say how busy it was)."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,14 +118,18 @@ def server(directory: Path, mode: str, queue: int | None = None) -> Iterator[str
         child.wait(30)
 
 
-def request(kind: int, i: int, ids: list[str], start: str) -> Request:
-    """Request ``i`` of a ``kind``: 0 status, 1 replay-events, 2 dry-run, 3 an unknown town."""
+def request(kind: int, i: int, ids: list[str], span: tuple[str, str]) -> Request:
+    """Request ``i`` of a ``kind``: 0 status, 1 replay-events of the half hour before a time,
+    2 dry-run at a time, 3 an unknown town; the times spread over the data, distinct per ``i``."""
     town = ids[i // 4 % len(ids)]
-    at = clock.iso(clock.to_ms(start) + (i + 1) * clock.MINUTE_MS)
+    lo, hi = clock.to_ms(span[0]), clock.to_ms(span[1])
+    at_ms = lo + int(((i + 1) * 0.6180339887 % 1) * (hi - lo))
+    at = clock.iso(at_ms)
     if kind == 0:
         return "GET", f"/api/towns/{town}/status", None
     if kind == 1:
-        return "POST", f"/api/towns/{town}/debug/replay-events", {"from": start, "to": at}
+        since = clock.iso(max(lo, at_ms - 30 * clock.MINUTE_MS))
+        return "POST", f"/api/towns/{town}/debug/replay-events", {"from": since, "to": at}
     if kind == 2:
         return "POST", f"/api/towns/{town}/debug/reconcile-dry-run", {"now": at}
     return "GET", f"/api/towns/unknown-{i}/status", None
@@ -183,30 +196,42 @@ def summary(results: list[tuple[int, float]], wall: float, slowest_list: float) 
     }
 
 
-def scenarios(ids: list[str], start: str) -> list[tuple[str, str, int | None, list[Request], bool]]:
-    """(name, server mode, queue, requests, at once) for every scenario."""
-    distinct = [request(2, i, ids, start) for i in range(50)]
+Scenario = tuple[str, str, int | None, list[Request], bool]
+
+
+def scenarios(ids: list[str], span: tuple[str, str], repeat: int) -> list[Scenario]:
+    """(name, server mode, queue, requests, at once) for every scenario; the comparison of
+    processes and threads is run ``repeat`` times, alternately (a shared machine's load
+    drifts within minutes)."""
+    distinct = [request(2, i, ids, span) for i in range(50)]
     status = ("GET", f"/api/towns/{ids[0]}/status", None)
+    mixed = [request(i % 4, i, ids, span) for i in range(200)]
+    compared: list[Scenario] = []
+    for run in range(1, repeat + 1):
+        compared += [
+            (f"sequential x50 dry-runs, run {run}", "processes", None, distinct, False),
+            (
+                f"processes, all admitted, x50 dry-runs, run {run}",
+                "processes",
+                1000,
+                distinct,
+                True,
+            ),
+            (f"threads, all admitted, x50 dry-runs, run {run}", "threads", None, distinct, True),
+        ]
     return [
-        ("sequential x50 dry-runs", "processes", None, distinct, False),
-        ("processes, all admitted, x50 dry-runs", "processes", 1000, distinct, True),
-        ("threads, all admitted, x50 dry-runs", "threads", None, distinct, True),
+        *compared,
         ("status x50 (equal)", "processes", None, [status] * 50, True),
         ("status x200 (equal)", "processes", None, [status] * 200, True),
-        ("mixed x50", "processes", None, [request(i % 4, i, ids, start) for i in range(50)], True),
-        (
-            "mixed x200",
-            "processes",
-            None,
-            [request(i % 4, i, ids, start) for i in range(200)],
-            True,
-        ),
+        ("mixed x50", "processes", None, mixed[:50], True),
+        ("mixed x200", "processes", None, mixed, True),
     ]
 
 
-def bench_serve(hours: float = 24.0, towns: int = 2) -> dict[str, Any]:
+def bench_serve(hours: float = 24.0, towns: int = 2, repeat: int = 3) -> dict[str, Any]:
     """Every scenario on ``towns`` simulated towns of ``hours``."""
-    figures: dict[str, Any] = {"towns": towns, "hours": hours}
+    figures: dict[str, Any] = {"towns": towns, "hours": hours, **machine()}
+    figures["load average before"] = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         for seed in range(towns):
@@ -214,17 +239,21 @@ def bench_serve(hours: float = 24.0, towns: int = 2) -> dict[str, Any]:
         ids = sorted(p.stem for p in directory.glob("*.sqlite"))
         found = open_source(directory / f"{ids[0]}.sqlite").data_range()
         assert found is not None
-        for name, mode, queue, requests, at_once in scenarios(ids, found[0]):
+        for name, mode, queue, requests, at_once in scenarios(ids, found, repeat):
             print(f"  {name} …", file=sys.stderr, flush=True)
             with server(directory, mode, queue) as base:
                 figures[name] = fire(base, requests, at_once)
+    figures["load average after"] = load_average()
     return figures
 
 
 def markdown(figures: dict[str, Any]) -> str:
+    """The run as two Markdown tables: where it ran, then one row per scenario."""
+    lines = ["| | |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in figures.items() if not isinstance(v, dict)]
     columns = ["answers", "p50_s", "p99_s", "p50_200_s", "p99_200_s", "wall_s",
                "slowest_town_list_s"]  # fmt: skip
-    lines = ["| scenario | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += ["", "| scenario | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in figures.items():
         if isinstance(row, dict):
             cells = [", ".join(f"{k}: {v}" for k, v in row[c].items()) if c == "answers"
@@ -237,12 +266,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--towns", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of the processes/threads pair")
     parser.add_argument("--serve-threads", nargs=2, metavar=("DIR", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_threads:
         serve_threads(args.serve_threads[0], int(args.serve_threads[1]), usable_cores())
         return
-    figures = bench_serve(args.hours, args.towns)
+    figures = bench_serve(args.hours, args.towns, args.repeat)
     print(json.dumps(figures, indent=2))
     print(markdown(figures))
 

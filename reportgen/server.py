@@ -63,6 +63,7 @@ from reportgen.server_jobs import (
     Job,
     api_words,
     debug_status,
+    fault_text,
     town_status,
 )
 from reportgen.server_pool import JobRunner, Limits, Refusal, WorkerPool
@@ -303,11 +304,11 @@ class _Guard:
         try:
             await self.limited(scope, receive, tracked)
         except Exception as exc:  # a fault in reportgen: logged in one line, answered in JSON
-            log.error("%s %s: %s: %s", scope.get("method"), scope.get("path"),
-                      type(exc).__name__, exc)  # fmt: skip
+            text = fault_text(exc)
+            log.error("%s %s: %s", scope.get("method"), scope.get("path"), text)
             log.debug("traceback of the fault above", exc_info=True)
             if not started:
-                await _error(500, f"internal error: {type(exc).__name__}")(scope, receive, send)
+                await _error(500, f"internal error: {text}")(scope, receive, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -341,6 +342,9 @@ async def _client_gone(receive: Receive) -> None:
 async def _answer(request: Request, cache: ResultCache, job: Job) -> Response:
     """The job's body; if the client goes first, the job is cancelled (stopped if no one else
     waits for it) and the answer, which no one reads, is 499."""
+    body = cache.cached(job)
+    if body is not None:
+        return Response(body, media_type="application/json")
     work = asyncio.ensure_future(cache.get(job))
     gone = asyncio.ensure_future(_client_gone(request.receive))
     try:

@@ -61,17 +61,24 @@ class ResultCache:
         self._bytes = 0
         self._flights: dict[Key, _Flight] = {}
 
+    def cached(self, job: Job) -> bytes | None:
+        """The job's body if the cache holds it for the file as it is now."""
+        stamp = file_stamp(job.path)
+        if stamp is None or (body := self._done.get((job, stamp))) is None:
+            return None
+        self._done.move_to_end((job, stamp))
+        self.hits += 1
+        return body
+
     async def get(self, job: Job) -> bytes:
         """The job's body: from the cache, from an equal job in flight, or computed now."""
+        body = self.cached(job)
+        if body is not None:
+            return body
         stamp = file_stamp(job.path)
         if stamp is None:
             return await self._compute(job)
         key = (job, stamp)
-        body = self._done.get(key)
-        if body is not None:
-            self._done.move_to_end(key)
-            self.hits += 1
-            return body
         flight = self._flight(key, job)
         flight.waiters += 1
         try:

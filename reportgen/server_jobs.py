@@ -143,5 +143,10 @@ def answer(job: Job) -> Reply:
     except ReportgenError as exc:
         return ("refused", api_words(str(exc)))
     except Exception as exc:  # a bug must answer 500, never kill the worker loop
-        first = (str(exc).splitlines() or [""])[0][:200]
-        return ("failed", f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+        return ("failed", fault_text(exc))
+
+
+def fault_text(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters): never a traceback."""
+    first = (str(exc).splitlines() or [""])[0][:200]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

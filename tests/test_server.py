@@ -273,7 +273,7 @@ def test_a_fault_in_the_server_is_a_json_500_without_traceback(
     response = client.get(f"/api/towns/{TOWN_ID}/status")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"error": "internal error: RuntimeError"}
+    assert response.json() == {"error": "internal error: RuntimeError: status broke"}
     assert client.get("/api/towns").status_code == 200
 
 
