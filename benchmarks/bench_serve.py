@@ -3,8 +3,9 @@
 Simulates ``--towns`` ``healthy-day`` towns of ``--hours`` each, then for each
 scenario starts a fresh server on 127.0.0.1 (a fresh result cache), fires the
 requests at once over real HTTP, and reports p50/p99 latency (all answers,
-and the 200s alone), the answers by status, the wall time, and the slowest
-``GET /api/towns`` seen while the burst ran (probed every 50 ms).
+and the 200s alone), the answers by status, the wall time, the CPU seconds
+the server and its workers used, and the slowest ``GET /api/towns`` seen
+while the burst ran (probed every 50 ms).
 
 Scenarios:
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -86,6 +88,30 @@ def load_average() -> str:
         return "unknown"
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by ``root`` and every process below it (the
+    workers are the forkserver's children): a cost that, unlike wall time, does not depend
+    on what else the machine runs."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {root}, True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,7 +119,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(directory: Path, mode: str, queue: int | None = None) -> Iterator[str]:
+def server(directory: Path, mode: str, queue: int | None = None) -> Iterator[tuple[str, int]]:
     """A fresh server in a child process (``processes``: ``reportgen serve``; ``threads``)."""
     port = free_port()
     if mode == "threads":
@@ -112,7 +138,7 @@ def server(directory: Path, mode: str, queue: int | None = None) -> Iterator[str
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        yield base
+        yield base, child.pid
     finally:
         child.terminate()
         child.wait(30)
@@ -241,8 +267,10 @@ def bench_serve(hours: float = 24.0, towns: int = 2, repeat: int = 3) -> dict[st
         assert found is not None
         for name, mode, queue, requests, at_once in scenarios(ids, found, repeat):
             print(f"  {name} …", file=sys.stderr, flush=True)
-            with server(directory, mode, queue) as base:
+            with server(directory, mode, queue) as (base, pid):
+                cpu = tree_cpu_seconds(pid)
                 figures[name] = fire(base, requests, at_once)
+                figures[name]["cpu_s"] = round(tree_cpu_seconds(pid) - cpu, 2)
     figures["load average after"] = load_average()
     return figures
 
@@ -251,7 +279,7 @@ def markdown(figures: dict[str, Any]) -> str:
     """The run as two Markdown tables: where it ran, then one row per scenario."""
     lines = ["| | |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in figures.items() if not isinstance(v, dict)]
-    columns = ["answers", "p50_s", "p99_s", "p50_200_s", "p99_200_s", "wall_s",
+    columns = ["answers", "p50_s", "p99_s", "p50_200_s", "p99_200_s", "wall_s", "cpu_s",
                "slowest_town_list_s"]  # fmt: skip
     lines += ["", "| scenario | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, row in figures.items():
