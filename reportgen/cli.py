@@ -3,7 +3,8 @@
 Exit codes (see README): 0 ok, 1 error, 2 bad input (also an output that would
 overwrite a source or a directory reportgen did not write), 3 new violations
 under ``--fail-on-violations`` or a verdict under ``diagnose --fail-on``, 4 partial failure of a fleet build, 5 nothing
-built (every town of a build failed; the previous site is kept).
+built (every town of a fleet failed; the previous site is kept), 6 ``serve``
+could not start (e.g. its port is in use).
 """
 
 from __future__ import annotations

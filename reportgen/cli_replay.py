@@ -157,22 +157,58 @@ def is_loopback(host: str) -> bool:
 @click.command("serve")
 @click.argument("directory", type=click.Path(file_okay=False, exists=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind (0: any free port, logged at start).",
+)
 @click.option("--token", default=None, help="Bearer token (default: $REPORTGEN_TOKEN).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes for replay, dry-run and status. Default: the usable cores.",
+)
+@click.option(
+    "--queue",
+    type=click.IntRange(0, 10_000),
+    default=None,
+    help="Requests that may wait for a worker before more get 503. Default: 4 per worker.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a request may take, waiting included; then it answers 503/504 and stops.",
+)
 @reports_errors
-def serve_command(directory: str, host: str, port: int, token: str | None) -> None:
-    """Serve the debug API (replay-events, dry-run, status) for the towns in DIRECTORY."""
+def serve_command(
+    directory: str,
+    host: str,
+    port: int,
+    token: str | None,
+    workers: int | None,
+    queue: int | None,
+    timeout: float,
+) -> None:
+    """Serve the debug API (replay-events, dry-run, status) for the towns in DIRECTORY.
+
+    Exits 6 if it cannot start (e.g. the port is in use).
+    """
     token = token or os.environ.get("REPORTGEN_TOKEN") or None
     if not is_loopback(host) and not token:
         raise BadInputError(
             f"--host {host} is not a loopback address: refusing to serve without a token "
             "(pass --token or set REPORTGEN_TOKEN)"
         )
-    import uvicorn
+    from reportgen.server import serve
+    from reportgen.server_pool import Limits, usable_cores
 
-    from reportgen.server import create_app
-
-    uvicorn.run(create_app(directory, token=token), host=host, port=port, log_level="info")
+    limits = Limits(workers or usable_cores(), -1 if queue is None else queue, timeout)
+    serve(directory, host, port, token, limits)
 
 
 def tick_view(record: dict[str, Any]) -> dict[str, Any]:

@@ -11,22 +11,35 @@ Routes (each also under upstream's own prefix, ``/debug/towns/...``):
   ``reconciler`` = the last recorded tick's metrics. Under ``/debug/towns``
   it has upstream's debug shape ``{alarmStatus, agentMeta, beadSummary}``.
 
-Bodies equal the CLI's ``--json`` output. Errors are ``{"error": message}``:
-400 for a bad body or window, 401 without the token, 404 for an unknown
-town, 413 for a body over :data:`MAX_BODY_BYTES`. The server only reads its
-files (every request works on an in-memory copy). Town ids come from the
-files (``rg_town_state`` or a bundle's manifest, else the file stem); a file
-whose id another file already claims is served under its stem; ids that do
-not match :data:`TOWN_ID_PATTERN` are not served.
+Bodies equal the CLI's ``--json`` output. Every error, whatever its status,
+is ``{"error": message}``: 400 for a bad body, window or town file, 401
+without the token, 404 for an unknown town or route, 405 for a wrong method,
+413 for a body over :data:`MAX_BODY_BYTES`, 503 (with ``Retry-After``) when
+the queue of heavy work is full, 504 when a computation overran its time (it
+is stopped), 500 for a fault in reportgen (the message, never a traceback).
+
+The list of towns is answered on the event loop and never waits; replay,
+dry-run and status run in worker processes behind a bounded queue with a
+deadline (:mod:`reportgen.server_pool`), and equal requests on an unchanged
+file are answered once (:mod:`reportgen.server_cache`). A request whose client
+disconnects stops its computation unless another client waits for it.
+
+The server only reads its files (every job works on an in-memory copy). Town
+ids come from the files (``rg_town_state`` or a bundle's manifest, else the
+file stem); a file whose id another file already claims is served under its
+stem; ids that do not match :data:`TOWN_ID_PATTERN` are not served.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
 import re
 import secrets
+import socket
 import sqlite3
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,23 +47,42 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 
 from reportgen import __version__
 from reportgen.errors import BadInputError, ReportgenError
-from reportgen.replay import (
-    Source,
-    TownState,
-    dry_run,
-    open_source,
-    read_manifest,
-    replay_events,
-    state_at,
+from reportgen.replay import read_manifest
+from reportgen.server_cache import ResultCache
+from reportgen.server_jobs import (
+    DEBUG_STATUS,
+    DRY_RUN,
+    REPLAY_EVENTS,
+    STATUS,
+    Job,
+    api_words,
+    debug_status,
+    fault_text,
+    town_status,
 )
+from reportgen.server_pool import JobRunner, Limits, Refusal, WorkerPool
 from reportgen.town import store
 from reportgen.town.db import open_readonly
-from reportgen.town.status import get_alarm_status
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "CannotServeError",
+    "create_app",
+    "debug_status",
+    "discover",
+    "limit_body",
+    "listen",
+    "serve",
+    "town_status",
+]
+
+log = logging.getLogger("reportgen.serve")
 
 MAX_BODY_BYTES = 64 * 1024
 TOWN_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -89,10 +121,13 @@ class TownEntry(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "Bad body or window"},
+    400: {"model": ErrorBody, "description": "Bad body, window or town file"},
     401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
     404: {"model": ErrorBody, "description": "Unknown town"},
     413: {"model": ErrorBody, "description": "Body too large"},
+    500: {"model": ErrorBody, "description": "A fault in reportgen"},
+    503: {"model": ErrorBody, "description": "Busy: retry after Retry-After seconds"},
+    504: {"model": ErrorBody, "description": "The computation overran its time and was stopped"},
 }
 
 TownId = Annotated[str, PathParam(alias="townId", pattern=TOWN_ID_PATTERN, max_length=64)]
@@ -136,62 +171,66 @@ def discover(directory: str | Path) -> dict[str, ServedTown]:
     return towns
 
 
-def town_status(db: str | Path) -> dict[str, Any]:
-    """``getAlarmStatus`` for the town as it is (a bundle: at its ``to``)."""
-    source = open_source(db)
-    return _alarm_status(source, state_at(source, None))
+class CannotServeError(ReportgenError):
+    """``serve`` could not start (the address is in use, or not this machine's)."""
+
+    exit_code = 6
 
 
-def _alarm_status(source: Source, state: TownState) -> dict[str, Any]:
-    last = _last_tick(source.conn)
-    return get_alarm_status(
-        state.ctx(source.default_now() or ""),
-        reconciler=None if last is None else last.get("metrics"),
-        next_fire_at=None if last is None else last.get("next_tick_at"),
-        drain_started_at=store.get(state.conn, store.DRAIN_STARTED_AT),
-    )
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn; :class:`CannotServeError` if it cannot be.
+
+    Binding here, before uvicorn starts, turns "address in use" into one line
+    and exit 6 instead of uvicorn's log and its own exit code 3.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+    except (socket.gaierror, IndexError) as exc:
+        raise CannotServeError(f"cannot listen on {host}:{port}: unknown address") from exc
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CannotServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
 
 
-def debug_status(db: str | Path) -> dict[str, Any]:
-    """Upstream's ``GET /debug/towns/:id/status``: alarm status, agents, open beads."""
-    source = open_source(db)
-    state = state_at(source, None)
-    agents = state.conn.execute(
-        """SELECT bead_id, role, status, current_hook_bead_id, dispatch_attempts,
-                  last_activity_at FROM agent_metadata ORDER BY bead_id"""
-    ).fetchall()
-    beads = state.conn.execute(
-        """SELECT bead_id, type, status, title, assignee_agent_bead_id, rig_id, created_by,
-                  labels, metadata, updated_at FROM beads
-           WHERE type != 'agent' AND status NOT IN ('closed', 'failed')
-           ORDER BY type, status, bead_id"""
-    ).fetchall()
-    return {
-        "alarmStatus": _alarm_status(source, state),
-        "agentMeta": [dict(r) for r in agents],
-        "beadSummary": [dict(r) for r in beads],
-    }
+def serve(directory: str | Path, host: str, port: int, token: str | None, limits: Limits) -> None:
+    """Serve the API until interrupted; :class:`CannotServeError` if it cannot start."""
+    import uvicorn
+
+    sock = listen(host, port)
+    pool = WorkerPool(limits)
+    try:
+        app = create_app(directory, token=token, pool=pool)
+        pool.start()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+        )
+        logging.getLogger("uvicorn.error").info(
+            "reportgen serve: %d town(s) from %s on http://%s:%d (%d workers, queue %d, timeout %g s)",
+            len(app.state.towns), directory, f"[{host}]" if ":" in host else host,
+            sock.getsockname()[1], limits.workers,
+            limits.queue_limit, limits.timeout,
+        )  # fmt: skip
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+        except SystemExit as exc:  # uvicorn's own start-up failure
+            raise CannotServeError(f"the server on {host}:{port} failed to start") from exc
+    finally:
+        pool.close()
+        sock.close()
+    if not server.started:
+        raise CannotServeError(f"the server on {host}:{port} failed to start")
 
 
-def _last_tick(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    have = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_ticks'"
-    ).fetchone()
-    if have is None:
-        return None
-    row = conn.execute("SELECT record FROM rg_ticks ORDER BY seq DESC LIMIT 1").fetchone()
-    return None if row is None else dict(json.loads(row[0]))
-
-
-class _Refusal(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def limit_body(app: ASGIApp, limit: int = MAX_BODY_BYTES) -> ASGIApp:
@@ -234,28 +273,54 @@ def limit_body(app: ASGIApp, limit: int = MAX_BODY_BYTES) -> ASGIApp:
     return guarded
 
 
-def create_app(directory: str | Path, token: str | None = None) -> FastAPI:
-    """The debug API over the town files in ``directory`` (read at start-up)."""
-    towns = discover(directory)
-    app = FastAPI(
-        title="reportgen debug API",
-        version=__version__,
-        description="Upstream's reconciler debug routes, answered by exact replay.",
-    )
+class _Guard:
+    """The outermost middleware: the token, the body limit, and a JSON 500 for any fault.
 
-    def town_path(town_id: str) -> Path:
-        served = towns.get(town_id)
-        if served is None:
-            raise _Refusal(404, f"unknown town {town_id!r}")
-        return served.path
+    Pure ASGI (not ``@app.middleware``): it leaves the request's ``receive`` as
+    the server gave it, so a route can see its client disconnect.
+    """
 
-    @app.exception_handler(_Refusal)
-    async def refusal(request: Request, exc: _Refusal) -> JSONResponse:
-        return _error(exc.status, exc.message)
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.limited = limit_body(app)
+        self.token = None if token is None else f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self.token is not None:
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not secrets.compare_digest(given, self.token):
+                await _error(401, "missing or wrong bearer token")(scope, receive, send)
+                return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.limited(scope, receive, tracked)
+        except Exception as exc:  # a fault in reportgen: logged in one line, answered in JSON
+            text = fault_text(exc)
+            log.error("%s %s: %s", scope.get("method"), scope.get("path"), text)
+            log.debug("traceback of the fault above", exc_info=True)
+            if not started:
+                await _error(500, f"internal error: {text}")(scope, receive, send)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": message}``, whatever raised it."""
+
+    @app.exception_handler(Refusal)
+    async def refused(request: Request, exc: Refusal) -> JSONResponse:
+        return _error(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(ReportgenError)
     async def bad_input(request: Request, exc: ReportgenError) -> JSONResponse:
-        return _error(400 if isinstance(exc, BadInputError) else 500, str(exc))
+        return _error(400, api_words(str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -263,35 +328,102 @@ def create_app(directory: str | Path, token: str | None = None) -> FastAPI:
         where = ".".join(str(p) for p in first.get("loc", ()))
         return _error(400, f"{where}: {first.get('msg', 'invalid request')}")
 
-    app.add_middleware(_BodyLimit)  # added first: runs inside the token check
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
-    @app.middleware("http")
-    async def require_token(
-        request: Request, call_next: Callable[[Request], Awaitable[Any]]
-    ) -> Any:
-        if token is not None:
-            given = request.headers.get("authorization", "")
-            if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return _error(401, "missing or wrong bearer token")
-        return await call_next(request)
 
-    def list_towns() -> list[TownEntry]:
+async def _client_gone(receive: Receive) -> None:
+    """Return when the client disconnects (the body has been read by then)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _answer(request: Request, cache: ResultCache, job: Job) -> Response:
+    """The job's body; if the client goes first, the job is cancelled (stopped if no one else
+    waits for it) and the answer, which no one reads, is 499."""
+    body = cache.cached(job)
+    if body is not None:
+        return Response(body, media_type="application/json")
+    work = asyncio.ensure_future(cache.get(job))
+    gone = asyncio.ensure_future(_client_gone(request.receive))
+    try:
+        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not work.done():
+            work.cancel()
+    if not work.done() or work.cancelled():
+        return _error(499, "the client closed the request")
+    return Response(work.result(), media_type="application/json")
+
+
+def create_app(
+    directory: str | Path,
+    token: str | None = None,
+    *,
+    limits: Limits | None = None,
+    pool: JobRunner | None = None,
+) -> FastAPI:
+    """The debug API over the town files in ``directory`` (read at start-up).
+
+    Heavy routes run on ``pool`` (default: a :class:`WorkerPool` with ``limits``,
+    its workers started on first use and stopped with the app).
+    """
+    towns = discover(directory)
+    runner: JobRunner = pool if pool is not None else WorkerPool(limits)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if pool is None:
+            runner.close()
+
+    app = FastAPI(
+        title="reportgen debug API",
+        version=__version__,
+        description="Upstream's reconciler debug routes, answered by exact replay.",
+        lifespan=lifespan,
+    )
+    app.state.towns = towns
+    app.state.pool = runner
+    app.state.cache = ResultCache(runner.run)
+    _install_error_handlers(app)
+    app.add_middleware(_Guard, token=token)
+    _add_routes(app, towns, app.state.cache)
+    return app
+
+
+def _add_routes(app: FastAPI, towns: dict[str, ServedTown], cache: ResultCache) -> None:
+    """The routes, under ``/api/towns`` and upstream's ``/debug/towns``."""
+
+    def town_file(town_id: str) -> str:
+        served = towns.get(town_id)
+        if served is None:
+            raise Refusal(404, f"unknown town {town_id!r}")
+        return str(served.path)
+
+    async def list_towns() -> list[TownEntry]:
         return [TownEntry(townId=t.town_id, file=t.path.name, kind=t.kind)
                 for t in towns.values()]  # fmt: skip
 
-    def replay(town_id: TownId, window: Annotated[Window, Body()]) -> dict[str, Any]:
-        return replay_events(town_path(town_id), window.from_, window.to, ("from", "to"))
+    async def replay(
+        request: Request, town_id: TownId, window: Annotated[Window, Body()]
+    ) -> Response:
+        params = (("from", window.from_), ("to", window.to))
+        return await _answer(request, cache, Job(REPLAY_EVENTS, town_file(town_id), params))
 
-    def reconcile(
-        town_id: TownId, body: Annotated[DryRunBody | None, Body()] = None
-    ) -> dict[str, Any]:
-        return dry_run(town_path(town_id), now=None if body is None else body.now)
+    async def reconcile(
+        request: Request, town_id: TownId, body: Annotated[DryRunBody | None, Body()] = None
+    ) -> Response:
+        params = () if body is None or body.now is None else (("now", body.now),)
+        return await _answer(request, cache, Job(DRY_RUN, town_file(town_id), params))
 
-    def status(town_id: TownId) -> dict[str, Any]:
-        return town_status(town_path(town_id))
+    async def status(request: Request, town_id: TownId) -> Response:
+        return await _answer(request, cache, Job(STATUS, town_file(town_id)))
 
-    def upstream_status(town_id: TownId) -> dict[str, Any]:
-        return debug_status(town_path(town_id))
+    async def upstream_status(request: Request, town_id: TownId) -> Response:
+        return await _answer(request, cache, Job(DEBUG_STATUS, town_file(town_id)))
 
     for prefix, tag in (("/api/towns", "api"), ("/debug/towns", "upstream paths")):
         app.get(prefix, tags=[tag], responses=_ERRORS, operation_id=f"towns_{tag[:3]}")(list_towns)
@@ -303,15 +435,3 @@ def create_app(directory: str | Path, token: str | None = None) -> FastAPI:
                  operation_id=f"dry_run_{tag[:3]}")(reconcile)  # fmt: skip
         app.get(f"{prefix}/{{townId}}/status", tags=[tag], responses=_ERRORS,
                 operation_id=f"status_{tag[:3]}")(status if tag == "api" else upstream_status)  # fmt: skip
-
-    return app
-
-
-class _BodyLimit:
-    """:func:`limit_body` as a Starlette middleware class."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.guarded = limit_body(app)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.guarded(scope, receive, send)

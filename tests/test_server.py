@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
-import threading
-import time
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from test_replay_towns import TOWN_ID, Built, Script, at, build_town
+from test_server_load import running
 
 from reportgen.cli import main
 from reportgen.replay import dry_run, replay_events
 from reportgen.replay.export import export
 from reportgen.server import MAX_BODY_BYTES, create_app, debug_status, town_status
+from reportgen.server_jobs import Job
+from reportgen.town.api import Town
+from reportgen.town.db import configure
 
 TOKEN = "s3cret-token"
 
@@ -98,7 +103,7 @@ def test_status_routes(client: TestClient, served: tuple[Path, Built]) -> None:
          {"from": "2030-01-01T00:00:00Z", "to": "2030-01-02T00:00:00Z"}, 400, "outside the data"),
         ("post", f"/api/towns/{TOWN_ID}/debug/replay-events", {"from": at(1)}, 400, "to"),
         ("post", f"/api/towns/{TOWN_ID}/debug/replay-events", [1, 2], 400, "body"),
-        ("post", f"/api/towns/{TOWN_ID}/debug/reconcile-dry-run", {"now": "soon"}, 400, "--now"),
+        ("post", f"/api/towns/{TOWN_ID}/debug/reconcile-dry-run", {"now": "soon"}, 400, "now: not an ISO-8601 time"),
         ("post", "/api/towns/nope/debug/replay-events", WINDOW, 404, "unknown town 'nope'"),
         ("get", "/api/towns/nope/status", None, 404, "unknown town"),
         ("get", "/debug/towns/nope/status", None, 404, "unknown town"),
@@ -161,31 +166,131 @@ def test_the_server_never_writes_its_files(client: TestClient, served: tuple[Pat
     assert sorted(served[0].glob("*.sqlite")) == files
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_real_http_over_uvicorn(served: tuple[Path, Built]) -> None:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(served[0]), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
-        response = httpx.post(
-            f"http://127.0.0.1:{port}/api/towns/{TOWN_ID}/debug/replay-events", json=WINDOW
-        )
-        assert response.status_code == 200
-        assert response.json()["fidelity"] == "exact"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with running(create_app(served[0])) as base:
+        response = httpx.post(f"{base}/api/towns/{TOWN_ID}/debug/replay-events", json=WINDOW)
+    assert response.status_code == 200
+    assert response.json()["fidelity"] == "exact"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "code"),
+    [
+        ("GET", "/nope", None, 404),
+        ("GET", "/api/towns/nope/status", None, 404),
+        ("DELETE", "/api/towns", None, 405),
+        ("POST", f"/api/towns/{TOWN_ID}/status", None, 405),
+        ("GET", "/api/towns/a.b/status", None, 400),
+        ("POST", f"/api/towns/{TOWN_ID}/debug/replay-events", [1, 2], 400),
+        ("POST", f"/api/towns/{TOWN_ID}/debug/replay-events", {"from": "x", "to": "y"}, 400),
+        ("POST", f"/api/towns/{TOWN_ID}/debug/reconcile-dry-run", {"now": "x", "extra": 1}, 400),
+    ],
+)
+def test_every_error_has_one_json_shape(
+    client: TestClient, method: str, path: str, body: object, code: int
+) -> None:
+    """Was: 404 and 405 answered ``{"detail": ...}``."""
+    kwargs = {} if body is None else {"json": body}
+    response = client.request(method, path, **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == code
+    assert response.headers["content-type"] == "application/json"
+    assert list(response.json()) == ["error"] and response.json()["error"]
+    if code == 405:
+        assert response.headers["allow"]
+
+
+def _town_without_events(directory: Path) -> Path:
+    conn = configure(sqlite3.connect(directory / "empty.sqlite"))
+    Town.create(conn, "empty-town", {})
+    conn.commit()
+    conn.close()
+    return directory / "empty.sqlite"
+
+
+def test_error_texts_name_the_api_fields_not_cli_flags(tmp_path: Path) -> None:
+    """Was: ``--now: not an ISO-8601 time`` and ``pass --now`` from the API."""
+    _town_without_events(tmp_path)
+    client = TestClient(create_app(tmp_path))
+    dry_run_path = "/api/towns/empty-town/debug/reconcile-dry-run"
+    bad_now = client.post(dry_run_path, json={"now": "soon"})
+    assert bad_now.status_code == 400
+    assert bad_now.json() == {"error": "now: not an ISO-8601 time: 'soon'"}
+    no_clock = client.post(dry_run_path)
+    assert no_clock.status_code == 400
+    assert no_clock.json()["error"].endswith('holds no timestamps; pass the "now" field')
+    for response in (bad_now, no_clock):
+        assert "--" not in response.json()["error"]
+
+
+def test_a_town_without_events_has_no_status_rather_than_a_fault(tmp_path: Path) -> None:
+    """Was: a 500 (``Invalid isoformat string: ''``)."""
+    _town_without_events(tmp_path)
+    client = TestClient(create_app(tmp_path))
+    for path in ("/api/towns/empty-town/status", "/debug/towns/empty-town/status"):
+        response = client.get(path)
+        assert response.status_code == 400
+        assert response.json() == {
+            "error": "empty.sqlite: the database holds no timestamps: no status yet"
+        }
+
+
+def test_a_town_file_gone_after_start_is_a_400_naming_it(
+    served: tuple[Path, Built], tmp_path: Path
+) -> None:
+    copy = tmp_path / "town.sqlite"
+    shutil.copy(served[1].path, copy)
+    client = TestClient(create_app(tmp_path))
+    copy.unlink()
+    response = client.post(f"/api/towns/{TOWN_ID}/debug/replay-events", json=WINDOW)
+    assert response.status_code == 400 and str(copy) in response.json()["error"]
+
+
+def test_a_fault_in_a_worker_is_a_json_500_without_traceback(
+    served: tuple[Path, Built], tmp_path: Path
+) -> None:
+    copy = tmp_path / "town.sqlite"
+    shutil.copy(served[1].path, copy)
+    with sqlite3.connect(copy) as conn:
+        conn.execute("ALTER TABLE rg_ticks RENAME COLUMN record TO renamed")
+    response = TestClient(create_app(tmp_path)).get(f"/api/towns/{TOWN_ID}/status")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "internal error: OperationalError: no such column: record"}
+
+
+class _BrokenPool:
+    async def run(self, job: Job) -> bytes:
+        raise RuntimeError(f"{job.route} broke\nTraceback (most recent call last): ...")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_fault_in_the_server_is_a_json_500_without_traceback(
+    served: tuple[Path, Built],
+) -> None:
+    client = TestClient(create_app(served[0], pool=_BrokenPool()))
+    response = client.get(f"/api/towns/{TOWN_ID}/status")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "internal error: RuntimeError: status broke"}
+    assert client.get("/api/towns").status_code == 200
+
+
+def test_serve_with_its_port_in_use_exits_6_with_one_line(served: tuple[Path, Built]) -> None:
+    """Was: uvicorn's log and exit 3, the code of "new violations"."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-c", "from reportgen.cli import main; main()",
+             "serve", str(served[0]), "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 6
+    assert result.stderr == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert result.stdout == ""
 
 
 @pytest.fixture(scope="module")
