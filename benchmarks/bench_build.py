@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reportgen.report.build import ReplayLoader, build_site
+from reportgen.replay.loader import ReplayLoader
+from reportgen.report.build import build_site
 from reportgen.report.executors import ProcessExecutor
 from reportgen.report.site import cache_dir
 from reportgen.runmodel import TownRun

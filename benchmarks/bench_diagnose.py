@@ -9,7 +9,7 @@ critical finding: the full version of the check the test suite runs over
 town, times (best of three, ``perf_counter``):
 
 * ``load``: the town's window loaded as ``reportgen build`` loads it
-  (:class:`~reportgen.report.build.ReplayLoader`, its recorded ticks);
+  (:class:`~reportgen.replay.loader.ReplayLoader`, its recorded ticks);
 * ``build``: ``build_site`` of that one town into a fresh site (load,
   episodes, pages, writing; one process, not incremental);
 * ``diagnose``: :func:`reportgen.diagnose.diagnose` on the same town, on
@@ -82,7 +82,8 @@ def _verdicts(paths: list[Path]) -> list[dict[str, Any]]:
 
 def bench_diagnose(hours: float = 24.0, seeds: int = 5) -> dict[str, Any]:
     """Simulate, check the verdicts, time load / build / diagnose of the seed-0 town."""
-    from reportgen.report.build import ReplayLoader, build_site
+    from reportgen.replay.loader import ReplayLoader
+    from reportgen.report.build import build_site
 
     logging.disable(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,5 +1,5 @@
 """``python -m reportgen``: the same command line as the ``reportgen`` script."""
 
-from reportgen.cli import main
+from reportgen.cli.main import main
 
 main(prog_name="reportgen")

@@ -17,8 +17,11 @@ from typing import Any
 import pytest
 import report_fixtures as rf
 
-from reportgen.report.build import build_site, demo_sources
+from reportgen.replay.loader import ReplayLoader
+from reportgen.report.build import build_site
 from reportgen.report.bundle import build_single_file
+from reportgen.report.site import cache_dir
+from reportgen.sim.demo import demo_sources
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +56,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("browser") / "site"
-    build_site(demo_sources(), out, jobs=2)
+    build_site(demo_sources(cache_dir()), out, jobs=2, load_run=ReplayLoader())
     return out
 
 

@@ -22,7 +22,8 @@ from click.testing import CliRunner
 from reportgen.cli import main
 from reportgen.errors import BadInputError
 from reportgen.replay import LATEST_ENTITIES_CAVEAT, RECORDED_CAVEAT
-from reportgen.report.build import BuildSummary, ReplayLoader, build_site
+from reportgen.replay.loader import ReplayLoader
+from reportgen.report.build import BuildSummary, build_site
 from reportgen.report.executors import (
     DaskExecutor,
     Executor,
@@ -56,6 +57,7 @@ def sources(folder: Path) -> list[Path]:
 
 
 def build(folder: Path, out: Path, executor: Executor, **kw: object) -> BuildSummary:
+    kw.setdefault("load_run", ReplayLoader())
     return build_site(
         sources(folder),
         out,
@@ -116,7 +118,13 @@ def test_a_broken_town_is_listed_with_its_file_and_the_others_build(pool_site: P
 
 def test_a_missing_source_fails_alone(towns: Path, tmp_path: Path) -> None:
     missing = towns / "gone.sqlite"
-    summary = build_site([*sources(towns)[:1], missing], tmp_path / "s", jobs=1, assets=STUB_ASSETS)
+    summary = build_site(
+        [*sources(towns)[:1], missing],
+        tmp_path / "s",
+        jobs=1,
+        assets=STUB_ASSETS,
+        load_run=ReplayLoader(),
+    )
     assert (summary.towns, summary.towns_failed) == (2, 1)
     assert summary.failures[0][0] == str(missing) and "gone.sqlite" in summary.failures[0][1]
 
@@ -176,7 +184,13 @@ def test_cache_lives_beside_the_site_and_holds_only_the_last_build(
     assert cache.parent == out.parent and not (out / ".cache").exists()
     entries = sorted(cache.glob("towns/*/*"))
     assert len(entries) == 3 and not (cache / "staging").exists()
-    build_site(sources(towns)[:1], out, executor=SerialExecutor(), assets=STUB_ASSETS)
+    build_site(
+        sources(towns)[:1],
+        out,
+        executor=SerialExecutor(),
+        assets=STUB_ASSETS,
+        load_run=ReplayLoader(),
+    )
     assert len(list(cache.glob("towns/*/*"))) == 1
     # pages are hard links into the cache: no second copy on disk
     page = next(out.glob("towns/*/index.html"))
@@ -238,7 +252,11 @@ def test_a_worker_killed_mid_town_fails_that_town_only(towns: Path, tmp_path: Pa
 def test_a_source_listed_twice_is_built_once(towns: Path, tmp_path: Path) -> None:
     first = sources(towns)[0]
     summary = build_site(
-        [first, first], tmp_path / "site", executor=ProcessExecutor(2), assets=STUB_ASSETS
+        [first, first],
+        tmp_path / "site",
+        executor=ProcessExecutor(2),
+        assets=STUB_ASSETS,
+        load_run=ReplayLoader(),
     )
     assert (summary.towns, summary.towns_failed) == (2, 1)
     assert "listed more than once" in summary.failures[0][1]
@@ -249,7 +267,11 @@ def test_two_sources_of_one_town_keep_the_first_listed(towns: Path, tmp_path: Pa
     shutil.copyfile(sources(towns)[0], copy)
     out = tmp_path / "site"
     summary = build_site(
-        [copy, sources(towns)[0]], out, executor=ProcessExecutor(2), assets=STUB_ASSETS
+        [copy, sources(towns)[0]],
+        out,
+        executor=ProcessExecutor(2),
+        assets=STUB_ASSETS,
+        load_run=ReplayLoader(),
     )
     assert [Path(s).name for s, _ in summary.failures] == ["town-0.sqlite"]
     assert "appears in more than one source" in summary.failures[0][1]

@@ -16,9 +16,9 @@ import yaml
 from click.testing import CliRunner
 from fixture_files import GRAFANA, fixture_file
 
+from reportgen.cli.dashboard import dashboard as dashboard_cmd
 from reportgen.errors import BadInputError
 from reportgen.observability import grafana
-from reportgen.observability.cli_dashboard import dashboard as dashboard_cmd
 
 FIXTURE = fixture_file(GRAFANA / "gastown-grafana-dash-1.json")
 DS = {"type": "vertamedia-clickhouse-datasource", "uid": "bffxugc31cnpcc"}

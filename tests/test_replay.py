@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from test_replay_towns import Built, Script, at, build_town
 
 from reportgen.cli import main
-from reportgen.cli_replay import ticks_json
+from reportgen.cli.replay import ticks_json
 from reportgen.errors import BadWindowError
 from reportgen.replay import (
     dry_run,

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 import report_fixtures as rf
 
-from reportgen.report.build import ReplayLoader, build_site, demo_sources
+from reportgen.replay.loader import ReplayLoader
+from reportgen.report.build import build_site
+from reportgen.report.site import cache_dir
 from reportgen.sim import simulate_town
+from reportgen.sim.demo import demo_sources
 
 #: The town page budget (bytes) for a 24 h healthy day, shared assets excluded.
 TOWN_PAGE_BUDGET = 200_000
@@ -19,7 +22,9 @@ TOWN_PAGE_BUDGET = 200_000
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "site"
-    summary = build_site(demo_sources(), out, jobs=2, load_run=ReplayLoader(ticks="replay"))
+    summary = build_site(
+        demo_sources(cache_dir()), out, jobs=2, load_run=ReplayLoader(ticks="replay")
+    )
     assert summary.towns_failed == 0, summary.failures
     return out
 
@@ -30,7 +35,7 @@ def test_demo_site_links_resolve(demo: Path) -> None:
 
 def test_demo_site_reports_every_town_with_replay_fidelity(demo: Path) -> None:
     index = json.loads((demo / "index.json").read_text(encoding="utf-8"))
-    assert len(index["towns"]) == len(demo_sources())
+    assert len(index["towns"]) == len(demo_sources(cache_dir()))
     assert {t["fidelity"] for t in index["towns"]} == {"exact"}
     assert index["totals"]["episodes"] == len(index["episodes"]) > 0
     town = json.loads(

@@ -27,8 +27,8 @@ from hypothesis import strategies as st
 from reportgen.cli import main
 from reportgen.replay import open_source, replay_events, replay_window
 from reportgen.replay.export import export
+from reportgen.replay.loader import ReplayLoader
 from reportgen.replay.source import choose_window, newest_plausible
-from reportgen.report.build import ReplayLoader
 from reportgen.town import clock, store
 from reportgen.town.schema import ensure_reportgen_tables
 

@@ -314,7 +314,8 @@ def test_nightly_two_nights(tmp_path: Path) -> None:
 
 
 def _two_nights(work: Path) -> dict[str, Any]:
-    from reportgen.report.build import demo_sources
+    from reportgen.report.site import cache_dir
+    from reportgen.sim.demo import demo_sources
 
     old = work / "pages" / "runs" / "2000-01-01"
     old.mkdir(parents=True)
@@ -325,7 +326,7 @@ def _two_nights(work: Path) -> dict[str, Any]:
 
     towns = work / "towns"
     towns.mkdir()
-    for source in demo_sources():
+    for source in demo_sources(cache_dir()):
         shutil.copy(source, towns / source.name)
     (towns / "not-a-town.db").write_bytes(b"")
     second = _nightly(

@@ -39,6 +39,7 @@ from reportgen.diagnose.registry import (
     DiagnosisConfig,
 )
 from reportgen.errors import BadInputError
+from reportgen.humanize import clean
 from reportgen.replay import (
     APPROXIMATE,
     EXACT,
@@ -51,7 +52,6 @@ from reportgen.replay import (
     state_at,
 )
 from reportgen.replay.window import _end_state_conn
-from reportgen.report.text import clean
 from reportgen.town import clock
 from reportgen.town.record import load_ticks
 

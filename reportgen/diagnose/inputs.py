@@ -26,7 +26,7 @@ from reportgen.diagnose.model import (
     witness,
 )
 from reportgen.diagnose.registry import DEFAULT_CONFIG, DiagnosisConfig, kind
-from reportgen.report.text import clean
+from reportgen.humanize import clean
 from reportgen.town import clock
 
 

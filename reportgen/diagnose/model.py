@@ -25,7 +25,7 @@ from typing import Any
 
 from reportgen.diagnose.episodes import stable_id
 from reportgen.diagnose.registry import CRITICAL, NOTICE, SEVERITIES, WARNING
-from reportgen.report.text import clean, fmt_duration
+from reportgen.humanize import clean, fmt_duration
 from reportgen.town import clock
 
 #: What a finding's ``status`` is until history says otherwise (new / persisting / resolved).

@@ -37,10 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen import __version__
 from reportgen.diagnose.episodes import find_episodes
-from reportgen.errors import BadInputError, NothingBuiltError, ReportgenError
-from reportgen.replay.source import ChosenWindow, choose_window
+from reportgen.errors import BadInputError, NothingBuiltError
 from reportgen.report import charts, history
 from reportgen.report.executors import Executor, ProcessExecutor
 from reportgen.report.fleet import (
@@ -77,7 +75,6 @@ from reportgen.report.site import (
     CACHE_MARKER,
     Assets,
     SiteWriter,
-    cache_dir,
     check_apart,
     check_replaceable,
     write_marker,
@@ -86,7 +83,7 @@ from reportgen.report.text import clean, compact
 from reportgen.runmodel import TownRun
 from reportgen.town.tick import wall_clock_kind
 
-__all__ = ["BuildSummary", "LoadRun", "ReplayLoader", "build_site", "discover_sources"]
+__all__ = ["BuildSummary", "LoadRun", "build_site", "discover_sources"]
 #: ``progress(done, total, label)``, called after each town.
 Progress = Callable[[int, int, str], None]
 
@@ -220,95 +217,6 @@ def discover_sources(paths: Sequence[Path]) -> list[Path]:
     if not found:
         raise BadInputError("no town databases found in " + ", ".join(map(str, paths)))
     return found
-
-
-#: Where a town's ticks come from (``reportgen build --ticks``).
-TICK_SOURCES = ("auto", "recorded", "replay")
-
-
-@dataclass(frozen=True)
-class ReplayLoader:
-    """Loads a town's window (by default the last 24 h) as a :class:`TownRun`.
-
-    ``ticks`` says where the ticks come from: ``"replay"`` re-runs the engine
-    on every tick and compares each with the town's record; ``"recorded"``
-    shows the record as it is; ``"auto"`` shows the record when it can stand
-    for a replay (:func:`reportgen.replay.record_serves`: a town database whose
-    every tick in the window is recorded and whose tables are the window's end
-    state) and replays otherwise. ``auto_recover`` replays with that recovery
-    setting instead of the recorded one (so it always replays).
-
-    A class rather than a closure so that it can be sent to worker processes.
-    """
-
-    auto_recover: frozenset[int] | None = None
-    ticks: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.ticks not in TICK_SOURCES:
-            raise BadInputError(f"ticks must be one of {', '.join(TICK_SOURCES)}: {self.ticks!r}")
-        if self.ticks == "recorded" and self.auto_recover is not None:
-            raise BadInputError(
-                "--auto-recover needs a replay: it cannot be combined with --ticks recorded"
-            )
-
-    @property
-    def cache_key(self) -> str:
-        """The loader's options, for the incremental-build key (the source's checksum is added)."""
-        recover = "recorded" if self.auto_recover is None else sorted(self.auto_recover)
-        return f"ticks={self.ticks}:auto_recover={recover}"
-
-    def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
-        from reportgen.replay import (
-            check_window,
-            open_source,
-            record_serves,
-            recorded_window,
-            replay_window,
-        )
-
-        opened = open_source(source, copy=False)
-        with closing(opened.conn):
-            chosen = default_window(opened, window_from, window_to)
-            use_record = self.ticks == "recorded" or (
-                self.ticks == "auto"
-                and self.auto_recover is None
-                and record_serves(opened, check_window(opened, chosen.start, chosen.end))
-            )
-        if use_record:
-            run = recorded_window(source, chosen.start, chosen.end)
-        else:
-            run = replay_window(source, chosen.start, chosen.end, auto_recover=self.auto_recover)
-        run.window_reason = chosen.reason
-        run.ignored_times = [asdict(t) for t in chosen.dropped]
-        return run
-
-
-def default_load_run() -> LoadRun:
-    """The default ``load_run``: :class:`ReplayLoader`."""
-    return ReplayLoader()
-
-
-def default_window(source: Any, window_from: str | None, window_to: str | None) -> ChosenWindow:
-    """The window of a town: the bounds given, the others from its data (by default the
-    last 24 h up to its newest plausible timestamp; :func:`reportgen.replay.source.choose_window`)."""
-    return choose_window(source, window_from, window_to)
-
-
-def demo_sources() -> list[Path]:
-    """The bundled demo fleet, simulated once into the cache directory (same seed → same files)."""
-    from reportgen.sim import demo_fleet
-    from reportgen.sim.demo import DEMO_FLEET, DEMO_SEED
-
-    folder = cache_dir() / f"demo-fleet-{__version__}-seed{DEMO_SEED}"
-    marker = folder / ".complete"
-    if marker.exists():
-        return sorted(p for p in folder.iterdir() if p.suffix in SOURCE_SUFFIXES)
-    paths = demo_fleet(folder, seed=DEMO_SEED)
-    if len(paths) != len(DEMO_FLEET):
-        raise ReportgenError("the demo fleet simulation produced an unexpected set of towns")
-    marker.write_text("ok\n", encoding="utf-8")
-    return sorted(paths)
 
 
 def _page_files(page: Any, path: str, assets: AssetRefs) -> list[tuple[str, str]]:
@@ -472,7 +380,7 @@ def build_site(
     window_to: str | None = None,
     history_path: Path | None = None,
     history_limit: int = history.DEFAULT_LIMIT,
-    load_run: LoadRun | None = None,
+    load_run: LoadRun,
     progress: Progress | None = None,
     assets: Assets | None = None,
     jobs: int = 1,
@@ -485,8 +393,8 @@ def build_site(
     """Build the static site for ``sources`` into ``out`` (swapped in only on success).
 
     Towns run on ``executor`` (default: a pool of ``jobs`` processes; with
-    more than one, ``load_run`` must be picklable, as the default
-    :class:`ReplayLoader` is); the site is the same whichever runs them.
+    more than one, ``load_run`` must be picklable, as
+    :class:`reportgen.replay.loader.ReplayLoader` is); the site is the same whichever runs them.
     With ``incremental``, a town whose inputs did not change since the last
     build into ``out`` is not rebuilt (see :mod:`reportgen.report.fleet`);
     ``cache`` is where town results are kept (default: beside ``out``).
@@ -496,7 +404,7 @@ def build_site(
     (and keeps the previous site) when every town fails.
     """
     check_apart("--out", out, [*sources, *source_roots])
-    load = load_run or ReplayLoader()
+    load = load_run
     hist = history.History(history.read_history(history_path))
     assets = assets or Assets.load()
     refs = assets.refs()

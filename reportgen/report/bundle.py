@@ -17,7 +17,7 @@ from typing import Any
 
 from reportgen.errors import BadInputError
 from reportgen.report import charts
-from reportgen.report.build import LoadRun, default_load_run
+from reportgen.report.build import LoadRun
 from reportgen.report.model_detail import EntityPage, ViolationPage, entity_pages, violation_pages
 from reportgen.report.model_town import TownPage, compute_town, town_page
 from reportgen.report.render import Url, render
@@ -100,11 +100,11 @@ def build_single_file(
     town: str | None = None,
     window_from: str | None = None,
     window_to: str | None = None,
-    load_run: LoadRun | None = None,
+    load_run: LoadRun,
     assets: Assets | None = None,
 ) -> int:
     """Write the bundle for ``town`` (or the only source) to ``out_file``; returns its size."""
-    load = load_run or default_load_run()
+    load = load_run
     if town is None and len(sources) != 1:
         raise BadInputError("--single-file needs --town when there is more than one source")
     run = _find_run(sources, town, window_from, window_to, load)

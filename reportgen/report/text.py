@@ -16,6 +16,8 @@ from functools import lru_cache
 from typing import Any
 
 from reportgen.diagnose.episodes import to_ms
+from reportgen.humanize import clean as clean
+from reportgen.humanize import fmt_duration as fmt_duration
 
 _orjson: Any
 try:  # a speed-up: the same bytes either way (see _fast_json)
@@ -25,25 +27,6 @@ except ImportError:  # pragma: no cover - orjson is a dependency, but stay corre
 
 _SAFE_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 _RESERVED = {"index", "assets", "con", "nul", "prn", "aux"}
-
-
-def clean(text: str) -> str:
-    """``text`` with undecodable bytes (surrogate escapes) replaced by U+FFFD.
-
-    A replayed database can hold bytes that are not UTF-8; Python carries them
-    as lone surrogates, which cannot be written as UTF-8. Replacing them keeps
-    the rest of the string readable.
-    """
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return (
-            text.encode("utf-8", "surrogateescape")
-            .decode("utf-8", "replace")
-            .encode("utf-8", "replace")
-            .decode("utf-8")
-        )
 
 
 def clean_data(value: Any) -> Any:
@@ -118,21 +101,6 @@ def iso(ms: int) -> str:
     """Epoch ms as upstream's ISO form (``2026-03-01T10:00:05.250Z``)."""
     dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def fmt_duration(ms: int) -> str:
-    """A compact, exact-enough duration: ``0 s``, ``45 s``, ``3 min 5 s``, ``2 h 10 min``, ``1 d 3 h``."""
-    seconds = max(0, ms) // 1000
-    if seconds < 60:
-        return f"{seconds} s" if ms >= 1000 or ms == 0 else f"{ms} ms"
-    minutes, sec = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {sec} s" if sec else f"{minutes} min"
-    hours, minute = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minute} min" if minute else f"{hours} h"
-    days, hour = divmod(hours, 24)
-    return f"{days} d {hour} h" if hour else f"{days} d"
 
 
 #: Where orjson may write a float differently from ``json`` (which says ``1e-05`` below

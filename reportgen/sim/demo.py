@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reportgen.errors import ReportgenError
 from reportgen.sim.run import simulate_town
 
 #: ``(scenario, hours)`` of each demo town.
@@ -32,3 +33,19 @@ def demo_fleet(out_dir: str | Path, *, seed: int = DEMO_SEED) -> list[Path]:
         assert result.path is not None
         paths.append(result.path)
     return paths
+
+
+def demo_sources(cache: Path) -> list[Path]:
+    """The demo fleet, simulated once into a folder of ``cache`` (same seed, same files):
+    later calls return the files a complete earlier run left there."""
+    from reportgen import __version__
+
+    folder = cache / f"demo-fleet-{__version__}-seed{DEMO_SEED}"
+    marker = folder / ".complete"
+    if marker.exists():
+        return sorted(p for p in folder.iterdir() if p.suffix == ".sqlite")
+    paths = demo_fleet(folder, seed=DEMO_SEED)
+    if len(paths) != len(DEMO_FLEET):
+        raise ReportgenError("the demo fleet simulation produced an unexpected set of towns")
+    marker.write_text("ok\n", encoding="utf-8")
+    return sorted(paths)

@@ -247,3 +247,53 @@ def missing_columns(conn: sqlite3.Connection, ddl: str = UPSTREAM_DDL) -> list[s
         if have:
             missing += [f"{table}.{c}" for c in wanted if c not in have]
     return missing
+
+
+# Tables of reportgen's own history, declared here (a leaf) so that the modules that
+# write them and the checks that read them import them from one place.
+
+JOURNAL_DDL = """
+CREATE TABLE IF NOT EXISTS rg_journal (
+  seq integer primary key,
+  at text not null,
+  call text not null,
+  args text not null
+)
+"""
+
+CHECKPOINTS_DDL = """
+CREATE TABLE IF NOT EXISTS rg_checkpoints (
+  seq integer primary key,
+  at text not null,
+  state blob not null
+)
+"""
+
+#: A bundle's state at the end of its window (one row), so that a reader that shows the
+#: recorded ticks can show the entities as they were then without replaying the window.
+END_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS rg_end_state (
+  seq integer primary key,
+  at text not null,
+  state blob not null
+)
+"""
+
+TICKS_DDL = """
+CREATE TABLE IF NOT EXISTS rg_ticks (
+  seq integer primary key,
+  at text not null,
+  record text not null
+)
+"""
+
+WORLD_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS rg_world_log (
+  tick_seq integer not null,
+  n integer not null,
+  method text not null,
+  args text not null,
+  answer text not null,
+  primary key (tick_seq, n)
+)
+"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from reportgen.report.text import clean, fmt_duration
+from reportgen.humanize import clean, fmt_duration
 from reportgen.town import clock
 
 #: How long a quoted title may be in a sentence.

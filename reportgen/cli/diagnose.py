@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from reportgen.cli import json_text, reports_errors
+from reportgen.cli.common import json_text, reports_errors
 
 #: ``--fail-on`` value → the verdicts that fail.
 FAILING = {"stuck": ("stuck",), "degraded": ("stuck", "degraded")}

@@ -1,10 +1,10 @@
-"""The ``reportgen`` command line: parse options, call one library function, map errors.
+"""What every command shares: error reporting, exit codes, common options, output helpers.
 
 Exit codes (see README): 0 ok, 1 error, 2 bad input (also an output that would
 overwrite a source or a directory reportgen did not write), 3 new violations
-under ``--fail-on-violations`` or a verdict under ``diagnose --fail-on``, 4 partial failure of a fleet build, 5 nothing
-built (every town of a fleet failed; the previous site is kept), 6 ``serve``
-could not start (e.g. its port is in use).
+under ``--fail-on-violations`` or a verdict under ``--fail-on``, 4 partial
+failure of a fleet build, 5 nothing built (every town of a fleet failed; the
+previous site is kept), 6 ``serve`` could not start (e.g. its port is in use).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from reportgen import __version__
 from reportgen.errors import BadInputError, ReportgenError
 from reportgen.town.db import is_input_error, stray_message
 
@@ -28,6 +27,19 @@ if TYPE_CHECKING:
     from reportgen.replay.source import ChosenWindow
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit codes, one place (README and docs/design.md list them too). Library errors carry
+#: theirs (:attr:`ReportgenError.exit_code`); these are the ones commands choose.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_FAIL_ON = 3
+EXIT_SOME_FAILED = 4
+EXIT_NOTHING_BUILT = 5
+EXIT_CANNOT_START = 6
+
+#: ``--db`` and similar: a file path (the library says what is wrong with it).
+DB_PATH = click.Path(dir_okay=False)
 
 
 def reports_errors(func: F) -> F:
@@ -77,7 +89,7 @@ def memory_db() -> sqlite3.Connection:
     return sqlite3.connect(":memory:")
 
 
-def _load_json_file(path: str | None, option: str) -> Any:
+def load_json_file(path: str | None, option: str) -> Any:
     if path is None:
         return None
     try:
@@ -122,58 +134,6 @@ def echo_chosen(kind: str, chosen: ChosenWindow, where: str) -> None:
     click.echo(f"{kind} {span} ({chosen.reason})", err=True)
 
 
-@click.group()
-@click.version_option(__version__, prog_name="reportgen")
-def main() -> None:
-    """Reports of what the Gastown town reconciler saw, decided, and where it went wrong."""
-
-
-@main.command("dry-run")
-@click.option("--db", "db", required=True, type=click.Path(dir_okay=False), help="Town database.")
-@click.option(
-    "--now",
-    help="Clock for the tick (ISO). Default: the newest plausible timestamp in the database.",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    help="Raw upstream town config JSON ({} = legacy town); overrides the stored one.",
-)
-@click.option("--draining/--no-draining", default=None, help="Override the stored draining flag.")
-@click.option("--json", "as_json", is_flag=True, help="Print upstream's JSON response.")
-@reports_errors
-def dry_run_command(
-    db: str, now: str | None, config_path: str | None, draining: bool | None, as_json: bool
-) -> None:
-    """Drain pending events and reconcile once, read-only: what would the next tick do?"""
-    from reportgen.replay.commands import dry_run_report
-
-    report = dry_run_report(db, now=now, config=_load_json_file(config_path, "--config"),
-                            draining=draining)  # fmt: skip
-    echo_chosen("now", report.now, db)
-    if report.noncanonical:
-        click.echo(
-            f"warning: {db}: drained {len(report.noncanonical)} pending event(s) whose "
-            "created_at is not a canonical ISO-8601 UTC time, in upstream's order (by its "
-            f"text): {', '.join(report.noncanonical)}",
-            err=True,
-        )
-    result = report.response
-    if as_json:
-        click.echo(json_text(result))
-        return
-    click.echo(format_actions_table(result["actions"]))
-    m = result["metrics"]
-    click.echo(
-        f"\n{m['actionsEmitted']} action(s); {m['eventsDrained']} event(s) drained; "
-        f"{m['pendingEventCount']} pending after the drain"
-    )
-    from reportgen.diagnose import diagnose_state
-
-    click.echo("\n" + diagnose_state(db, now=now).state_text())
-
-
 def format_actions_table(actions: list[dict[str, Any]]) -> str:
     """A readable table: one action per line, type first, then its fields."""
     if not actions:
@@ -184,26 +144,3 @@ def format_actions_table(actions: list[dict[str, Any]]) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in a.items() if k != "type")
         lines.append(f"{a['type']:<{width}}  {fields}")
     return "\n".join(lines)
-
-
-def _register_optional_commands() -> None:
-    """Commands that live beside their library modules."""
-    from reportgen.observability.cli_dashboard import dashboard
-
-    main.add_command(dashboard)
-    from reportgen.cli_simulate import simulate
-
-    main.add_command(simulate)
-    from reportgen.cli_replay import export_command, replay_command, serve_command
-
-    for command in (export_command, replay_command, serve_command):
-        main.add_command(command)
-    from reportgen.cli_build import build
-
-    main.add_command(build)
-    from reportgen.cli_diagnose import diagnose_command
-
-    main.add_command(diagnose_command)
-
-
-_register_optional_commands()

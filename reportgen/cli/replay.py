@@ -1,20 +1,17 @@
-"""``reportgen export``, ``reportgen replay`` and ``reportgen serve``.
+"""``reportgen replay``: the state at --from and the window, or the window tick by tick.
 
-Each command parses its options, calls one library function and prints the
-result; errors become ``error: <message>`` and an exit code
-(:func:`reportgen.cli.reports_errors`).
+The views at the bottom shape ``replay --ticks`` output for the terminal and ``--json``.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
 from collections import Counter
 from typing import Any
 
 import click
 
-from reportgen.cli import (
+from reportgen.cli.common import (
+    DB_PATH,
     auto_recover_option,
     echo_chosen,
     format_actions_table,
@@ -25,35 +22,9 @@ from reportgen.errors import BadInputError
 from reportgen.runmodel import TownRun
 from reportgen.town.context import Action
 
-_DB = click.Path(dir_okay=False)
-
-
-@click.command("export")
-@click.option("--db", required=True, type=_DB, help="Town database (or bundle) to read.")
-@click.option("--from", "start", required=True, help="Window start (ISO).")
-@click.option("--to", "end", required=True, help="Window end (ISO).")
-@click.option("--out", required=True, type=_DB, help="Bundle file to write (SQLite).")
-@reports_errors
-def export_command(db: str, start: str, end: str, out: str) -> None:
-    """Write a self-contained, reproducible bundle of a window of a town."""
-    from reportgen.replay.export import export
-    from reportgen.replay.source import given_window
-
-    manifest = export(db, start, end, out)
-    echo_chosen("window", given_window(start, end), db)
-    for q in manifest["quarantined"]:
-        click.echo(f"warning: {db}: quarantined event {q['event_id']}: {q['reason']}", err=True)
-    counts = manifest["counts"]
-    click.echo(
-        f"{out}: {manifest['fidelity']} bundle of {manifest['town_id'] or '(no town id)'} "
-        f"{manifest['from']} .. {manifest['to']} (base {manifest['base_at'] or 'empty town'}; "
-        f"{counts['journal']} journal rows, {counts['ticks']} recorded ticks, "
-        f"{counts['window_events']} events)"
-    )
-
 
 @click.command("replay")
-@click.option("--db", required=True, type=_DB, help="Town database or bundle.")
+@click.option("--db", required=True, type=DB_PATH, help="Town database or bundle.")
 @click.option("--from", "start", required=True, help="Window start (ISO).")
 @click.option("--to", "end", required=True, help="Window end (ISO).")
 @click.option("--ticks", is_flag=True, help="Replay tick by tick and compare with the record.")
@@ -142,73 +113,6 @@ def _ticks_text(run: TownRun) -> str:
     if run.caveat:
         lines.append(f"caveat: {run.caveat}")
     return "\n".join(lines)
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only listens on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@click.command("serve")
-@click.argument("directory", type=click.Path(file_okay=False, exists=True))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option(
-    "--port",
-    default=8000,
-    show_default=True,
-    type=click.IntRange(0, 65535),
-    help="Port to bind (0: any free port, logged at start).",
-)
-@click.option("--token", default=None, help="Bearer token (default: $REPORTGEN_TOKEN).")
-@click.option(
-    "--workers",
-    type=click.IntRange(1, 256),
-    default=None,
-    help="Worker processes for replay, dry-run and status. Default: the usable cores.",
-)
-@click.option(
-    "--queue",
-    type=click.IntRange(0, 10_000),
-    default=None,
-    help="Requests that may wait for a worker before more get 503. Default: 4 per worker.",
-)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(0.1, 3600),
-    default=30.0,
-    show_default=True,
-    help="Seconds a request may take, waiting included; then it answers 503/504 and stops.",
-)
-@reports_errors
-def serve_command(
-    directory: str,
-    host: str,
-    port: int,
-    token: str | None,
-    workers: int | None,
-    queue: int | None,
-    timeout: float,
-) -> None:
-    """Serve the debug API (replay-events, dry-run, status) for the towns in DIRECTORY.
-
-    Exits 6 if it cannot start (e.g. the port is in use).
-    """
-    token = token or os.environ.get("REPORTGEN_TOKEN") or None
-    if not is_loopback(host) and not token:
-        raise BadInputError(
-            f"--host {host} is not a loopback address: refusing to serve without a token "
-            "(pass --token or set REPORTGEN_TOKEN)"
-        )
-    from reportgen.server import serve
-    from reportgen.server_pool import Limits, usable_cores
-
-    limits = Limits(workers or usable_cores(), -1 if queue is None else queue, timeout)
-    serve(directory, host, port, token, limits)
 
 
 def tick_view(record: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli import auto_recover_option, echo_ignored_times, reports_errors
+from reportgen.cli.common import auto_recover_option, echo_ignored_times, reports_errors
 from reportgen.errors import BadInputError, NothingBuiltError
 
 EXIT_NEW_VIOLATIONS = 3
@@ -140,10 +140,13 @@ def build(
         reportgen build town.sqlite --single-file incident.html --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
     """
     from reportgen.observability.sentry import report_new_episodes, reporter_from_env
-    from reportgen.report.build import ReplayLoader, build_site, demo_sources, discover_sources
+    from reportgen.replay.loader import ReplayLoader
+    from reportgen.report.build import build_site, discover_sources
     from reportgen.report.bundle import build_single_file
     from reportgen.report.executors import make_executor
     from reportgen.report.model import violation_href
+    from reportgen.report.site import cache_dir
+    from reportgen.sim.demo import demo_sources
     from reportgen.town.recovery import validate
 
     loader = ReplayLoader(
@@ -151,7 +154,7 @@ def build(
     )
     runner = make_executor(executor, jobs, scheduler)
     reporter = reporter_from_env() if single_file is None else None  # fail before the work
-    paths = discover_sources(list(sources)) if sources else demo_sources()
+    paths = discover_sources(list(sources)) if sources else demo_sources(cache_dir())
     if single_file is not None:
         check_single_file(single_file, [*paths, *sources])
         size = build_single_file(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from reportgen.cli import auto_recover_option, memory_db, reports_errors
+from reportgen.cli.common import auto_recover_option, memory_db, reports_errors
 from reportgen.errors import BadInputError
 from reportgen.sim.runner import SimResult
 from reportgen.sim.scenarios import SCENARIOS
