@@ -112,3 +112,16 @@ def test_docs_reference_the_files_they_promise() -> None:
         for target in re.findall(r"\]\(((?:docs/)?[\w./-]+\.(?:md|png))\)", text):
             base = ROOT if doc.name == "README.md" else DOCS
             assert (base / target).exists(), f"{doc.name} links to missing {target}"
+
+
+@pytest.mark.parametrize("name", sorted(main.commands))
+def test_every_command_teaches_by_example(name: str) -> None:
+    """Each --help shows two or three runnable examples, and every time option an example value."""
+    text = CliRunner().invoke(main, [name, "--help"], terminal_width=200).output
+    examples = text.split("Example", 1)[1].split("Options:", 1)[0] if "Example" in text else ""
+    runs = [line for line in examples.splitlines() if "reportgen " in line]
+    assert 2 <= len(runs) <= 3, (name, runs)
+    command = main.commands[name]
+    for param in command.params:
+        if isinstance(param, click.Option) and {"--from", "--to", "--now"} & set(param.opts):
+            assert "e.g. 20" in (param.help or ""), (name, param.opts)

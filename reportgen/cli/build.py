@@ -31,8 +31,17 @@ _PATH = click.Path(path_type=Path)
 
 @click.command("build")
 @click.argument("sources", nargs=-1, type=_PATH)
-@click.option("--from", "window_from", help="Window start (ISO). Default: 24 h before --to.")
-@click.option("--to", "window_to", help="Window end (ISO). Default: each source's newest data.")
+@click.option(
+    "--from",
+    "window_from",
+    help="Window start, ISO-8601 UTC (e.g. 2026-03-16T08:00:00Z). Default: 24 h before --to.",
+)
+@click.option(
+    "--to",
+    "window_to",
+    help="Window end, ISO-8601 UTC (e.g. 2026-03-16T09:00:00Z). Default: each source's newest "
+    "plausible timestamp.",
+)
 @click.option(
     "--out",
     "out",

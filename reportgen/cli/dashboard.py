@@ -45,6 +45,12 @@ def dashboard(
 
     Re-running replaces only the row's own panels, so the output of a second
     run is byte-identical. With --check FILE, validate a dashboard instead.
+
+    \b
+    Examples:
+        reportgen dashboard --in gastown.json --out gastown.json --alerts alerts.yaml
+        reportgen dashboard --check gastown.json
+        reportgen dashboard --check gastown.json --strict
     """
     if check_path is not None:
         if in_path or out_path or alerts_path:

@@ -22,11 +22,16 @@ EXIT_FAILED = 3
 @click.option(
     "--db", required=True, type=click.Path(dir_okay=False), help="Town database or bundle."
 )
-@click.option("--from", "start", help="Window start (ISO). Default: 24 h before the window end.")
+@click.option(
+    "--from",
+    "start",
+    help="Window start, ISO-8601 UTC (e.g. 2026-03-16T08:00:00Z). Default: 24 h before the window end.",
+)
 @click.option(
     "--to",
     "end",
-    help="Window end and the time ages are measured from (ISO), even past the file's data. "
+    help="Window end and the time ages are measured from, ISO-8601 UTC (e.g. "
+    "2026-03-16T10:30:00Z), even past the file's data. "
     "Default: the newest time in the file.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
@@ -55,6 +60,12 @@ def diagnose_command(
     Judges the window's ticks (recorded, or replayed from the journal) and the
     state at its end; a database without a journal is judged on its tables as
     stored, and the kinds that need ticks are listed as not judged.
+
+    \b
+    Examples:
+        reportgen diagnose --db town.sqlite
+        reportgen diagnose --db dump.sqlite --to 2026-03-16T10:30:00Z --json
+        reportgen diagnose --db town.sqlite --fail-on stuck --diagnosis-config thresholds.toml
     """
     from reportgen.diagnose import diagnose, load_config
 

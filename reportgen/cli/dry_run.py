@@ -18,7 +18,8 @@ from reportgen.cli.common import (
 @click.option("--db", "db", required=True, type=DB_PATH, help="Town database.")
 @click.option(
     "--now",
-    help="Clock for the tick (ISO). Default: the newest plausible timestamp in the database.",
+    help="Clock for the tick, ISO-8601 UTC (e.g. 2026-03-16T08:00:00Z). Default: the newest plausible "
+    "timestamp in the database.",
 )
 @click.option(
     "--config",
@@ -32,7 +33,16 @@ from reportgen.cli.common import (
 def dry_run_command(
     db: str, now: str | None, config_path: str | None, draining: bool | None, as_json: bool
 ) -> None:
-    """Drain pending events and reconcile once, read-only: what would the next tick do?"""
+    """Drain pending events and reconcile once, read-only: what would the next tick do?
+
+    Then lists what is wrong with the town's state now (the diagnosis's state kinds).
+
+    \b
+    Examples:
+        reportgen dry-run --db town.sqlite
+        reportgen dry-run --db town.sqlite --now 2026-03-16T08:00:00Z --json
+        reportgen dry-run --db town.sqlite --config '{}' --draining
+    """
     from reportgen.replay.commands import dry_run_report
 
     report = dry_run_report(db, now=now, config=load_json_file(config_path, "--config"),

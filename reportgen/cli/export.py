@@ -9,12 +9,25 @@ from reportgen.cli.common import DB_PATH, echo_chosen, reports_errors
 
 @click.command("export")
 @click.option("--db", required=True, type=DB_PATH, help="Town database (or bundle) to read.")
-@click.option("--from", "start", required=True, help="Window start (ISO).")
-@click.option("--to", "end", required=True, help="Window end (ISO).")
+@click.option(
+    "--from", "start", required=True, help="Window start, ISO-8601 UTC (e.g. 2026-03-16T08:00:00Z)."
+)
+@click.option(
+    "--to", "end", required=True, help="Window end, ISO-8601 UTC (e.g. 2026-03-16T09:00:00Z)."
+)
 @click.option("--out", required=True, type=DB_PATH, help="Bundle file to write (SQLite).")
 @reports_errors
 def export_command(db: str, start: str, end: str, out: str) -> None:
-    """Write a self-contained, reproducible bundle of a window of a town."""
+    """Write a self-contained, reproducible bundle of a window of a town.
+
+    The same source and window always give the same bytes; every command
+    opens the bundle like a town database.
+
+    \b
+    Examples:
+        reportgen export --db town.sqlite --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z --out incident.sqlite
+        reportgen replay --db incident.sqlite --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z --ticks
+    """
     from reportgen.replay.export import export
     from reportgen.replay.source import given_window
 

@@ -25,8 +25,12 @@ from reportgen.town.context import Action
 
 @click.command("replay")
 @click.option("--db", required=True, type=DB_PATH, help="Town database or bundle.")
-@click.option("--from", "start", required=True, help="Window start (ISO).")
-@click.option("--to", "end", required=True, help="Window end (ISO).")
+@click.option(
+    "--from", "start", required=True, help="Window start, ISO-8601 UTC (e.g. 2026-03-16T08:00:00Z)."
+)
+@click.option(
+    "--to", "end", required=True, help="Window end, ISO-8601 UTC (e.g. 2026-03-16T09:00:00Z)."
+)
 @click.option("--ticks", is_flag=True, help="Replay tick by tick and compare with the record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON response.")
 @auto_recover_option
@@ -38,6 +42,12 @@ def replay_command(
 
     With --ticks and SENTRY_DSN set, each violation episode found is sent to
     Sentry once (flushed before the command exits).
+
+    \b
+    Examples:
+        reportgen replay --db town.sqlite --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
+        reportgen replay --db incident.sqlite --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z --ticks
+        reportgen replay --db town.sqlite --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z --ticks --auto-recover 7 --json
     """
     from reportgen import replay
     from reportgen.diagnose.episodes import find_episodes

@@ -64,6 +64,12 @@ def serve_command(
     """Serve the debug API (replay-events, dry-run, status) for the towns in DIRECTORY.
 
     Exits 6 if it cannot start (e.g. the port is in use).
+
+    \b
+    Examples:
+        reportgen serve towns/
+        reportgen serve towns/ --port 0 --workers 2 --timeout 10
+        REPORTGEN_TOKEN=secret reportgen serve towns/ --host 0.0.0.0
     """
     token = token or os.environ.get("REPORTGEN_TOKEN") or None
     if not is_loopback(host) and not token:

@@ -58,7 +58,14 @@ def simulate(
     list_only: bool,
     auto_recover: tuple[int, ...],
 ) -> None:
-    """Simulate towns of a named scenario into OUT/<townId>.sqlite (same seed, same bytes)."""
+    """Simulate towns of a named scenario into OUT/<townId>.sqlite (same seed, same bytes).
+
+    \b
+    Examples:
+        reportgen simulate --list
+        reportgen simulate --scenario healthy-day --hours 2 --out towns/
+        reportgen simulate --scenario container-crash-loop --seed 3 --towns 4 --out towns/
+    """
     if list_only:
         click.echo(format_list())
         return
