@@ -218,7 +218,7 @@ TABLES: dict[str, str] = {
     "rg_analytics": "reportgen: upstream's `reconciler_tick` and `invariant_violations` analytics rows, column for column.",
     "rg_world_log": "reportgen: the world's answers (container status, PR status, …) per tick and call, replayed verbatim.",
     "rg_checkpoints": "reportgen: periodic full-state snapshots, so the state at a time T is rebuilt from the newest checkpoint before T.",
-    "rg_open_episodes": "reportgen: violation episodes open in a live run, so a restarted process does not alert twice.",
+    "rg_open_episodes": "reportgen: violation episodes open in a live run; kept in a database file, a restarted process does not alert twice (`simulate` keeps it in memory: a simulation always starts from an empty town).",
     "manifest": "Bundle only: `key`/`value` rows (JSON values) describing the bundle; see below.",
     "rg_end_state": "Bundle only: the state after the window's last journal row (a checkpoint), so the recorded ticks can be shown with the entities as they were at the window's end without a replay.",
     "rg_window_events": "Bundle only: the source's `town_events` rows created in the window, as they were at export.",

@@ -6,8 +6,8 @@ Object that was probably never instrumented, so likely nothing arrived. Here
 an episode (consecutive ticks where one invariant holds false for the same
 entities; :mod:`reportgen.diagnose.episodes`) is reported once:
 
-* live: :class:`LiveEpisodes` remembers open episodes in the town database
-  and reports one when it opens;
+* live: :class:`LiveEpisodes` remembers open episodes in the database it is
+  given (a file survives a restart) and reports one when it opens;
 * batch (replay, build): :func:`report_episodes` reports each episode of a
   replayed window, with its first and last tick, tick count and permalink.
 
@@ -242,9 +242,12 @@ CREATE TABLE IF NOT EXISTS rg_open_episodes (
 class LiveEpisodes:
     """Tracks open episodes across live ticks; reports each one once, when it opens.
 
-    The open set lives in ``rg_open_episodes`` (keyed by town) so a restarted
-    process does not re-alert an episode that was already reported; one
-    tracker can follow many towns.
+    The open set lives in ``rg_open_episodes`` (keyed by town) of the
+    connection it is given: on a database file, a restarted process does not
+    re-alert an episode that was already reported. ``reportgen simulate``
+    gives it an in-memory database, because a simulation always starts from
+    an empty town: nothing of an earlier run goes on. One tracker can follow
+    many towns.
     """
 
     def __init__(self, conn: sqlite3.Connection, reporter: SentryReporter | None) -> None:
