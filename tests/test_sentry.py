@@ -215,3 +215,18 @@ def test_build_alerts_new_episodes_once_with_permalinks(receiver: Any, tmp_path:
     )  # fmt: skip
     assert again.exit_code == 0, again.output
     assert len(events) == count  # nothing new: no new alert
+
+
+def test_open_episodes_kept_in_a_file_survive_a_restart(tmp_path: Any) -> None:
+    import sqlite3
+
+    violation = {"invariant": 7, "message": "Working agent a1 has no hook", "agent_ids": ["a1"]}
+    path = tmp_path / "open.sqlite"
+    with sqlite3.connect(path) as conn:
+        first = LiveEpisodes(conn, None)
+        assert len(first.observe("town", _at(0), [violation])) == 1
+    with sqlite3.connect(path) as conn:  # a restarted process: the episode goes on
+        again = LiveEpisodes(conn, None)
+        assert again.observe("town", _at(1), [violation]) == []
+    memory = LiveEpisodes(sqlite3.connect(":memory:"), None)  # what simulate uses: no memory
+    assert len(memory.observe("town", _at(1), [violation])) == 1
