@@ -250,7 +250,7 @@ def _ddl_groups() -> list[tuple[str, str, Sequence[str]]]:
     """(section title, intro, DDL statements) for a town database and for a bundle."""
     from reportgen.observability import sentry
     from reportgen.replay import export
-    from reportgen.town import api, checkpoints, record, schema, worldlog
+    from reportgen.town import record, schema
 
     return [
         (
@@ -266,11 +266,11 @@ def _ddl_groups() -> list[tuple[str, str, Sequence[str]]]:
             "JSON columns are text.",
             [
                 schema.REPORTGEN_DDL,
-                api.JOURNAL_DDL,
-                record.TICKS_DDL,
+                schema.JOURNAL_DDL,
+                schema.TICKS_DDL,
                 record.ANALYTICS_DDL,
-                worldlog.WORLD_LOG_DDL,
-                checkpoints.CHECKPOINTS_DDL,
+                schema.WORLD_LOG_DDL,
+                schema.CHECKPOINTS_DDL,
                 sentry.OPEN_EPISODES_DDL,
             ],
         ),
@@ -279,7 +279,7 @@ def _ddl_groups() -> list[tuple[str, str, Sequence[str]]]:
             "`reportgen export` writes a bundle: itself a town database (every command "
             "opens it like one) holding the base state in the tables above, the journal, "
             "world answers and tick records after the base up to `to`, and these.",
-            [MANIFEST_DDL, export.WINDOW_EVENTS_DDL, checkpoints.END_STATE_DDL],
+            [MANIFEST_DDL, export.WINDOW_EVENTS_DDL, schema.END_STATE_DDL],
         ),
     ]
 

@@ -35,13 +35,20 @@ LEAVES = frozenset({"reportgen.errors", "reportgen.jsonio", "reportgen.gcpause"}
 KNOWN_CYCLES: frozenset[tuple[str, ...]] = frozenset(
     {
         # The subcommand modules take shared options and helpers from the entry point.
-        ("reportgen.cli", "reportgen.cli_build", "reportgen.cli_replay", "reportgen.cli_simulate"),
+        (
+            "reportgen.cli",
+            "reportgen.cli_build",
+            "reportgen.cli_diagnose",
+            "reportgen.cli_replay",
+            "reportgen.cli_simulate",
+        ),
     }
 )
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
     {
         # The CLI's shared helpers live in the entry point.
         ("reportgen.cli_build", "reportgen.cli"),
+        ("reportgen.cli_diagnose", "reportgen.cli"),
         ("reportgen.cli_replay", "reportgen.cli"),
         ("reportgen.cli_simulate", "reportgen.cli"),
         # The reference generator walks the click command tree.

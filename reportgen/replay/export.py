@@ -63,11 +63,9 @@ from reportgen.replay.source import (
 )
 from reportgen.replay.state import base_for, noncanonical_events, state_after
 from reportgen.town import checkpoints
-from reportgen.town.api import JOURNAL_DDL
 from reportgen.town.db import check_json_rows
-from reportgen.town.record import TICKS_DDL, TICKS_INDEX
-from reportgen.town.schema import SCHEMA_VERSION
-from reportgen.town.worldlog import WORLD_LOG_DDL
+from reportgen.town.record import TICKS_INDEX
+from reportgen.town.schema import JOURNAL_DDL, SCHEMA_VERSION, TICKS_DDL, WORLD_LOG_DDL
 
 BUNDLE_VERSION = 1
 

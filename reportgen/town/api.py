@@ -29,7 +29,7 @@ from reportgen.town.record import (
     tick_record,
     violation_rows,
 )
-from reportgen.town.schema import create_upstream_tables, ensure_reportgen_tables
+from reportgen.town.schema import JOURNAL_DDL, create_upstream_tables, ensure_reportgen_tables
 from reportgen.town.tick import ContainerFilter, ContainerSource, Stopwatch, TickResult
 from reportgen.town.tick import tick as run_tick
 from reportgen.town.worldlog import LoggedWorld
@@ -43,16 +43,6 @@ class TickObserver(Protocol):
     """Something that follows a live town tick by tick (alerting, dashboards)."""
 
     def after_tick(self, town_id: str, record: dict[str, Any]) -> None: ...
-
-
-JOURNAL_DDL = """
-CREATE TABLE IF NOT EXISTS rg_journal (
-  seq integer primary key,
-  at text not null,
-  call text not null,
-  args text not null
-)
-"""
 
 
 class Town:

@@ -33,6 +33,8 @@ from reportgen.errors import BadRowError
 from reportgen.town import clock
 from reportgen.town.db import bad_value, input_name, stored_json
 from reportgen.town.schema import (
+    CHECKPOINTS_DDL,
+    END_STATE_DDL,
     UPSTREAM_TABLES,
     create_upstream_tables,
     ensure_reportgen_tables,
@@ -50,13 +52,6 @@ STATE_TABLES: tuple[str, ...] = (
     "rg_quarantine",
 )
 
-CHECKPOINTS_DDL = """
-CREATE TABLE IF NOT EXISTS rg_checkpoints (
-  seq integer primary key,
-  at text not null,
-  state blob not null
-)
-"""
 
 #: ``at`` of the checkpoint taken at creation: sorts before every ISO time.
 CREATION_AT = ""
@@ -241,17 +236,6 @@ def newest_before(conn: sqlite3.Connection, t: str, *, inclusive: bool = True) -
     if row is None:
         return None
     return Checkpoint(int(row[0]), str(row[1]), load_stored(conn, "rg_checkpoints", row[0], row[2]))
-
-
-#: A bundle's state at the end of its window (one row), so that a reader that shows the
-#: recorded ticks can show the entities as they were then without replaying the window.
-END_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS rg_end_state (
-  seq integer primary key,
-  at text not null,
-  state blob not null
-)
-"""
 
 
 def store_end_state(conn: sqlite3.Connection, end: Checkpoint) -> None:

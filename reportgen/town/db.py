@@ -47,7 +47,17 @@ from reportgen.errors import (
     NotATownDatabaseError,
     UnreadableDatabaseError,
 )
-from reportgen.town.schema import UPSTREAM_DDL, missing_columns, missing_tables
+from reportgen.town.schema import (
+    CHECKPOINTS_DDL,
+    END_STATE_DDL,
+    JOURNAL_DDL,
+    REPORTGEN_DDL,
+    TICKS_DDL,
+    UPSTREAM_DDL,
+    WORLD_LOG_DDL,
+    missing_columns,
+    missing_tables,
+)
 
 #: How long a read waits for another process's lock before reporting the file as locked.
 BUSY_TIMEOUT_S = 2.0
@@ -216,12 +226,6 @@ open_readonly = open_input
 @cache
 def town_ddl() -> str:
     """Every table a town database or bundle may hold that reportgen reads from it."""
-    from reportgen.town.api import JOURNAL_DDL
-    from reportgen.town.checkpoints import CHECKPOINTS_DDL, END_STATE_DDL
-    from reportgen.town.record import TICKS_DDL
-    from reportgen.town.schema import REPORTGEN_DDL
-    from reportgen.town.worldlog import WORLD_LOG_DDL
-
     ddl = (UPSTREAM_DDL, REPORTGEN_DDL, JOURNAL_DDL, TICKS_DDL, WORLD_LOG_DDL)
     return ";\n".join((*ddl, CHECKPOINTS_DDL, END_STATE_DDL))
 

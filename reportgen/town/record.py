@@ -14,15 +14,9 @@ import sqlite3
 from typing import Any, Protocol
 
 from reportgen.town.db import stored_json
+from reportgen.town.schema import TICKS_DDL
 from reportgen.town.tick import TickResult
 
-TICKS_DDL = """
-CREATE TABLE IF NOT EXISTS rg_ticks (
-  seq integer primary key,
-  at text not null,
-  record text not null
-)
-"""
 TICKS_INDEX = "CREATE INDEX IF NOT EXISTS idx_rg_ticks_at ON rg_ticks(at)"
 
 ANALYTICS_DDL = """

@@ -179,6 +179,60 @@ CREATE TABLE IF NOT EXISTS rg_quarantine (
 );
 """
 
+# The history and checkpoint tables reportgen writes beside the state. Their
+# definitions live here, with the rest of the schema, so that the modules that
+# write them and the database checks that read them share one leaf.
+
+#: Every journaled call, in order (``reportgen.town.api``).
+JOURNAL_DDL = """
+CREATE TABLE IF NOT EXISTS rg_journal (
+  seq integer primary key,
+  at text not null,
+  call text not null,
+  args text not null
+)
+"""
+
+#: One record per tick (``reportgen.town.record``).
+TICKS_DDL = """
+CREATE TABLE IF NOT EXISTS rg_ticks (
+  seq integer primary key,
+  at text not null,
+  record text not null
+)
+"""
+
+#: The outside world's answers, per tick (``reportgen.town.worldlog``).
+WORLD_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS rg_world_log (
+  tick_seq integer not null,
+  n integer not null,
+  method text not null,
+  args text not null,
+  answer text not null,
+  primary key (tick_seq, n)
+)
+"""
+
+#: State snapshots taken while journaling (``reportgen.town.checkpoints``).
+CHECKPOINTS_DDL = """
+CREATE TABLE IF NOT EXISTS rg_checkpoints (
+  seq integer primary key,
+  at text not null,
+  state blob not null
+)
+"""
+
+#: A bundle's state at the end of its window (one row), so that a reader that shows the
+#: recorded ticks can show the entities as they were then without replaying the window.
+END_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS rg_end_state (
+  seq integer primary key,
+  at text not null,
+  state blob not null
+)
+"""
+
 
 def create_upstream_tables(conn: sqlite3.Connection) -> None:
     """Create upstream's tables and indexes (a new, empty town)."""

@@ -20,18 +20,8 @@ from typing import Any
 
 from reportgen.town.db import stored_json
 from reportgen.town.effects import NullWorld, PRFeedback, PRStatus, PRStatusError, World
+from reportgen.town.schema import WORLD_LOG_DDL
 from reportgen.town.tick import ContainerSource
-
-WORLD_LOG_DDL = """
-CREATE TABLE IF NOT EXISTS rg_world_log (
-  tick_seq integer not null,
-  n integer not null,
-  method text not null,
-  args text not null,
-  answer text not null,
-  primary key (tick_seq, n)
-)
-"""
 
 
 class WorldCallFailed(Exception):
