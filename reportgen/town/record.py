@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any, Protocol
 
 from reportgen.town.db import stored_json
-from reportgen.town.schema import TICKS_DDL
+from reportgen.town.schema import TICKS_DDL, table_exists
 from reportgen.town.tick import TickResult
 
 TICKS_INDEX = "CREATE INDEX IF NOT EXISTS idx_rg_ticks_at ON rg_ticks(at)"
@@ -177,10 +177,7 @@ def store_tick(conn: sqlite3.Connection, seq: int, record: dict[str, Any]) -> No
 
 def load_ticks(conn: sqlite3.Connection, start: str, end: str) -> list[dict[str, Any]]:
     """Recorded ticks with ``start <= at <= end``, in order (empty when none are recorded)."""
-    have = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_ticks'"
-    ).fetchone()
-    if have is None:
+    if not table_exists(conn, "rg_ticks"):
         return []
     rows = conn.execute(
         "SELECT seq, record FROM rg_ticks WHERE at >= ? AND at <= ? ORDER BY seq", (start, end)

@@ -262,11 +262,28 @@ def ensure_reportgen_tables(conn: sqlite3.Connection) -> None:
         )
 
 
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    """Every table of the database, in the order they were created (the one catalogue query
+    every "which tables are there" question asks)."""
+    return [
+        str(r[0])
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")
+    ]
+
+
+def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the database has a table ``name`` (an optional table is read only when it is there)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
 def missing_tables(
     conn: sqlite3.Connection, wanted: tuple[str, ...] = REQUIRED_TABLES
 ) -> list[str]:
     """Names from ``wanted`` that the database does not have."""
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    have = set(table_names(conn))
     return [t for t in wanted if t not in have]
 
 
@@ -276,12 +293,7 @@ def ddl_columns(ddl: str) -> dict[str, tuple[str, ...]]:
     scratch = sqlite3.connect(":memory:")
     try:
         scratch.executescript(ddl)
-        tables = [
-            r[0]
-            for r in scratch.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
+        tables = sorted(table_names(scratch))
         return {
             t: tuple(r[1] for r in scratch.execute(f'PRAGMA table_info("{t}")')) for t in tables
         }
