@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sqlite3
 import tempfile
@@ -50,7 +49,7 @@ from typing import Any
 
 import sqlite_utils
 
-from reportgen import __version__
+from reportgen import __version__, jsonio
 from reportgen.errors import BadInputError
 from reportgen.replay.fidelity import APPROXIMATE_CAVEAT
 from reportgen.replay.source import (
@@ -189,7 +188,7 @@ def _write(
         if end is not None:
             checkpoints.store_end_state(conn, end)
         manifest_rows = [
-            {"key": k, "value": json.dumps(v, sort_keys=True)}
+            {"key": k, "value": jsonio.canonical(v, compact=False)}
             for k, v in sorted((manifest | {"counts": counts}).items())
         ]
         db.table(MANIFEST_TABLE).insert_all(manifest_rows, pk="key")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.diagnose.episodes import to_ms
+from reportgen.town.clock import iso as iso  # the engine's ISO form, re-exported for the views
 
 _orjson: Any
 try:  # a speed-up: the same bytes either way (see _fast_json)
@@ -114,12 +115,6 @@ def fmt_clock(ts: str) -> str:
     return datetime.fromtimestamp(to_ms(ts) / 1000, tz=UTC).strftime("%H:%M:%S")
 
 
-def iso(ms: int) -> str:
-    """Epoch ms as upstream's ISO form (``2026-03-01T10:00:05.250Z``)."""
-    dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
 def fmt_duration(ms: int) -> str:
     """A compact, exact-enough duration: ``0 s``, ``45 s``, ``3 min 5 s``, ``2 h 10 min``, ``1 d 3 h``."""
     seconds = max(0, ms) // 1000
@@ -188,7 +183,7 @@ def compact(value: Any) -> str:
     fast = _fast_json(value)
     if fast is not None:
         return fast
-    return json.dumps(clean_data(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return jsonio.canonical(clean_data(value), ascii=False)
 
 
 def script_json(value: Any) -> str:

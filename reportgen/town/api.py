@@ -11,11 +11,11 @@ written by upstream has no journal, and replay says so.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from reportgen import jsonio
 from reportgen.town import checkpoints, events, ops, store
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
@@ -121,7 +121,7 @@ class Town:
         if self.journal_enabled:
             self.conn.execute(
                 "INSERT INTO rg_journal (at, call, args) VALUES (?, ?, ?)",
-                (at, call, json.dumps(args, sort_keys=True, separators=(",", ":"))),
+                (at, call, jsonio.canonical(args)),
             )
 
     def save_counters(self) -> None:

@@ -23,12 +23,12 @@ always gives the same bytes (simulated databases stay byte-identical).
 from __future__ import annotations
 
 import base64
-import json
 import sqlite3
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.errors import BadRowError
 from reportgen.town import clock
 from reportgen.town.db import bad_value, input_name, stored_json
@@ -97,7 +97,7 @@ def snapshot(conn: sqlite3.Connection, tables: tuple[str, ...] = STATE_TABLES) -
 
 def encode(state: State) -> bytes:
     """Canonical bytes for a state (same state → same bytes)."""
-    text = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = jsonio.canonical(state, ascii=False)
     return zlib.compress(text.encode("utf-8"), 6)
 
 

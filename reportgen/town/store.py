@@ -7,10 +7,10 @@ reportgen, so they live in one key/value table next to upstream's tables.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.errors import BadInputError
 from reportgen.town.config import TownConfig
 from reportgen.town.db import stored_json
@@ -38,7 +38,7 @@ def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
     conn.execute(
         "INSERT INTO rg_town_state (key, value) VALUES (?, ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, json.dumps(value, sort_keys=True, separators=(",", ":"))),
+        (key, jsonio.canonical(value)),
     )
 
 

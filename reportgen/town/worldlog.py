@@ -12,12 +12,12 @@ answered as the null world would.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.town.db import stored_json
 from reportgen.town.effects import NullWorld, PRFeedback, PRStatus, PRStatusError, World
 from reportgen.town.schema import WORLD_LOG_DDL, table_exists
@@ -56,7 +56,7 @@ def _decode(method: str, value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return jsonio.canonical(value)
 
 
 @lru_cache(maxsize=1 << 12)
