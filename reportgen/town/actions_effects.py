@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reportgen.town import ops
+from reportgen.town import ops, ops_agents
 from reportgen.town.actions_common import LOG, Apply
 from reportgen.town.context import Action
 from reportgen.town.effects import SideEffect
 from reportgen.town.pr_effects import parse_git_url, parse_pr_url
-
-TRIAGE_OPTIONS = ["RESTART", "CLOSE", "ESCALATE"]
-
 
 # --------------------------------------------------------------------------- side-effect actions
 
@@ -36,13 +33,13 @@ def _dispatch_agent(a: Apply, action: Action) -> SideEffect | None:
             return None
         role = "refinery" if is_mr else "polecat"
         try:
-            agent_id = ops.get_or_create_agent(ctx, role, rig_id)
-            ops.hook_bead(ctx, agent_id, bead_id)
+            agent_id = ops_agents.get_or_create_agent(ctx, role, rig_id)
+            ops_agents.hook_bead(ctx, agent_id, bead_id)
         except Exception as exc:
             a.log("warn", f"{LOG} dispatch_agent: failed to hook agent for bead={bead_id} {exc}")
             return None
     # Not wrapped upstream: a missing bead throws here, after the agent went ``working``.
-    ops.update_agent_status(ctx, agent_id, "working")
+    ops_agents.update_agent_status(ctx, agent_id, "working")
     ops.update_bead_status(ctx, bead_id, "in_progress", agent_id)
     return a.effect(action, {"agent_id": agent_id, "bead_id": bead_id, "rig_id": rig_id})
 
@@ -115,13 +112,13 @@ def _send_nudge(a: Apply, action: Action) -> SideEffect:
 def _create_triage_request(a: Apply, action: Action) -> None:
     reason = action["reason"]
     try:
-        created = ops.create_triage_request(
+        created = ops_agents.create_triage_request(
             a.ctx,
             triage_type=action["triage_type"],
             agent_id=action["agent_id"],
             title=f"Triage: {reason}",
             context={"reason": reason},
-            options=list(TRIAGE_OPTIONS),
+            options=list(ops_agents.TRIAGE_OPTIONS),
         )
         if created is not None:
             a.log(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reportgen.town import ops, review_queue
+from reportgen.town import ops, ops_agents, review_queue
 from reportgen.town.actions_common import LOG, Apply
 from reportgen.town.context import Action
 from reportgen.town.effects import SideEffect
@@ -47,7 +47,7 @@ def _clear_bead_assignee(a: Apply, action: Action) -> None:
         (ctx.now, bead_id),
     )
     for agent_id in ops.agents_hooked_to(ctx, bead_id):
-        ops.unhook_bead(ctx, agent_id)
+        ops_agents.unhook_bead(ctx, agent_id)
     return None
 
 
@@ -114,7 +114,7 @@ def _set_review_pr_url(a: Apply, action: Action) -> None:
 
 def _transition_agent(a: Apply, action: Action) -> None:
     try:
-        ops.update_agent_status(a.ctx, action["agent_id"], action["to"])
+        ops_agents.update_agent_status(a.ctx, action["agent_id"], action["to"])
     except Exception as exc:
         a.log(
             "warn",
@@ -148,7 +148,7 @@ def _reset_agent_dispatch_attempts(a: Apply, action: Action) -> None:
 
 def _hook_agent(a: Apply, action: Action) -> None:
     try:
-        ops.hook_bead(a.ctx, action["agent_id"], action["bead_id"])
+        ops_agents.hook_bead(a.ctx, action["agent_id"], action["bead_id"])
     except Exception as exc:
         a.log(
             "warn",
@@ -158,7 +158,7 @@ def _hook_agent(a: Apply, action: Action) -> None:
 
 
 def _unhook_agent(a: Apply, action: Action) -> None:
-    ops.unhook_bead(a.ctx, action["agent_id"])
+    ops_agents.unhook_bead(a.ctx, action["agent_id"])
     return None
 
 
@@ -171,7 +171,7 @@ def _clear_agent_checkpoint(a: Apply, action: Action) -> None:
 
 def _delete_agent(a: Apply, action: Action) -> None:
     try:
-        ops.delete_agent(a.ctx, action["agent_id"])
+        ops_agents.delete_agent(a.ctx, action["agent_id"])
     except Exception as exc:
         a.log("warn", f"{LOG} delete_agent failed: agent={action['agent_id']} {exc}")
     return None

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reportgen.town import clock, config, ops, review_queue
+from reportgen.town import clock, config, ops, ops_agents, review_queue
 from reportgen.town.context import TownCtx
 from reportgen.town.prompts import (
     conflict_escalation_body,
@@ -95,7 +95,7 @@ def _apply_bead_cancelled(ctx: TownCtx, event: TownEvent) -> None:
     status = raw if raw in ("closed", "failed") else "failed"
     ops.update_bead_status(ctx, event.bead_id, str(status), "system")
     for agent_id in ops.agents_hooked_to(ctx, event.bead_id):
-        ops.unhook_bead(ctx, agent_id)
+        ops_agents.unhook_bead(ctx, agent_id)
 
 
 def _apply_convoy_started(ctx: TownCtx, event: TownEvent) -> None:
@@ -125,12 +125,12 @@ def _apply_container_status(ctx: TownCtx, event: TownEvent) -> None:
     if agent["role"] == "refinery" and hook:
         mr = ops.get_bead(ctx, hook)
         if mr is not None and mr["status"] in ops.TERMINAL:
-            ops.unhook_bead(ctx, agent_id)
-            ops.update_agent_status(ctx, agent_id, "idle")
+            ops_agents.unhook_bead(ctx, agent_id)
+            ops_agents.update_agent_status(ctx, agent_id, "idle")
             ctx.run("UPDATE agent_metadata SET checkpoint = NULL WHERE bead_id = ?", (agent_id,))
             return
     # Refinery with a live (or missing) MR keeps its hook; every other agent just idles.
-    ops.update_agent_status(ctx, agent_id, "idle")
+    ops_agents.update_agent_status(ctx, agent_id, "idle")
 
 
 def _blocking_bead_with_label(ctx: TownCtx, mr_id: str, label: str) -> str | None:
@@ -306,7 +306,7 @@ def _conflict_to_human(ctx: TownCtx, c: _Conflict) -> None:
            VALUES (?, 'high', 'merge_conflict', 0, 0, NULL)""",
         (escalation_id,),
     )
-    ops.create_triage_request(
+    ops_agents.create_triage_request(
         ctx,
         triage_type="escalation",
         agent_id=None,
