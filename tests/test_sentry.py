@@ -70,6 +70,8 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         sentry_sdk.get_client().close(timeout=2)
         sentry_sdk.init()  # back to a disabled client
         server.shutdown()
+        server.server_close()  # the listening socket too, not left to the garbage collector
+        thread.join()
 
 
 def _draining_town(observers: list[Any] | None = None) -> Town:

@@ -56,18 +56,11 @@ def reconcile_gupp(ctx: TownCtx) -> list[Action]:
 
 
 def _gupp_for_agent(ctx: TownCtx, agent: sqlite3.Row) -> list[Action]:
-    """One agent's GUPP tier; stalled agents A2 will idle this pass are skipped (§14.1)."""
+    """One agent's GUPP tier, by the time since its last activity."""
+    elapsed = _inactive_ms(ctx, agent)
+    if elapsed is None:
+        return []
     agent_id = agent["bead_id"]
-    activity = coalesce(agent["last_event_at"], agent["last_activity_at"])
-    if not activity:
-        return []
-    elapsed = elapsed_ms(ctx, activity)
-    if math.isnan(elapsed) or elapsed < 0:  # unparseable or in the future
-        return []
-    if agent["status"] == "stalled":
-        since = coalesce(agent["stalled_at"], agent["last_activity_at"])
-        if since and elapsed_ms(ctx, since) > STALLED_AUTO_IDLE_MS:
-            return []
     if elapsed > GUPP_FORCE_STOP_MS:
         return [
             transition_agent(
@@ -90,6 +83,23 @@ def _gupp_for_agent(ctx: TownCtx, agent: sqlite3.Row) -> list[Action]:
             return []
         return [send_nudge(agent_id, GUPP_WARN_MESSAGE, "warn")]
     return []
+
+
+def _inactive_ms(ctx: TownCtx, agent: sqlite3.Row) -> float | None:
+    """Milliseconds since the agent's last activity, or ``None`` when GUPP leaves it alone:
+    no activity recorded, a time unparseable or in the future, or a stalled agent that
+    A2 idles this pass (§14.1)."""
+    activity = coalesce(agent["last_event_at"], agent["last_activity_at"])
+    if not activity:
+        return None
+    elapsed = elapsed_ms(ctx, activity)
+    if math.isnan(elapsed) or elapsed < 0:  # unparseable or in the future
+        return None
+    if agent["status"] == "stalled":
+        since = coalesce(agent["stalled_at"], agent["last_activity_at"])
+        if since and elapsed_ms(ctx, since) > STALLED_AUTO_IDLE_MS:
+            return None
+    return elapsed
 
 
 def _no_active_tools(active_tools: str | None) -> bool:
