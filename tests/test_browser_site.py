@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 
 from reportgen.report.build import build_site, demo_sources
 from reportgen.report.bundle import build_single_file

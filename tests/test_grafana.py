@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from fixture_files import GRAFANA, fixture_file
+from support.fixture_files import GRAFANA, fixture_file
 
 from reportgen.errors import BadInputError
 from reportgen.observability import grafana

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.readback import TickRecord, first, tick_records, town_start, violation_counts
 
 from reportgen.sim import SCENARIOS
-from reportgen.sim.readback import TickRecord, first, tick_records, town_start, violation_counts
 from reportgen.town import clock
 from reportgen.town.reconciler_common import (
     CIRCUIT_BREAKER_FAILURE_THRESHOLD,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sentry_sdk
-from townbuilder import NOW, SECOND, add_agent, add_rig, new_town
+from support.townbuilder import NOW, SECOND, add_agent, add_rig, new_town
 
 from reportgen.diagnose.episodes import EntityKey, find_episodes
 from reportgen.observability.sentry import (

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from support.readback import tick_records
 
 from reportgen.cli import main
 from reportgen.sim import DEMO_FLEET, SCENARIOS, demo_fleet, simulate, simulate_town, town_id_for
-from reportgen.sim.readback import tick_records
 from reportgen.town.db import load_copy
 
 

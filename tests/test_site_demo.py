@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 
 from reportgen.report.build import ReplayLoader, build_site, demo_sources
 from reportgen.sim import simulate_town
