@@ -25,6 +25,8 @@ from pathlib import Path
 
 import click
 
+from reportgen.town.schema import table_names
+
 #: The repository's docs folder (this module lives in ``reportgen/`` of a checkout).
 DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
 REGENERATE = ".venv/bin/python -m reportgen.docsgen"
@@ -288,16 +290,10 @@ def _columns(ddl: Iterable[str]) -> list[tuple[str, list[tuple[str, str, bool, i
     """Tables and columns as SQLite creates them from ``ddl`` (name, type, not null, pk)."""
     conn = sqlite3.connect(":memory:")
     try:
-        before = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        before = set(table_names(conn))
         for script in ddl:
             conn.executescript(script)
-        names = [
-            r[0]
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY rowid"
-            )
-            if r[0] not in before and not r[0].startswith("sqlite_")
-        ]
+        names = [n for n in table_names(conn) if n not in before and not n.startswith("sqlite_")]
         return [
             (
                 name,

@@ -27,7 +27,9 @@ disconnects stops its computation unless another client waits for it.
 The server only reads its files (every job works on an in-memory copy). Town
 ids come from the files (``rg_town_state`` or a bundle's manifest, else the
 file stem); a file whose id another file already claims is served under its
-stem; ids that do not match :data:`TOWN_ID_PATTERN` are not served.
+stem; ids that do not match :data:`TOWN_ID_PATTERN` are not served. A file that
+cannot be read at all (not SQLite, damaged) is not listed, and the routes under
+its stem answer 400 naming the problem rather than 404.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ from reportgen.server_jobs import (
 )
 from reportgen.server_pool import JobRunner, Limits, Refusal, WorkerPool
 from reportgen.town import store
-from reportgen.town.db import open_readonly
+from reportgen.town.db import open_readonly, unreadable
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -140,35 +142,43 @@ class ServedTown:
     kind: str
 
 
-def _file_town_id(path: Path) -> tuple[str, str] | None:
-    """``(town id, kind)`` for a town database or bundle; ``None`` for other files."""
+def _file_town_id(path: Path) -> tuple[str, str] | BadInputError:
+    """``(town id, kind)`` for a town database or bundle, or why the file cannot be read."""
     try:
         conn = open_readonly(path)
-    except BadInputError:
-        return None
+    except BadInputError as exc:
+        return exc
     try:
         manifest = read_manifest(conn)
         town_id = store.town_id(conn) or str((manifest or {}).get("town_id") or "")
         return town_id, "bundle" if manifest is not None else "town"
-    except sqlite3.DatabaseError:
-        return None
+    except sqlite3.DatabaseError as exc:
+        return unreadable(path, exc)
     finally:
         conn.close()
 
 
-def discover(directory: str | Path) -> dict[str, ServedTown]:
-    """The towns in ``directory`` by id (see the module docstring for the id rules)."""
+def scan(directory: str | Path) -> tuple[dict[str, ServedTown], dict[str, str]]:
+    """The towns in ``directory`` by id (see the module docstring for the id rules), and
+    the files that cannot be read: file stem -> why, in one line."""
     towns: dict[str, ServedTown] = {}
+    broken: dict[str, str] = {}
     for path in sorted(Path(directory).glob("*.sqlite")):
         found = _file_town_id(path)
-        if found is None:
+        if isinstance(found, BadInputError):
+            broken[path.stem] = str(found)
             continue
         town_id, kind = found
         for candidate in (town_id, path.stem):
             if candidate and _TOWN_ID_RE.match(candidate) and candidate not in towns:
                 towns[candidate] = ServedTown(candidate, path, kind)
                 break
-    return towns
+    return towns, broken
+
+
+def discover(directory: str | Path) -> dict[str, ServedTown]:
+    """The towns in ``directory`` by id (see the module docstring for the id rules)."""
+    return scan(directory)[0]
 
 
 class CannotServeError(ReportgenError):
@@ -370,7 +380,7 @@ def create_app(
     Heavy routes run on ``pool`` (default: a :class:`WorkerPool` with ``limits``,
     its workers started on first use and stopped with the app).
     """
-    towns = discover(directory)
+    towns, broken = scan(directory)
     runner: JobRunner = pool if pool is not None else WorkerPool(limits)
 
     @asynccontextmanager
@@ -390,15 +400,20 @@ def create_app(
     app.state.cache = ResultCache(runner.run)
     _install_error_handlers(app)
     app.add_middleware(_Guard, token=token)
-    _add_routes(app, towns, app.state.cache)
+    _add_routes(app, towns, broken, app.state.cache)
     return app
 
 
-def _add_routes(app: FastAPI, towns: dict[str, ServedTown], cache: ResultCache) -> None:
-    """The routes, under ``/api/towns`` and upstream's ``/debug/towns``."""
+def _add_routes(
+    app: FastAPI, towns: dict[str, ServedTown], broken: dict[str, str], cache: ResultCache
+) -> None:
+    """The routes, under ``/api/towns`` and upstream's ``/debug/towns``; ``broken`` are the
+    unreadable files' reasons by file stem."""
 
     def town_file(town_id: str) -> str:
         served = towns.get(town_id)
+        if served is None and town_id in broken:
+            raise Refusal(400, broken[town_id])
         if served is None:
             raise Refusal(404, f"unknown town {town_id!r}")
         return str(served.path)

@@ -29,6 +29,8 @@ from reportgen.replay import (
     state_at,
 )
 from reportgen.town import store
+from reportgen.town.record import stored_tick
+from reportgen.town.schema import table_exists
 from reportgen.town.status import get_alarm_status
 
 REPLAY_EVENTS = "replay-events"
@@ -97,13 +99,11 @@ def debug_status(db: str | Path) -> dict[str, Any]:
 
 
 def _last_tick(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    have = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_ticks'"
-    ).fetchone()
-    if have is None:
+    """The newest tick record, decoded and checked (a bad row is an error naming it)."""
+    if not table_exists(conn, "rg_ticks"):
         return None
-    row = conn.execute("SELECT record FROM rg_ticks ORDER BY seq DESC LIMIT 1").fetchone()
-    return None if row is None else dict(json.loads(row[0]))
+    row = conn.execute("SELECT seq, record FROM rg_ticks ORDER BY seq DESC LIMIT 1").fetchone()
+    return None if row is None else stored_tick(conn, row[0], row[1])
 
 
 def _dry_run(path: Path, params: dict[str, str]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import sqlite3
 from typing import Any
 
 import pytest
-from townbuilder import (
+from support.townbuilder import (
     MINUTE,
     NOW,
     add_agent,
@@ -25,6 +25,7 @@ from townbuilder import (
     make_ctx,
     new_town,
 )
+from support.worlds import RecordingWorld
 
 from reportgen.town import clock
 from reportgen.town.actions import ACTION_TYPES, ApplyRecord, apply_action, apply_actions
@@ -34,7 +35,6 @@ from reportgen.town.effects import (
     PRFeedback,
     PRStatus,
     PRStatusError,
-    RecordingWorld,
     SideEffect,
     SideEffectStats,
     run_side_effects,

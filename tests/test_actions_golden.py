@@ -19,8 +19,8 @@ import re
 from typing import Any
 
 import pytest
-from fixture_files import scenario_names
-from golden import NEW_ID_PREFIX, context, dump_state, load
+from support.fixture_files import scenario_names
+from support.golden import NEW_ID_PREFIX, context, dump_state, load
 
 from reportgen.town.actions import apply_actions
 from reportgen.town.context import TownCtx

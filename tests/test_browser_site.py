@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 
 from reportgen.replay.loader import ReplayLoader
 from reportgen.report.build import build_site

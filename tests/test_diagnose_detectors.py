@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from diagnose_helpers import at, dispatch, make_input, run, tick
-from townbuilder import (
+from support.diagnose_helpers import at, dispatch, make_input, run, tick
+from support.townbuilder import (
     HOUR,
     MINUTE,
     SECOND,
@@ -148,7 +148,7 @@ def test_dispatch_loop_counts_lost_runs_and_closes_with_the_bead() -> None:
 
 
 def test_dispatch_loop_is_not_judged_without_ticks() -> None:
-    from diagnose_helpers import kinds
+    from support.diagnose_helpers import kinds
 
     conn = new_town()
     add_bead(conn, rig_id=add_rig(conn), dispatch_attempts=4)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from townbuilder import (
+from support.townbuilder import (
     HOUR,
     MINUTE,
     NOW,

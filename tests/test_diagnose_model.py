@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from diagnose_helpers import make_input
-from townbuilder import HOUR, MINUTE, add_bead, add_rig, ago, new_town
+from support.diagnose_helpers import make_input
+from support.townbuilder import HOUR, MINUTE, add_bead, add_rig, ago, new_town
 
 from reportgen.diagnose import judge, load_config
 from reportgen.diagnose.detectors import DETECTORS

@@ -90,7 +90,7 @@ def test_bundle_manifest_keys_are_documented(tmp_path: Path) -> None:
     from reportgen.replay import open_source
     from reportgen.replay.export import export
 
-    demo = ROOT / "reportgen" / "demo" / "example-town.sqlite"
+    demo = ROOT / "tests" / "fixtures" / "example-town.sqlite"
     data = open_source(demo).data_range()
     assert data is not None
     first, last = data

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fixture_files import GOLDEN, scenario_names
-from golden import action_multiset, known_ids, load, mask_new_ids
+from support.fixture_files import GOLDEN, scenario_names
+from support.golden import action_multiset, known_ids, load, mask_new_ids
 
 from reportgen.cli import main
 

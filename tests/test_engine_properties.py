@@ -13,13 +13,14 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.townbuilder import NOW, dump, make_ctx
+from support.worlds import RecordingWorld
 from test_reconciler_rules import towns
-from townbuilder import NOW, dump, make_ctx
 
 from reportgen.town import clock
 from reportgen.town.actions import APPLIED, apply_actions
 from reportgen.town.db import configure
-from reportgen.town.effects import NullWorld, PRFeedback, PRStatus, RecordingWorld
+from reportgen.town.effects import NullWorld, PRFeedback, PRStatus
 from reportgen.town.ids import CounterIds
 from reportgen.town.reconciler import reconcile
 from reportgen.town.record import tick_record

@@ -8,7 +8,7 @@ from itertools import count
 from typing import Any
 
 import pytest
-from townbuilder import (
+from support.townbuilder import (
     HOUR,
     MINUTE,
     NOW,

@@ -14,9 +14,9 @@ import sqlite3
 from typing import Any
 
 import pytest
-from fixture_files import scenario_names
-from golden import context as golden_context
-from golden import load
+from support.fixture_files import scenario_names
+from support.golden import context as golden_context
+from support.golden import load
 
 from reportgen.town import events
 from reportgen.town.schema import UPSTREAM_TABLES

@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from fixture_files import (
+from support.fixture_files import (
     FIXTURES,
     GOLDEN,
     GRAFANA,

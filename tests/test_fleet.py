@@ -16,7 +16,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 from click.testing import CliRunner
 
 from reportgen.cli import main

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from hostile_corpus import COMMANDS, WINDOW, Case, build_corpus, simulated_town
+from support.hostile_corpus import COMMANDS, WINDOW, Case, build_corpus, simulated_town
 
 from reportgen.cli import main
 from reportgen.town import db, schema

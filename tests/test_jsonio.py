@@ -65,3 +65,36 @@ def test_documents_orjson_refuses_or_reads_differently(text: str) -> None:
 def test_invalid_documents_raise_the_standard_error(text: str) -> None:
     with pytest.raises(json.JSONDecodeError):
         jsonio.loads(text)
+
+
+# --------------------------------------------------------------------------- canonical text
+
+#: Each caller's ``json.dumps`` arguments before ``jsonio.canonical`` replaced them, and
+#: the ``canonical`` options that write the same bytes (stored rows, ids and digests
+#: are made from this text, so not one byte may change).
+_CALL_SITES: list[tuple[dict[str, Any], dict[str, bool]]] = [
+    # journal args, rg_town_state values, world log, run history
+    ({"sort_keys": True, "separators": (",", ":")}, {}),
+    # checkpoint states, report JSON
+    ({"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False}, {"ascii": False}),
+    # bundle manifest values, fleet cache keys and summaries
+    ({"sort_keys": True}, {"compact": False}),
+]
+
+
+@given(_values)
+def test_canonical_writes_each_callers_old_bytes(value: Any) -> None:
+    for old, options in _CALL_SITES:
+        try:
+            expected = json.dumps(value, **old)
+        except (TypeError, ValueError):
+            continue
+        assert jsonio.canonical(value, **options) == expected
+
+
+def test_canonical_forms_pinned() -> None:
+    """The three forms, spelled out (a change to the defaults fails here, not in a golden file)."""
+    value = {"b": "é\u202e", "a": [1, 2.5, None]}
+    assert jsonio.canonical(value) == '{"a":[1,2.5,null],"b":"\\u00e9\\u202e"}'
+    assert jsonio.canonical(value, ascii=False) == '{"a":[1,2.5,null],"b":"é\u202e"}'
+    assert jsonio.canonical(value, compact=False) == '{"a": [1, 2.5, null], "b": "\\u00e9\\u202e"}'

@@ -130,12 +130,17 @@ def import_cycles(edges: list[Edge]) -> set[tuple[str, ...]]:
         graph.setdefault(edge.imported, set())
         if not edge.typing_only:
             graph[edge.importer].add(edge.imported)
+    return {tuple(sorted(c)) for c in strongly_connected(graph) if len(c) > 1}
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's components of ``graph``; it is a few hundred modules deep at most."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
-    cycles: set[tuple[str, ...]] = set()
+    components: list[list[str]] = []
 
-    def visit(node: str) -> None:  # Tarjan; the graph is a few hundred modules deep at most
+    def visit(node: str) -> None:
         index[node] = low[node] = len(index)
         stack.append(node)
         for nxt in sorted(graph[node]):
@@ -145,19 +150,15 @@ def import_cycles(edges: list[Edge]) -> set[tuple[str, ...]]:
             elif nxt in stack:
                 low[node] = min(low[node], index[nxt])
         if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                cycles.add(tuple(sorted(component)))
+            component = [stack.pop()]
+            while component[-1] != node:
+                component.append(stack.pop())
+            components.append(component)
 
     for node in sorted(graph):
         if node not in index:
             visit(node)
-    return cycles
+    return components
 
 
 # --------------------------------------------------------------------------- the rules

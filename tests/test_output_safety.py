@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 from click.testing import CliRunner, Result
 
 from reportgen.cli import main

@@ -1,4 +1,4 @@
-"""The wheel: it holds the templates, assets and demo data, and works away from the checkout.
+"""The wheel: it holds the templates and assets, no test-only code, and works away from the checkout.
 
 A checkout hides packaging mistakes (the templates sit next to the package,
 an editable install imports from the repository), so this test builds a real
@@ -80,13 +80,25 @@ def test_wheel_holds_every_template_and_asset(names: set[str]) -> None:
     assert shipped == expected
 
 
-def test_wheel_holds_every_module_and_the_demo_data(names: set[str]) -> None:
+def test_wheel_holds_every_module(names: set[str]) -> None:
     package = ROOT / "reportgen"
     modules = {f"reportgen/{n}" for n in _files(package) if n.endswith(".py")}
     assert modules - names == set(), "a subpackage is missing from [tool.setuptools] packages"
-    demo = {f"reportgen/{n}" for n in _files(package) if n.startswith("demo/")}
-    assert demo and demo <= names
     assert "reportgen/py.typed" in names
+
+
+#: Code and data only the tests use, which live under tests/ and must not ship.
+TEST_ONLY = ("RecordingWorld", "readback", "example-town", "townbuilder", "report_fixtures")
+
+
+def test_wheel_holds_no_test_only_code_or_data(wheel: Path, names: set[str]) -> None:
+    shipped = [n for n in names if any(word in n for word in TEST_ONLY)]
+    assert shipped == []
+    assert not [n for n in names if n.endswith(".sqlite")], "a database in the wheel"
+    with zipfile.ZipFile(wheel) as zf:
+        sources = {n: zf.read(n).decode("utf-8") for n in names if n.endswith(".py")}
+    assert [n for n, text in sources.items() if "class RecordingWorld" in text] == []
+    assert [n for n, text in sources.items() if "def town_start(" in text] == []
 
 
 def test_wheel_metadata(wheel: Path) -> None:

@@ -19,7 +19,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from fixture_files import GOLDEN, scenario_names
+from support.fixture_files import GOLDEN, scenario_names
 
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from townbuilder import (
+from support.townbuilder import (
     HOUR,
     MINUTE,
     NOW,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from townbuilder import NOW, SECOND, add_agent, add_rig, new_town
+from support.townbuilder import NOW, SECOND, add_agent, add_rig, new_town
 
 from reportgen.town import clock, store
 from reportgen.town.api import Town

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from townbuilder import NOW, SECOND, add_agent, add_rig, make_ctx, new_town
+from support.townbuilder import NOW, SECOND, add_agent, add_rig, make_ctx, new_town
 
 from reportgen.errors import BadInputError
 from reportgen.town import clock

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.worlds import RecordingWorld
 from test_replay_towns import Built, Script, at, build_town
 
 from reportgen.cli import main
@@ -27,7 +28,6 @@ from reportgen.replay.state import base_for
 from reportgen.town import checkpoints, clock
 from reportgen.town.api import Town
 from reportgen.town.db import configure
-from reportgen.town.effects import RecordingWorld
 from reportgen.town.tick import ModelStopwatch
 
 

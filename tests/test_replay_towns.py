@@ -15,10 +15,12 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.worlds import RecordingWorld
+
 from reportgen.town import checkpoints, clock
 from reportgen.town.api import Town
 from reportgen.town.db import configure
-from reportgen.town.effects import PRStatus, RecordingWorld
+from reportgen.town.effects import PRStatus
 from reportgen.town.tick import ModelStopwatch
 
 T0 = "2026-03-01T00:00:00.000Z"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 
 from reportgen.diagnose.episodes import entity_key, episode_id, find_episodes
 from reportgen.report import charts, history

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.readback import TickRecord, first, tick_records, town_start, violation_counts
 
 from reportgen.sim import SCENARIOS
-from reportgen.sim.readback import TickRecord, first, load_ticks, town_start, violation_counts
 from reportgen.town import clock
 from reportgen.town.reconciler_common import (
     CIRCUIT_BREAKER_FAILURE_THRESHOLD,
@@ -53,7 +53,7 @@ def db(request: pytest.FixtureRequest, towns: dict[str, Path]) -> Iterator[sqlit
 
 
 def _ticks(conn: sqlite3.Connection) -> list[TickRecord]:
-    return load_ticks(conn)
+    return tick_records(conn)
 
 
 def _journal(conn: sqlite3.Connection, call: str) -> list[tuple[int, dict[str, object]]]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sentry_sdk
-from townbuilder import NOW, SECOND, add_agent, add_rig, new_town
+from support.townbuilder import NOW, SECOND, add_agent, add_rig, new_town
 
 from reportgen.diagnose.episodes import EntityKey, find_episodes
 from reportgen.observability.sentry import (
@@ -70,6 +70,8 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         sentry_sdk.get_client().close(timeout=2)
         sentry_sdk.init()  # back to a disabled client
         server.shutdown()
+        server.server_close()  # the listening socket too, not left to the garbage collector
+        thread.join()
 
 
 def _draining_town(observers: list[Any] | None = None) -> Town:

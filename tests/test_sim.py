@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from support.readback import tick_records
 
 from reportgen.cli import main
 from reportgen.sim import DEMO_FLEET, SCENARIOS, demo_fleet, simulate, simulate_town, town_id_for
-from reportgen.sim.readback import load_ticks
 from reportgen.town.db import load_copy
 
 
@@ -119,7 +119,7 @@ def test_cli_writes_one_database_per_town(tmp_path: Path) -> None:
         assert town_id in line and "scenario=multi-pr-rig" in line
         assert "observed" in line and "events inserted" in line
     for town_id in ids:
-        ticks = load_ticks(tmp_path / f"{town_id}.sqlite")
+        ticks = tick_records(tmp_path / f"{town_id}.sqlite")
         assert ticks and ticks[-1].offset_ms <= 30 * 60 * 1000
 
 
@@ -137,4 +137,4 @@ def test_demo_fleet_builds_town_databases(tmp_path: Path) -> None:
     assert len(paths) == len(DEMO_FLEET)
     for path in paths:
         load_copy(path).close()  # a valid town database
-        assert load_ticks(path)
+        assert tick_records(path)

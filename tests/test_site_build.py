@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 from click.testing import CliRunner
 
 from reportgen.cli import main

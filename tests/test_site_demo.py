@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import report_fixtures as rf
+import support.report_fixtures as rf
 
 from reportgen.replay.loader import ReplayLoader
 from reportgen.report.build import build_site

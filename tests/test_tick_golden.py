@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fixture_files import scenario_names
-from golden import (
+from support.fixture_files import scenario_names
+from support.golden import (
     action_multiset,
     canonical_state,
     context,

@@ -10,11 +10,12 @@ import sqlite3
 from typing import Any
 
 import pytest
+from support.worlds import RecordingWorld
 
 from reportgen.town import clock
 from reportgen.town.api import Town
 from reportgen.town.db import configure
-from reportgen.town.effects import PRStatus, RecordingWorld
+from reportgen.town.effects import PRStatus
 from reportgen.town.tick import ModelStopwatch, TickResult
 
 START = clock.to_ms("2026-03-15T12:00:00.000Z")

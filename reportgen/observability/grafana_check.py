@@ -60,6 +60,13 @@ def _check_thresholds(where: str, thresholds: Any) -> list[str]:
 
 def _datasource_index(dashboard: JSONDict) -> tuple[dict[str, str | None], dict[str, str | None]]:
     """(variable or input name -> plugin type, concrete uid or name -> plugin type)."""
+    by_var, by_uid = _variable_index(dashboard)
+    by_var.update(_input_index(dashboard))
+    return by_var, by_uid
+
+
+def _variable_index(dashboard: JSONDict) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """The datasource variables: name -> plugin type, and each current value -> plugin type."""
     by_var: dict[str, str | None] = {}
     by_uid: dict[str, str | None] = {}
     for var in variables_of(dashboard):
@@ -75,17 +82,41 @@ def _datasource_index(dashboard: JSONDict) -> tuple[dict[str, str | None], dict[
                 for v in value if isinstance(value, list) else [value]:
                     if isinstance(v, str) and v:
                         by_uid[v] = plugin
-    inputs = dashboard.get("__inputs")
-    if isinstance(inputs, list):
-        for item in inputs:
-            if (
-                isinstance(item, dict)
-                and item.get("type") == "datasource"
-                and isinstance(item.get("name"), str)
-            ):
-                plugin_id = item.get("pluginId")
-                by_var[item["name"]] = plugin_id if isinstance(plugin_id, str) else None
     return by_var, by_uid
+
+
+def _input_index(dashboard: JSONDict) -> dict[str, str | None]:
+    """The datasource ``__inputs`` of an exported dashboard: name -> plugin type."""
+    inputs = dashboard.get("__inputs")
+    by_name: dict[str, str | None] = {}
+    for item in inputs if isinstance(inputs, list) else []:
+        if (
+            isinstance(item, dict)
+            and item.get("type") == "datasource"
+            and isinstance(item.get("name"), str)
+        ):
+            plugin_id = item.get("pluginId")
+            by_name[item["name"]] = plugin_id if isinstance(plugin_id, str) else None
+    return by_name
+
+
+def _ref_uid(where: str, ref: Any) -> tuple[str | None, str | None, list[str]]:
+    """(uid, type, problems) of a datasource reference that is not ``None``.
+
+    No uid and no problem is a reference by type alone, which needs no checking.
+    """
+    if isinstance(ref, str):
+        return ref, None, []
+    if not isinstance(ref, dict):
+        return None, None, [f"{where}: datasource reference {json.dumps(ref)} is not an object"]
+    raw_uid = ref.get("uid")
+    ds_type = ref.get("type") if isinstance(ref.get("type"), str) else None
+    if raw_uid is None:
+        problem = [] if ds_type else [f"{where}: datasource reference has neither uid nor type"]
+        return None, ds_type, problem
+    if not isinstance(raw_uid, str):
+        return None, ds_type, [f"{where}: datasource uid {json.dumps(raw_uid)} is not a string"]
+    return raw_uid, ds_type, []
 
 
 def _check_ref(
@@ -97,21 +128,9 @@ def _check_ref(
 ) -> list[str]:
     if ref is None:
         return []  # the default datasource
-    ds_type: str | None = None
-    if isinstance(ref, str):
-        uid = ref
-    elif isinstance(ref, dict):
-        raw_uid = ref.get("uid")
-        ds_type = ref.get("type") if isinstance(ref.get("type"), str) else None
-        if raw_uid is None:
-            return [] if ds_type else [f"{where}: datasource reference has neither uid nor type"]
-        if not isinstance(raw_uid, str):
-            return [f"{where}: datasource uid {json.dumps(raw_uid)} is not a string"]
-        uid = raw_uid
-    else:
-        return [f"{where}: datasource reference {json.dumps(ref)} is not an object"]
-    if uid in BUILTIN_DATASOURCES or uid in known:
-        return []
+    uid, ds_type, problems = _ref_uid(where, ref)
+    if uid is None or uid in BUILTIN_DATASOURCES or uid in known:
+        return problems
     name = var_name(uid)
     if name is not None:
         if name not in by_var:

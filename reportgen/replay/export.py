@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sqlite3
 import tempfile
@@ -50,7 +49,7 @@ from typing import Any
 
 import sqlite_utils
 
-from reportgen import __version__
+from reportgen import __version__, jsonio
 from reportgen.errors import BadInputError
 from reportgen.replay.fidelity import APPROXIMATE_CAVEAT
 from reportgen.replay.source import (
@@ -65,7 +64,13 @@ from reportgen.replay.state import base_for, noncanonical_events, state_after
 from reportgen.town import checkpoints
 from reportgen.town.db import check_json_rows
 from reportgen.town.record import TICKS_INDEX
-from reportgen.town.schema import JOURNAL_DDL, SCHEMA_VERSION, TICKS_DDL, WORLD_LOG_DDL
+from reportgen.town.schema import (
+    JOURNAL_DDL,
+    SCHEMA_VERSION,
+    TICKS_DDL,
+    WORLD_LOG_DDL,
+    table_exists,
+)
 
 BUNDLE_VERSION = 1
 
@@ -104,7 +109,9 @@ def export(
     source = open_source(src_path)
     window = check_window(source, start, end, names)
     base = base_for(source, window.start) if source.journaled else None
-    if base is not None and _has(source.conn, "rg_ticks"):  # copied, not decoded: check them
+    if base is not None and table_exists(
+        source.conn, "rg_ticks"
+    ):  # copied, not decoded: check them
         check_json_rows(
             source.conn, "rg_ticks", ("seq",), "record", "seq > ? AND at <= ?",
             (base.seq, window.end),
@@ -181,7 +188,7 @@ def _write(
         if end is not None:
             checkpoints.store_end_state(conn, end)
         manifest_rows = [
-            {"key": k, "value": json.dumps(v, sort_keys=True)}
+            {"key": k, "value": jsonio.canonical(v, compact=False)}
             for k, v in sorted((manifest | {"counts": counts}).items())
         ]
         db.table(MANIFEST_TABLE).insert_all(manifest_rows, pk="key")
@@ -223,13 +230,13 @@ def _write_history(
         )  # fmt: skip
         db.table("rg_journal").insert_all(journal, batch_size=2000)
         last = conn.execute("SELECT max(seq) FROM rg_journal").fetchone()[0] or base.seq
-        if _has(src, "rg_world_log"):
+        if table_exists(src, "rg_world_log"):
             world = _rows(
                 src, "SELECT tick_seq, n, method, args, answer FROM rg_world_log "
                 "WHERE tick_seq > ? AND tick_seq <= ? ORDER BY tick_seq, n", (base.seq, last),
             )  # fmt: skip
             db.table("rg_world_log").insert_all(world, batch_size=2000)
-        if _has(src, "rg_ticks"):
+        if table_exists(src, "rg_ticks"):
             ticks = _rows(
                 src, "SELECT seq, at, record FROM rg_ticks WHERE seq > ? AND seq <= ? "
                 "ORDER BY seq", (base.seq, last),
@@ -249,13 +256,6 @@ def _write_history(
         "ticks": _count(conn, "rg_ticks"),
         "window_events": _count(conn, "rg_window_events"),
     }
-
-
-def _has(conn: sqlite3.Connection, table: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).fetchone()
-    return row is not None
 
 
 def _count(conn: sqlite3.Connection, table: str) -> int:

@@ -26,6 +26,7 @@ from reportgen.errors import BadInputError, BadWindowError
 from reportgen.replay.fidelity import APPROXIMATE, EXACT
 from reportgen.town import clock, store
 from reportgen.town.db import load_copy, open_town, stored_json
+from reportgen.town.schema import table_exists, table_names
 
 #: The table that marks a file as an export bundle (see :mod:`reportgen.export`).
 MANIFEST_TABLE = "manifest"
@@ -82,10 +83,6 @@ class Newest:
 
 
 # --------------------------------------------------------------------------- times
-
-
-def table_names(conn: sqlite3.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def _ms(value: object) -> int | None:
@@ -342,7 +339,7 @@ def town_id_of(conn: sqlite3.Connection, manifest: dict[str, Any] | None, path: 
 
 def read_manifest(conn: sqlite3.Connection) -> dict[str, Any] | None:
     """A bundle's manifest (decoded values), or ``None`` for a town database."""
-    if MANIFEST_TABLE not in table_names(conn):
+    if not table_exists(conn, MANIFEST_TABLE):
         return None
     manifest = {
         str(k): stored_json(conn, v, MANIFEST_TABLE, f"key {k}", "value")
@@ -358,7 +355,7 @@ def open_source(path: str | Path, *, copy: bool = True) -> Source:
     change freely), or with ``copy=False`` the file itself opened ``mode=ro`` (for
     readers that never write, without the cost of copying the file)."""
     conn = load_copy(path) if copy else open_town(path)
-    journaled = "rg_journal" in table_names(conn) and (
+    journaled = table_exists(conn, "rg_journal") and (
         conn.execute("SELECT 1 FROM rg_journal LIMIT 1").fetchone() is not None
     )
     return Source(Path(path), conn, read_manifest(conn), journaled)

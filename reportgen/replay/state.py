@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reportgen.replay.fidelity import APPROXIMATE, APPROXIMATE_CAVEAT, EXACT
-from reportgen.replay.source import HISTORY_TABLES, Source, Window, table_names
+from reportgen.replay.source import HISTORY_TABLES, Source, Window
 from reportgen.town import checkpoints, clock, events, store
 from reportgen.town.api import Town
 from reportgen.town.context import TownCtx
 from reportgen.town.db import memory_db, stored_json
 from reportgen.town.record import tick_record
+from reportgen.town.schema import table_names
 from reportgen.town.tick import ContainerFilter, ModelStopwatch, TickResult
 from reportgen.town.worldlog import Mismatch, ReplayWorld
 

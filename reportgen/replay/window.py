@@ -29,7 +29,7 @@ from reportgen.replay.fidelity import (
     LATEST_ENTITIES_CAVEAT,
     RECORDED_CAVEAT,
 )
-from reportgen.replay.source import Source, Window, check_window, open_source, table_names
+from reportgen.replay.source import Source, Window, check_window, open_source
 from reportgen.replay.state import (
     ReplayedTick,
     TownState,
@@ -42,7 +42,7 @@ from reportgen.runmodel import TownRun
 from reportgen.town import checkpoints
 from reportgen.town.effects import NullWorld
 from reportgen.town.record import load_ticks, stored_tick, tick_record
-from reportgen.town.schema import missing_tables
+from reportgen.town.schema import table_exists
 from reportgen.town.tick import ModelStopwatch
 
 
@@ -118,7 +118,7 @@ def _holds_end_state(source: Source, window: Window) -> bool:
     journal = source.journal_range()
     if journal is None or window.end < journal[1]:
         return False
-    return source.manifest is None or not missing_tables(source.conn, ("rg_end_state",))
+    return source.manifest is None or table_exists(source.conn, "rg_end_state")
 
 
 def _end_state_conn(source: Source, window: Window) -> sqlite3.Connection | None:
@@ -137,7 +137,7 @@ def _end_state_conn(source: Source, window: Window) -> sqlite3.Connection | None
 
 def _record_complete(source: Source, window: Window) -> bool:
     """Every tick the journal ran in the window has its record (and there is one)."""
-    if "rg_ticks" not in table_names(source.conn):
+    if not table_exists(source.conn, "rg_ticks"):
         return False
     missing = source.conn.execute(
         """SELECT count(*) FROM rg_journal j
@@ -220,7 +220,7 @@ def _tick_approximately(state: TownState, window: Window) -> None:
 
 def recorded_ticks(source: Source, seqs: list[int]) -> dict[int, dict[str, Any]]:
     """The recorded tick records for the given journal positions (those that exist)."""
-    if not seqs or "rg_ticks" not in table_names(source.conn):
+    if not seqs or not table_exists(source.conn, "rg_ticks"):
         return {}
     rows = source.conn.execute(
         "SELECT seq, record FROM rg_ticks WHERE seq >= ? AND seq <= ? ORDER BY seq",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen import __version__, gcpause
+from reportgen import __version__, gcpause, jsonio
 from reportgen.errors import BadInputError
 from reportgen.report import history
 from reportgen.report.render import AssetRefs
@@ -114,7 +114,7 @@ def options_key(
         "loader": loader_key,
         "assets": [refs.css, refs.js, refs.vega],
     }
-    return _sha(json.dumps(parts, sort_keys=True))
+    return _sha(jsonio.canonical(parts, compact=False))
 
 
 def templates_digest() -> str:
@@ -150,7 +150,7 @@ def history_digest(ctx: FleetContext, town_id: str) -> str:
     """Digest of the previous run's episodes of one town (what decides statuses and ids)."""
     if ctx.previous is None:
         return "no-previous-run"
-    return _sha(json.dumps(ctx.previous.get(town_id, {}), sort_keys=True))
+    return _sha(jsonio.canonical(ctx.previous.get(town_id, {}), compact=False))
 
 
 def town_history(ctx: FleetContext, town_id: str) -> history.History:
@@ -221,7 +221,7 @@ def _build(
     with gcpause.frozen():
         result = write_town(run, town_history(ctx, run.town_id), ctx.refs, folder / FILES)
     result.update(key=key, history_digest=history_digest(ctx, run.town_id))
-    (folder / SUMMARY).write_text(json.dumps(result, sort_keys=True), encoding="utf-8")
+    (folder / SUMMARY).write_text(jsonio.canonical(result, compact=False), encoding="utf-8")
     return result
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.diagnose.episodes import EntityKey, Episode
 from reportgen.errors import BadInputError
 
@@ -291,9 +292,7 @@ def next_runs(
 
 
 def dump(runs: Sequence[RunRecord]) -> str:
-    return "".join(
-        json.dumps(r.to_json(), sort_keys=True, separators=(",", ":")) + "\n" for r in runs
-    )
+    return "".join(jsonio.canonical(r.to_json()) + "\n" for r in runs)
 
 
 def trends(runs: Sequence[RunRecord]) -> tuple[list[str], dict[int, list[int]]]:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.diagnose.episodes import to_ms
 from reportgen.humanize import clean as clean
 from reportgen.humanize import fmt_duration as fmt_duration
+from reportgen.town.clock import iso as iso  # the engine's ISO form, re-exported for the views
 
 _orjson: Any
 try:  # a speed-up: the same bytes either way (see _fast_json)
@@ -97,12 +98,6 @@ def fmt_clock(ts: str) -> str:
     return datetime.fromtimestamp(to_ms(ts) / 1000, tz=UTC).strftime("%H:%M:%S")
 
 
-def iso(ms: int) -> str:
-    """Epoch ms as upstream's ISO form (``2026-03-01T10:00:05.250Z``)."""
-    dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
 #: Where orjson may write a float differently from ``json`` (which says ``1e-05`` below
 #: 1e-4): a negative exponent or ``0.0000``. Found fast, then checked by :func:`_risky_float`.
 _FLOAT_CANDIDATE = re.compile(rb"e-\d|0\.0000")
@@ -156,7 +151,7 @@ def compact(value: Any) -> str:
     fast = _fast_json(value)
     if fast is not None:
         return fast
-    return json.dumps(clean_data(value), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return jsonio.canonical(clean_data(value), ascii=False)
 
 
 def script_json(value: Any) -> str:

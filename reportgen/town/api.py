@@ -11,12 +11,12 @@ written by upstream has no journal, and replay says so.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from reportgen.town import checkpoints, events, ops, store
+from reportgen import jsonio
+from reportgen.town import checkpoints, events, ops, ops_agents, store
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
 from reportgen.town.effects import World
@@ -121,7 +121,7 @@ class Town:
         if self.journal_enabled:
             self.conn.execute(
                 "INSERT INTO rg_journal (at, call, args) VALUES (?, ?, ?)",
-                (at, call, json.dumps(args, sort_keys=True, separators=(",", ":"))),
+                (at, call, jsonio.canonical(args)),
             )
 
     def save_counters(self) -> None:
@@ -287,7 +287,7 @@ class Town:
             {"agent_id": agent_id, "last_event_type": last_event_type,
              "active_tools": active_tools},
         )  # fmt: skip
-        ops.touch_agent(
+        ops_agents.touch_agent(
             ctx,
             agent_id,
             last_event_type=last_event_type,
@@ -332,7 +332,7 @@ class Town:
     def hook(self, at: str, agent_id: str, bead_id: str) -> None:
         """``POST …/agents/:id/hook``: bind an agent to a bead."""
         ctx = self._call(at, "hook", {"agent_id": agent_id, "bead_id": bead_id})
-        ops.hook_bead(ctx, agent_id, bead_id)
+        ops_agents.hook_bead(ctx, agent_id, bead_id)
 
     def force_hook(self, at: str, agent_id: str, bead_id: str) -> None:
         """A buggy client's direct write: hook ``agent_id`` to ``bead_id`` and mark it working.
@@ -352,7 +352,7 @@ class Town:
     def set_agent_status(self, at: str, agent_id: str, status: str) -> None:
         """A direct agent status write (``updateAgentStatus``), e.g. the mayor waiting."""
         ctx = self._call(at, "set_agent_status", {"agent_id": agent_id, "status": status})
-        ops.update_agent_status(ctx, agent_id, status)
+        ops_agents.update_agent_status(ctx, agent_id, status)
 
     # ------------------------------------------------------------------ container
 

@@ -23,12 +23,12 @@ always gives the same bytes (simulated databases stay byte-identical).
 from __future__ import annotations
 
 import base64
-import json
 import sqlite3
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.errors import BadRowError
 from reportgen.town import clock
 from reportgen.town.db import bad_value, input_name, stored_json
@@ -38,7 +38,8 @@ from reportgen.town.schema import (
     UPSTREAM_TABLES,
     create_upstream_tables,
     ensure_reportgen_tables,
-    missing_tables,
+    table_exists,
+    table_names,
 )
 
 #: Default spacing of checkpoints, in simulated time.
@@ -82,7 +83,7 @@ def _decode_value(value: Any) -> Any:
 
 def snapshot(conn: sqlite3.Connection, tables: tuple[str, ...] = STATE_TABLES) -> State:
     """Every row of ``tables`` (those that exist), with rowids, in rowid order."""
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    have = set(table_names(conn))
     state: State = {}
     for table in tables:
         if table not in have:
@@ -96,7 +97,7 @@ def snapshot(conn: sqlite3.Connection, tables: tuple[str, ...] = STATE_TABLES) -
 
 def encode(state: State) -> bytes:
     """Canonical bytes for a state (same state → same bytes)."""
-    text = json.dumps(state, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = jsonio.canonical(state, ascii=False)
     return zlib.compress(text.encode("utf-8"), 6)
 
 
@@ -182,7 +183,7 @@ def ensure_table(conn: sqlite3.Connection) -> None:
 
 
 def has_table(conn: sqlite3.Connection) -> bool:
-    return not missing_tables(conn, ("rg_checkpoints",))
+    return table_exists(conn, "rg_checkpoints")
 
 
 def store(conn: sqlite3.Connection, seq: int, at: str) -> None:
@@ -249,7 +250,7 @@ def store_end_state(conn: sqlite3.Connection, end: Checkpoint) -> None:
 
 def end_state(conn: sqlite3.Connection) -> Checkpoint | None:
     """The stored end state (``rg_end_state``), if the database has one."""
-    if missing_tables(conn, ("rg_end_state",)):
+    if not table_exists(conn, "rg_end_state"):
         return None
     row = conn.execute("SELECT seq, at, state FROM rg_end_state").fetchone()
     if row is None:

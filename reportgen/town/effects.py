@@ -60,7 +60,6 @@ from reportgen.town.world import (
     PRFeedback,
     PRStatus,
     PRStatusError,
-    RecordingWorld,
     World,
 )
 
@@ -73,7 +72,6 @@ __all__ = [
     "PRFeedback",
     "PRStatus",
     "PRStatusError",
-    "RecordingWorld",
     "SideEffect",
     "SideEffectStats",
     "World",

@@ -8,6 +8,7 @@ Thresholds carry upstream's names (spec §12).
 from __future__ import annotations
 
 import math
+import sqlite3
 from typing import Any
 
 from reportgen import jsonio
@@ -323,3 +324,28 @@ def report_wasteland_done(
         "item_id": item_id,
         "evidence": evidence,
     }
+
+
+# ── Shared reads ─────────────────────────────────────────────────────────
+
+#: Agent columns every agent query reads, with the agent bead's rig (spec §2.2).
+AGENT_SELECT = """
+    SELECT am.bead_id, am.role, am.status, am.current_hook_bead_id, am.dispatch_attempts,
+           am.last_activity_at, am.last_event_type, am.last_event_at, am.active_tools,
+           am.stalled_at, b.rig_id
+    FROM agent_metadata am
+    LEFT JOIN beads b ON b.bead_id = am.bead_id
+"""
+
+
+def agent_rows(ctx: TownCtx, where: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Agents matching the SQL condition ``where`` (``am`` is the agent, ``b`` its bead)."""
+    return ctx.all(f"{AGENT_SELECT} WHERE {where}", params)
+
+
+def coalesce(*values: Any) -> Any:
+    """JavaScript ``a ?? b ?? c``: the first value that is not null."""
+    for value in values:
+        if value is not None:
+            return value
+    return None

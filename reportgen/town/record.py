@@ -14,7 +14,7 @@ import sqlite3
 from typing import Any, Protocol
 
 from reportgen.town.db import stored_json
-from reportgen.town.schema import TICKS_DDL
+from reportgen.town.schema import TICKS_DDL, table_exists
 from reportgen.town.tick import TickResult
 
 TICKS_INDEX = "CREATE INDEX IF NOT EXISTS idx_rg_ticks_at ON rg_ticks(at)"
@@ -177,15 +177,23 @@ def store_tick(conn: sqlite3.Connection, seq: int, record: dict[str, Any]) -> No
 
 def load_ticks(conn: sqlite3.Connection, start: str, end: str) -> list[dict[str, Any]]:
     """Recorded ticks with ``start <= at <= end``, in order (empty when none are recorded)."""
-    have = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_ticks'"
-    ).fetchone()
-    if have is None:
+    return [record for _, record in stored_ticks(conn, (start, end))]
+
+
+def stored_ticks(
+    conn: sqlite3.Connection, window: tuple[str, str] | None = None
+) -> list[tuple[int, dict[str, Any]]]:
+    """Recorded ticks with their ``seq``, in order: all of them, or those with
+    ``start <= at <= end`` for ``window=(start, end)`` (empty when none are recorded)."""
+    if not table_exists(conn, "rg_ticks"):
         return []
-    rows = conn.execute(
-        "SELECT seq, record FROM rg_ticks WHERE at >= ? AND at <= ? ORDER BY seq", (start, end)
-    ).fetchall()
-    return [stored_tick(conn, r[0], r[1]) for r in rows]
+    if window is None:
+        rows = conn.execute("SELECT seq, record FROM rg_ticks ORDER BY seq").fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT seq, record FROM rg_ticks WHERE at >= ? AND at <= ? ORDER BY seq", window
+        ).fetchall()
+    return [(int(seq), stored_tick(conn, seq, record)) for seq, record in rows]
 
 
 def stored_tick(conn: sqlite3.Connection, seq: Any, record: Any) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from reportgen.town import clock, ops
+from reportgen.town import clock, ops, ops_agents
 from reportgen.town.context import TownCtx
 
 HEARTBEAT_STALE_MS = 90_000
@@ -197,7 +197,7 @@ def agent_done(
         return  # other roles (or a refinery with no open MR): ignored
     if _closes_without_review(ops.get_bead(ctx, hook)):
         ops.close_bead(ctx, hook, agent_id)
-        ops.unhook_bead(ctx, agent_id)
+        ops_agents.unhook_bead(ctx, agent_id)
         return
     if agent["role"] == "refinery":
         _refinery_done(ctx, agent_id, hook, pr_url=pr_url, summary=summary)
@@ -215,7 +215,7 @@ def agent_done(
         summary=summary,
         default_branch=None if rig is None else rig["default_branch"],
     )
-    ops.unhook_bead(ctx, agent_id)
+    ops_agents.unhook_bead(ctx, agent_id)
     ops.update_bead_status(ctx, hook, "in_review", agent_id)
 
 
@@ -266,8 +266,8 @@ def _refinery_done(
     else:
         message = summary if summary is not None else "Merged by refinery agent"
         complete_review_with_result(ctx, mr_id, "merged", message)
-    ops.unhook_bead(ctx, agent_id)
-    ops.update_agent_status(ctx, agent_id, "idle")
+    ops_agents.unhook_bead(ctx, agent_id)
+    ops_agents.update_agent_status(ctx, agent_id, "idle")
 
 
 def _unhooked_refinery_done(
@@ -351,7 +351,7 @@ def agent_completed(ctx: TownCtx, agent_id: str, *, status: str, reason: str | N
             ops.update_bead_status(ctx, hook, "open", agent_id)
             ctx.run("UPDATE beads SET assignee_agent_bead_id = NULL WHERE bead_id = ?", (hook,))
         # Otherwise (fresh heartbeat, no gt_done, or already handled) the bead stays.
-        ops.unhook_bead(ctx, agent_id)
+        ops_agents.unhook_bead(ctx, agent_id)
     # Idle and reset the counter (refineries keep theirs) unless re-dispatched meanwhile.
     ctx.run(
         """UPDATE agent_metadata

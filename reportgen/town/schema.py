@@ -179,6 +179,60 @@ CREATE TABLE IF NOT EXISTS rg_quarantine (
 );
 """
 
+# The history and checkpoint tables reportgen writes beside the state. Their
+# definitions live here, with the rest of the schema, so that the modules that
+# write them and the database checks that read them share one leaf.
+
+#: Every journaled call, in order (``reportgen.town.api``).
+JOURNAL_DDL = """
+CREATE TABLE IF NOT EXISTS rg_journal (
+  seq integer primary key,
+  at text not null,
+  call text not null,
+  args text not null
+)
+"""
+
+#: One record per tick (``reportgen.town.record``).
+TICKS_DDL = """
+CREATE TABLE IF NOT EXISTS rg_ticks (
+  seq integer primary key,
+  at text not null,
+  record text not null
+)
+"""
+
+#: The outside world's answers, per tick (``reportgen.town.worldlog``).
+WORLD_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS rg_world_log (
+  tick_seq integer not null,
+  n integer not null,
+  method text not null,
+  args text not null,
+  answer text not null,
+  primary key (tick_seq, n)
+)
+"""
+
+#: State snapshots taken while journaling (``reportgen.town.checkpoints``).
+CHECKPOINTS_DDL = """
+CREATE TABLE IF NOT EXISTS rg_checkpoints (
+  seq integer primary key,
+  at text not null,
+  state blob not null
+)
+"""
+
+#: A bundle's state at the end of its window (one row), so that a reader that shows the
+#: recorded ticks can show the entities as they were then without replaying the window.
+END_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS rg_end_state (
+  seq integer primary key,
+  at text not null,
+  state blob not null
+)
+"""
+
 
 def create_upstream_tables(conn: sqlite3.Connection) -> None:
     """Create upstream's tables and indexes (a new, empty town)."""
@@ -208,11 +262,28 @@ def ensure_reportgen_tables(conn: sqlite3.Connection) -> None:
         )
 
 
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    """Every table of the database, in the order they were created (the one catalogue query
+    every "which tables are there" question asks)."""
+    return [
+        str(r[0])
+        for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")
+    ]
+
+
+def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the database has a table ``name`` (an optional table is read only when it is there)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
 def missing_tables(
     conn: sqlite3.Connection, wanted: tuple[str, ...] = REQUIRED_TABLES
 ) -> list[str]:
     """Names from ``wanted`` that the database does not have."""
-    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    have = set(table_names(conn))
     return [t for t in wanted if t not in have]
 
 
@@ -222,12 +293,7 @@ def ddl_columns(ddl: str) -> dict[str, tuple[str, ...]]:
     scratch = sqlite3.connect(":memory:")
     try:
         scratch.executescript(ddl)
-        tables = [
-            r[0]
-            for r in scratch.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-            )
-        ]
+        tables = sorted(table_names(scratch))
         return {
             t: tuple(r[1] for r in scratch.execute(f'PRAGMA table_info("{t}")')) for t in tables
         }

@@ -7,14 +7,14 @@ reportgen, so they live in one key/value table next to upstream's tables.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.errors import BadInputError
 from reportgen.town.config import TownConfig
 from reportgen.town.db import stored_json
-from reportgen.town.schema import ensure_reportgen_tables
+from reportgen.town.schema import ensure_reportgen_tables, table_exists
 
 TOWN_ID = "town_id"
 TOWN_CONFIG = "town_config"
@@ -23,16 +23,9 @@ DRAIN_STARTED_AT = "drain_started_at"
 DRAIN_NONCE = "drain_nonce"
 
 
-def has_state_table(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_town_state'"
-    ).fetchone()
-    return row is not None
-
-
 def get(conn: sqlite3.Connection, key: str) -> Any:
     """A stored value (decoded JSON), or ``None`` when absent or the table does not exist."""
-    if not has_state_table(conn):
+    if not table_exists(conn, "rg_town_state"):
         return None
     row = conn.execute("SELECT value FROM rg_town_state WHERE key = ?", (key,)).fetchone()
     return (
@@ -45,12 +38,12 @@ def put(conn: sqlite3.Connection, key: str, value: Any) -> None:
     conn.execute(
         "INSERT INTO rg_town_state (key, value) VALUES (?, ?) "
         "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        (key, json.dumps(value, sort_keys=True, separators=(",", ":"))),
+        (key, jsonio.canonical(value)),
     )
 
 
 def delete(conn: sqlite3.Connection, key: str) -> None:
-    if has_state_table(conn):
+    if table_exists(conn, "rg_town_state"):
         conn.execute("DELETE FROM rg_town_state WHERE key = ?", (key,))
 
 

@@ -12,15 +12,15 @@ answered as the null world would.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from reportgen import jsonio
 from reportgen.town.db import stored_json
 from reportgen.town.effects import NullWorld, PRFeedback, PRStatus, PRStatusError, World
-from reportgen.town.schema import WORLD_LOG_DDL
+from reportgen.town.schema import WORLD_LOG_DDL, table_exists
 from reportgen.town.tick import ContainerSource
 
 
@@ -56,7 +56,7 @@ def _decode(method: str, value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return jsonio.canonical(value)
 
 
 @lru_cache(maxsize=1 << 12)
@@ -172,10 +172,7 @@ class ReplayWorld:
 
     @classmethod
     def load(cls, conn: sqlite3.Connection, tick_seq: int) -> ReplayWorld:
-        have = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rg_world_log'"
-        ).fetchone()
-        if have is None:
+        if not table_exists(conn, "rg_world_log"):
             return cls([])
         rows = conn.execute(
             "SELECT n, method, args, answer FROM rg_world_log WHERE tick_seq = ? ORDER BY n",

@@ -16,7 +16,7 @@ from typing import Any
 
 from reportgen.town import clock
 from reportgen.town.db import open_input
-from reportgen.town.record import stored_tick
+from reportgen.town.record import stored_ticks
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,14 @@ def town_start(conn: sqlite3.Connection) -> str:
     return str(row[0])
 
 
-def load_ticks(db: sqlite3.Connection | str | Path) -> list[TickRecord]:
+def tick_records(db: sqlite3.Connection | str | Path) -> list[TickRecord]:
     """Every stored tick of a town database (a connection or a path), in order."""
     conn = db if isinstance(db, sqlite3.Connection) else open_input(db)
     try:
         start = clock.to_ms(town_start(conn))
-        rows = conn.execute("SELECT seq, at, record FROM rg_ticks ORDER BY seq").fetchall()
         return [
-            TickRecord(int(s), clock.to_ms(at) - start, stored_tick(conn, s, rec))
-            for s, at, rec in rows
+            TickRecord(seq, clock.to_ms(record["at"]) - start, record)
+            for seq, record in stored_ticks(conn)
         ]
     finally:
         if conn is not db:

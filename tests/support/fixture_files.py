@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 GOLDEN = FIXTURES / "upstream-golden"
 GRAFANA = FIXTURES / "grafana"
 #: The three files each golden scenario is made of (upstream-golden/README.md).

@@ -11,12 +11,11 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from townbuilder import HOUR, NOW, ago
-
 from reportgen.diagnose import DiagnosisConfig, DiagnosisInput, Finding, judge
 from reportgen.diagnose.detectors import DETECTORS
 from reportgen.diagnose.registry import DEFAULT_CONFIG, config_from
 from reportgen.town import clock
+from support.townbuilder import HOUR, NOW, ago
 
 TOWN = "town-t"
 

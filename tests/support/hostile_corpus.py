@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reportgen.sim import simulate_town
+from reportgen.town.schema import table_names
 
 SCENARIO = "double-hook"
 #: A quarter of an hour of a simulated town: every table has rows, the file is small.
@@ -86,7 +87,7 @@ def _loosen(path: Path, table: str) -> None:
 def _as_dump(path: Path) -> None:
     """Drop reportgen's tables: what a dump of upstream's database holds."""
     conn = sqlite3.connect(path)
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    names = table_names(conn)
     conn.close()
     _edit(path, *(f"DROP TABLE {n}" for n in names if n.startswith("rg_")))
 

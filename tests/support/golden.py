@@ -12,13 +12,12 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-from fixture_files import GOLDEN
-
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
 from reportgen.town.db import load_copy
 from reportgen.town.ids import CounterIds
 from reportgen.town.schema import UPSTREAM_TABLES, ensure_reportgen_tables
+from support.fixture_files import GOLDEN
 
 NEW_ID_PREFIX = "00000000-0000-4000-8000-"
 
