@@ -34,8 +34,6 @@ ALLOWED_MODULES: frozenset[str] = frozenset(
 #: Functions over the limit today: (path, qualified name).
 ALLOWED_FUNCTIONS: frozenset[tuple[str, str]] = frozenset(
     {
-        # ``reportgen build``: option checks, loading and the fleet build in one command.
-        ("reportgen/cli_build.py", "build"),
         # Every chart of a town page, specification by specification.
         ("reportgen/report/charts.py", "town_charts"),
         # One tick's table row with every column's formatting.

@@ -16,15 +16,24 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from reportgen.cli.common import auto_recover_option, echo_ignored_times, reports_errors
+from reportgen.cli.common import (
+    EXIT_FAIL_ON,
+    EXIT_SOME_FAILED,
+    auto_recover_option,
+    echo_ignored_times,
+    reports_errors,
+)
 from reportgen.errors import BadInputError, NothingBuiltError
 
-EXIT_NEW_VIOLATIONS = 3
-EXIT_PARTIAL = 4
-EXIT_NOTHING_BUILT = 5
+if TYPE_CHECKING:
+    from reportgen.observability.sentry import SentryReporter
+    from reportgen.replay.loader import ReplayLoader
+    from reportgen.report.build import BuildSummary
+
 
 _PATH = click.Path(path_type=Path)
 
@@ -100,7 +109,7 @@ _PATH = click.Path(path_type=Path)
 @click.option(
     "--fail-on-violations",
     is_flag=True,
-    help=f"Exit {EXIT_NEW_VIOLATIONS} when any new violation episode is found.",
+    help=f"Exit {EXIT_FAIL_ON} when any new violation episode is found.",
 )
 @click.option(
     "--base-url",
@@ -138,9 +147,8 @@ def build(
     ticks: str,
     auto_recover: tuple[int, ...],
 ) -> None:
-    """Build the report site from town databases, bundles or directories of them.
-
-    With no SOURCE, builds the bundled demo fleet (simulated once, then cached).
+    """Build the report site from town databases, bundles or directories of them
+    (with no SOURCE, the bundled demo fleet, simulated once, then cached).
 
     \b
     Example:
@@ -148,31 +156,17 @@ def build(
         reportgen build towns/ --executor dask --scheduler tcp://scheduler:8786
         reportgen build town.sqlite --single-file incident.html --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
     """
-    from reportgen.observability.sentry import report_new_episodes, reporter_from_env
-    from reportgen.replay.loader import ReplayLoader
-    from reportgen.report.build import build_site, discover_sources
-    from reportgen.report.bundle import build_single_file
+    from reportgen.observability.sentry import reporter_from_env
+    from reportgen.report.build import build_site
     from reportgen.report.executors import make_executor
-    from reportgen.report.model import violation_href
-    from reportgen.report.site import cache_dir
-    from reportgen.sim.demo import demo_sources
-    from reportgen.town.recovery import validate
 
-    loader = ReplayLoader(
-        auto_recover=validate(auto_recover) if auto_recover else None, ticks=ticks
-    )
+    loader = _loader(ticks, auto_recover)
     runner = make_executor(executor, jobs, scheduler)
     reporter = reporter_from_env() if single_file is None else None  # fail before the work
-    paths = discover_sources(list(sources)) if sources else demo_sources(cache_dir())
+    paths = _paths(sources)
     if single_file is not None:
-        check_single_file(single_file, [*paths, *sources])
-        size = build_single_file(
-            paths, single_file, town=town, window_from=window_from, window_to=window_to,
-            load_run=loader,
-        )  # fmt: skip
-        click.echo(f"wrote {single_file} ({size / 1e6:.2f} MB)")
+        _single_file(single_file, paths, sources, town, window_from, window_to, loader)
         return
-    bar = _progress(len(paths))
     try:
         summary = build_site(
             paths,
@@ -180,7 +174,7 @@ def build(
             window_from=window_from,
             window_to=window_to,
             history_path=history,
-            progress=bar,
+            progress=_progress(len(paths)),
             executor=runner,
             incremental=incremental,
             load_run=loader,
@@ -190,6 +184,57 @@ def build(
     except NothingBuiltError as exc:
         _report_nothing_built(exc)
         raise
+    _report_built(summary, reporter, base_url)
+    if fail_on_violations and summary.new:
+        sys.exit(EXIT_FAIL_ON)
+    if summary.towns_failed:
+        sys.exit(EXIT_SOME_FAILED)
+
+
+def _paths(sources: tuple[Path, ...]) -> list[Path]:
+    """The town files to build: the sources given (folders expanded), else the demo fleet."""
+    from reportgen.report.build import discover_sources
+    from reportgen.report.site import cache_dir
+    from reportgen.sim.demo import demo_sources
+
+    return discover_sources(list(sources)) if sources else demo_sources(cache_dir())
+
+
+def _loader(ticks: str, auto_recover: tuple[int, ...]) -> ReplayLoader:
+    """The town loader the build is handed: recorded or replayed ticks, with recovery or not."""
+    from reportgen.replay.loader import ReplayLoader
+    from reportgen.town.recovery import validate
+
+    return ReplayLoader(auto_recover=validate(auto_recover) if auto_recover else None, ticks=ticks)
+
+
+def _single_file(
+    target: Path,
+    paths: list[Path],
+    sources: tuple[Path, ...],
+    town: str | None,
+    window_from: str | None,
+    window_to: str | None,
+    loader: ReplayLoader,
+) -> None:
+    """``--single-file``: one town's window as one HTML file (never over a source)."""
+    from reportgen.report.bundle import build_single_file
+
+    check_single_file(target, [*paths, *sources])
+    size = build_single_file(
+        paths, target, town=town, window_from=window_from, window_to=window_to, load_run=loader
+    )
+    click.echo(f"wrote {target} ({size / 1e6:.2f} MB)")
+
+
+def _report_built(
+    summary: BuildSummary, reporter: SentryReporter | None, base_url: str | None
+) -> None:
+    """The build summary on stdout, the window and set-aside times on stderr, the Sentry
+    alerts of new episodes and the step summary."""
+    from reportgen.observability.sentry import report_new_episodes
+    from reportgen.report.model import violation_href
+
     click.echo(summary.text())
     for source in dict.fromkeys(t["source"] for t in summary.ignored_times):
         echo_ignored_times([t for t in summary.ignored_times if t["source"] == source], source)
@@ -200,10 +245,6 @@ def build(
         lambda eid: f"{base_url.rstrip('/')}/{violation_href(eid)}" if base_url else None,
     )
     _step_summary(summary.markdown())
-    if fail_on_violations and summary.new:
-        sys.exit(EXIT_NEW_VIOLATIONS)
-    if summary.towns_failed:
-        sys.exit(EXIT_PARTIAL)
 
 
 def check_single_file(target: Path, sources: list[Path]) -> None:
