@@ -144,8 +144,8 @@ def build(
     from reportgen.report.build import build_site, discover_sources
     from reportgen.report.bundle import build_single_file
     from reportgen.report.executors import make_executor
-    from reportgen.report.model import violation_href
     from reportgen.report.site import cache_dir
+    from reportgen.report.views_shared import violation_href
     from reportgen.sim.demo import demo_sources
     from reportgen.town.recovery import validate
 

@@ -1,157 +1,35 @@
-"""Page view-models: plain data computed from TownRuns (and history), before any rendering.
+"""The index's view-model: every town's status, every episode, what changed since the last run.
 
-Every page of the site is one dataclass here or in :mod:`model_town` /
-:mod:`model_detail`. Templates only read them and every page's JSON twin is
-``dataclasses.asdict`` of the same object, so what the HTML shows and what
-the JSON says cannot drift apart. Links are site-root relative
-(``towns/t1/index.html``); templates prefix them with the page's ``root``.
+Also the page left at the permalink of an episode this run no longer shows
+(:class:`ResolvedPage`). What every page shares is in :mod:`views_shared`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NewType
 
-from reportgen.diagnose.episodes import Episode, to_ms
-from reportgen.report.text import clean, ellipsis, fmt_duration, fmt_time, short_id, slug
-from reportgen.runmodel import EntityInfo, TownRun
-from reportgen.town.invariants import INVARIANTS
+from reportgen.diagnose.episodes import to_ms
+from reportgen.report.charts import NO_DATA, Chart, NoData, TrendData
+from reportgen.report.views_shared import (
+    NEW,
+    PERSISTING,
+    RESOLVED,
+    EpisodeRow,
+    status_counts,
+    window_label,
+)
 
-#: Invariant number → (title, description), from the engine's registry.
-INVARIANT_INFO: dict[int, tuple[str, str]] = {
-    inv.number: (inv.title, inv.description) for inv in INVARIANTS
-}
-
-#: Episode status against the previous run (see :mod:`reportgen.report.history`).
-NEW, PERSISTING, RESOLVED = "new", "persisting", "resolved"
-
-
-def invariant_title(number: int) -> str:
-    """The registry title, or a neutral name for a number the registry does not know."""
-    return INVARIANT_INFO.get(number, (f"Invariant {number}", ""))[0]
-
-
-def invariant_description(number: int) -> str:
-    return INVARIANT_INFO.get(number, ("", "No description is registered for this invariant."))[1]
-
-
-# ── Paths ────────────────────────────────────────────────────────────────
-
-
-def town_dir(town_id: str) -> str:
-    return f"towns/{slug(town_id)}"
-
-
-def town_href(town_id: str) -> str:
-    return f"{town_dir(town_id)}/index.html"
-
-
-def ticks_href(town_id: str, page: int) -> str:
-    """Tick table page ``page`` (1-based); page 1 is the town page itself."""
-    return town_href(town_id) if page == 1 else f"{town_dir(town_id)}/ticks-{page}.html"
-
-
-def entity_href(town_id: str, kind: str, entity_id: str) -> str:
-    return f"{town_dir(town_id)}/e/{kind}-{slug(entity_id)}.html"
-
-
-def violation_href(episode_id: str) -> str:
-    """The permalink of an episode: its id only, so it survives nightly rebuilds."""
-    return f"violations/{episode_id}.html"
-
-
-def tick_anchor(at: str) -> str:
-    return f"tick-{to_ms(at)}"
-
-
-# ── Shared pieces ────────────────────────────────────────────────────────
-
-
-@dataclass
-class EntityLink:
-    """A link to an entity page, with a readable label and the full id for the tooltip."""
-
-    id: str
-    kind: str
-    label: str
-    href: str
-
-
-@dataclass
-class EpisodeRow:
-    """One violation episode as tables list it."""
-
-    id: str
-    href: str
-    town_id: str
-    town_href: str
-    invariant: int
-    title: str
-    status: str
-    first_at: str
-    first_label: str
-    first_href: str
-    last_at: str
-    last_label: str
-    last_href: str
-    duration: str
-    duration_ms: int
-    ticks: int
-    open_at_start: bool
-    open_at_end: bool
-    entities: list[EntityLink]
-    summary: str
-    replay_command: str
-
-
-class Entities:
-    """Entity lookup for one town: labels, kinds and the pages that exist."""
-
-    def __init__(self, run: TownRun) -> None:
-        self.town_id = run.town_id
-        self.info: Mapping[str, EntityInfo] = run.entities
-
-    def kind(self, kind_hint: str, entity_id: str) -> str:
-        info = self.info.get(entity_id)
-        return info.kind if info is not None and info.kind in ("bead", "agent") else kind_hint
-
-    def label(self, entity_id: str) -> str:
-        info = self.info.get(entity_id)
-        if info is None or not info.title:
-            return short_id(entity_id)
-        return ellipsis(info.title, 48)
-
-    def link(self, kind_hint: str, entity_id: str) -> EntityLink:
-        kind = self.kind(kind_hint, entity_id)
-        return EntityLink(
-            id=clean(entity_id),
-            kind=kind,
-            label=self.label(entity_id),
-            href=entity_href(self.town_id, kind, entity_id),
-        )
-
-
-def episode_links(entities: Entities, episode: Episode) -> list[EntityLink]:
-    e = episode.entities
-    return (
-        [entities.link("agent", i) for i in e.agent_ids]
-        + [entities.link("bead", i) for i in e.bead_ids]
-        + [entities.link("rig", i) for i in e.rig_ids]
-    )
-
-
-def status_counts(rows: Sequence[EpisodeRow]) -> dict[str, int]:
-    counts = {NEW: 0, PERSISTING: 0}
-    for row in rows:
-        counts[row.status] = counts.get(row.status, 0) + 1
-    return counts
+#: Town id → the run it was last built in. Its keys are data (town ids), so it is a map, not
+#: a dataclass; the template reads it through :attr:`IndexPage.last_built`.
+RunByTown = NewType("RunByTown", dict[str, str])
 
 
 # ── Index ────────────────────────────────────────────────────────────────
 
 
-@dataclass
+@dataclass(frozen=True)
 class TownSummary:
     """One town's line on the index (also written for towns whose build failed)."""
 
@@ -174,8 +52,13 @@ class TownSummary:
     divergence: bool
     error: str | None = None
 
+    @property
+    def last_tick_sort(self) -> str:
+        """The sort key of the last-tick column (towns without ticks first)."""
+        return self.last_tick_at or ""
 
-@dataclass
+
+@dataclass(frozen=True)
 class ResolvedRow:
     """An episode of the previous run that is gone from this one."""
 
@@ -188,7 +71,7 @@ class ResolvedRow:
     href: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class ResolvedPage:
     """The page left at a resolved episode's permalink, so ticket links keep working."""
 
@@ -205,15 +88,53 @@ class ResolvedPage:
     #: ``resolved`` (gone from its town), or ``not rebuilt`` (its town failed this run).
     state: str = RESOLVED
 
+    @property
+    def is_resolved(self) -> bool:
+        return self.state == RESOLVED
 
-@dataclass
+
+@dataclass(frozen=True)
 class TrendRow:
+    """Episodes of one invariant in each of the runs the trends cover."""
+
     number: int
     title: str
     counts: list[int]
 
 
-@dataclass
+@dataclass(frozen=True)
+class IndexTotals:
+    """The index's headline numbers."""
+
+    towns: int
+    towns_failed: int
+    ticks: int
+    actions: int
+    events: int
+    episodes: int
+    new: int
+    persisting: int
+    resolved: int
+    not_rebuilt: int
+
+
+@dataclass(frozen=True)
+class TownLine:
+    """A town's row in the index table: its summary, and whether this run did not rebuild it."""
+
+    town: TownSummary
+    not_rebuilt: bool
+
+
+@dataclass(frozen=True)
+class LastBuilt:
+    """A town this run did not rebuild, and the run that last built it."""
+
+    town_id: str
+    run: str
+
+
+@dataclass(frozen=True)
 class IndexPage:
     """The landing page: every town's status, every open episode, what changed since last run."""
 
@@ -223,23 +144,31 @@ class IndexPage:
     window_from: str
     window_to: str
     window_label: str
-    totals: dict[str, int]
+    totals: IndexTotals
     towns: list[TownSummary]
     episodes: list[EpisodeRow]
     resolved: list[ResolvedRow]
     trend_runs: list[str]
     trends: list[TrendRow]
-    charts: list[dict[str, Any]] = field(default_factory=list)
-    datasets: dict[str, Any] = field(default_factory=dict)
+    charts: list[Chart] = field(default_factory=list)
+    datasets: TrendData | NoData = NO_DATA
     #: Episodes carried from the previous run for towns this run did not build.
     not_rebuilt: list[ResolvedRow] = field(default_factory=list)
-    #: Those towns: town id -> the run they were last built in.
-    not_rebuilt_towns: dict[str, str] = field(default_factory=dict)
+    #: Those towns, and the run each was last built in.
+    not_rebuilt_towns: RunByTown = field(default_factory=lambda: RunByTown({}))
 
+    @property
+    def town_lines(self) -> list[TownLine]:
+        return [TownLine(t, t.town_id in self.not_rebuilt_towns) for t in self.towns]
 
-def window_label(window_from: str, window_to: str) -> str:
-    span = fmt_duration(to_ms(window_to) - to_ms(window_from))
-    return f"{fmt_time(window_from)} → {fmt_time(window_to)} UTC ({span})"
+    @property
+    def last_built(self) -> list[LastBuilt]:
+        return [LastBuilt(town, run) for town, run in self.not_rebuilt_towns.items()]
+
+    @property
+    def has_trends(self) -> bool:
+        """Trends need more than one run."""
+        return len(self.trend_runs) > 1
 
 
 def build_index(
@@ -249,6 +178,10 @@ def build_index(
     trend_runs: Sequence[str],
     trends: Sequence[TrendRow],
     not_rebuilt: Sequence[ResolvedRow] = (),
+    *,
+    not_rebuilt_towns: RunByTown | None = None,
+    charts: Sequence[Chart] = (),
+    datasets: TrendData | NoData = NO_DATA,
 ) -> IndexPage:
     """The index view-model; towns sorted by id, episodes by first tick then town."""
     towns = sorted(summaries, key=lambda s: s.town_id)
@@ -258,18 +191,18 @@ def build_index(
     w_to = max(tos, key=to_ms) if tos else ""
     rows = sorted(episodes, key=lambda r: (to_ms(r.first_at), r.town_id, r.invariant, r.id))
     counts = status_counts(rows)
-    totals = {
-        "towns": len(towns),
-        "towns_failed": sum(1 for s in towns if s.state == "failed"),
-        "ticks": sum(s.ticks for s in towns),
-        "actions": sum(s.actions for s in towns),
-        "events": sum(s.events for s in towns),
-        "episodes": len(rows),
-        "new": counts[NEW],
-        "persisting": counts[PERSISTING],
-        "resolved": len(resolved),
-        "not_rebuilt": len(not_rebuilt),
-    }
+    totals = IndexTotals(
+        towns=len(towns),
+        towns_failed=sum(1 for s in towns if s.state == "failed"),
+        ticks=sum(s.ticks for s in towns),
+        actions=sum(s.actions for s in towns),
+        events=sum(s.events for s in towns),
+        episodes=len(rows),
+        new=counts[NEW],
+        persisting=counts[PERSISTING],
+        resolved=len(resolved),
+        not_rebuilt=len(not_rebuilt),
+    )
     return IndexPage(
         kind="index",
         title="Reconciler report",
@@ -283,5 +216,8 @@ def build_index(
         resolved=sorted(resolved, key=lambda r: (r.town_id, to_ms(r.first_at), r.id)),
         trend_runs=list(trend_runs),
         trends=list(trends),
+        charts=list(charts),
+        datasets=datasets,
         not_rebuilt=sorted(not_rebuilt, key=lambda r: (r.town_id, to_ms(r.first_at), r.id)),
+        not_rebuilt_towns=not_rebuilt_towns or RunByTown({}),
     )
