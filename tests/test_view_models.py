@@ -22,8 +22,8 @@ import pytest
 
 from reportgen.report.bundle import BundlePage
 from reportgen.report.charts import ChartSpec
-from reportgen.report.model import RunByTown
 from reportgen.report.pages import SitePage
+from reportgen.report.views_index import RunByTown
 from reportgen.resources import templates_dir
 
 #: Every page model a template renders.

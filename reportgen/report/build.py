@@ -54,8 +54,7 @@ from reportgen.report.fleet import (
     prune,
     run_town,
 )
-from reportgen.report.model import TownSummary
-from reportgen.report.model_town import town_summary
+from reportgen.report.format import clean
 from reportgen.report.pages import town_pages
 from reportgen.report.render import AssetRefs
 from reportgen.report.run_pages import write_run_level
@@ -68,10 +67,11 @@ from reportgen.report.site import (
     write_marker,
 )
 from reportgen.report.summary import BuildSummary, fill_summary
-from reportgen.report.text import clean
 from reportgen.report.town_data import TownData, compute_town
+from reportgen.report.views_index import TownSummary
 from reportgen.report.views_shared import EntityLink, EpisodeRow
-from reportgen.runmodel import TownRun
+from reportgen.report.views_town import town_summary
+from reportgen.town_run import TownRun
 
 __all__ = ["BuildSummary", "LoadRun", "build_site", "discover_sources"]
 #: ``progress(done, total, label)``, called after each town.

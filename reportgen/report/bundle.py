@@ -17,13 +17,13 @@ from pathlib import Path
 from reportgen.errors import BadInputError
 from reportgen.report.build import LoadRun
 from reportgen.report.charts import Chart, TownDatasets
-from reportgen.report.model_detail import EntityPage, ViolationPage, entity_pages, violation_pages
-from reportgen.report.model_town import TownPage, town_page
+from reportgen.report.format import slug
 from reportgen.report.render import Url, render
 from reportgen.report.site import Assets, write_file_atomic
-from reportgen.report.text import slug
 from reportgen.report.town_data import compute_town
-from reportgen.runmodel import TownRun
+from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
+from reportgen.report.views_town import TownPage, town_page
+from reportgen.town_run import TownRun
 
 #: Every tick row on one page (the bundle has no other pages to page into).
 ALL_ROWS = 10**9

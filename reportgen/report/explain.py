@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from reportgen.diagnose.episodes import Episode, to_ms
-from reportgen.report.text import clean, fmt_duration, fmt_time, iso
-from reportgen.report.touch import ids_in
+from reportgen.report.entity_fields import ids_in
+from reportgen.report.format import clean, fmt_duration, fmt_time, iso
 from reportgen.report.views_shared import Entities, EntityLink, invariant_title
 from reportgen.town.invariants import find_invariant
 

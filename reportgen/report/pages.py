@@ -1,20 +1,20 @@
 """Every page of the site and where it goes: a town's pages one by one, and each page's two files.
 
 A page is written twice: its HTML, and beside it its JSON twin (the
-view-model's fields as canonical JSON, :func:`~reportgen.report.text.compact`).
+view-model's fields as canonical JSON, :func:`~reportgen.report.format.compact`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from reportgen.report.model import IndexPage, ResolvedPage
-from reportgen.report.model_detail import EntityPage, ViolationPage, entity_pages, violation_pages
-from reportgen.report.model_town import TicksPage, TownPage, ticks_page, town_page
+from reportgen.report.format import compact
 from reportgen.report.render import AssetRefs, render, site_url
-from reportgen.report.text import compact
 from reportgen.report.town_data import TownData
+from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
+from reportgen.report.views_index import IndexPage, ResolvedPage
 from reportgen.report.views_shared import town_href
+from reportgen.report.views_town import TicksPage, TownPage, ticks_page, town_page
 
 #: Every kind of page the site holds (the single-file bundle has its own, ``BundlePage``).
 SitePage = IndexPage | TownPage | TicksPage | EntityPage | ViolationPage | ResolvedPage

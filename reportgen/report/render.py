@@ -18,7 +18,7 @@ import jinja2
 from markupsafe import Markup
 
 from reportgen import __version__
-from reportgen.report.text import ellipsis, script_json, show_controls
+from reportgen.report.format import ellipsis, script_json, show_controls
 from reportgen.resources import templates_dir
 
 #: Template per page kind.

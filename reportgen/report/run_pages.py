@@ -12,7 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reportgen.report import charts, history
-from reportgen.report.model import (
+from reportgen.report.format import clean
+from reportgen.report.pages import SitePage, page_files
+from reportgen.report.render import AssetRefs
+from reportgen.report.site import SiteWriter
+from reportgen.report.views_index import (
     IndexPage,
     ResolvedPage,
     ResolvedRow,
@@ -21,10 +25,6 @@ from reportgen.report.model import (
     TrendRow,
     build_index,
 )
-from reportgen.report.pages import SitePage, page_files
-from reportgen.report.render import AssetRefs
-from reportgen.report.site import SiteWriter
-from reportgen.report.text import clean
 from reportgen.report.views_shared import RESOLVED, EpisodeRow, invariant_title, violation_href
 
 #: A history record of an episode (:func:`history.episode_record`, with its status).

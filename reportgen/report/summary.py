@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen.report.model import TownSummary
-from reportgen.report.text import clean
+from reportgen.report.format import clean
+from reportgen.report.views_index import TownSummary
 from reportgen.report.views_shared import EpisodeRow
 
 

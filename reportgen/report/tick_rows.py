@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reportgen.diagnose.episodes import to_ms
-from reportgen.report.text import clean, compact, fmt_time
-from reportgen.report.touch import ids_in, kind_of_field
+from reportgen.report.entity_fields import ids_in, kind_of_field
+from reportgen.report.format import clean, compact, fmt_time
 from reportgen.report.town_data import TownData, violation_keys
 from reportgen.report.views_shared import EntityLink, tick_anchor, violation_href
 

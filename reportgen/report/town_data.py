@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reportgen.diagnose.episodes import Episode, find_episodes, to_ms, violation_key
+from reportgen.report.entity_fields import tick_ids
 from reportgen.report.explain import Explanation, explain, replay_command
-from reportgen.report.text import clean, fmt_clock, fmt_duration, fmt_time
-from reportgen.report.touch import tick_ids
+from reportgen.report.format import clean, fmt_clock, fmt_duration, fmt_time
 from reportgen.report.views_shared import (
     Entities,
     EpisodeRow,
@@ -28,7 +28,7 @@ from reportgen.report.views_shared import (
     town_href,
     violation_href,
 )
-from reportgen.runmodel import TownRun
+from reportgen.town_run import TownRun
 
 #: Rows (active ticks or idle runs) per tick-table page; keeps a page light.
 ROWS_PER_PAGE = 40

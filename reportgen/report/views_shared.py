@@ -1,7 +1,7 @@
 """What every page's view-model shares: paths, entity links, episode rows, invariant names.
 
-The page view-models are frozen dataclasses (:mod:`model` for the index,
-:mod:`model_town` for a town and its tick pages, :mod:`model_detail` for
+The page view-models are frozen dataclasses (:mod:`views_index` for the index,
+:mod:`views_town` for a town and its tick pages, :mod:`views_detail` for
 entity and episode pages). Templates only read them, and each page's JSON
 twin is its dataclass as JSON (the fields, never the properties), so what the
 HTML shows and what the JSON says cannot drift apart. A property is for what
@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reportgen.diagnose.episodes import Episode, to_ms
-from reportgen.report.text import clean, ellipsis, fmt_duration, fmt_time, short_id, slug
-from reportgen.runmodel import EntityInfo, TownRun
+from reportgen.report.format import clean, ellipsis, fmt_duration, fmt_time, short_id, slug
 from reportgen.town.invariants import INVARIANTS
+from reportgen.town_run import EntityInfo, TownRun
 
 #: Invariant number → (title, description), from the engine's registry.
 INVARIANT_INFO: dict[int, tuple[str, str]] = {

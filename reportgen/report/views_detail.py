@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reportgen.diagnose.episodes import Episode, to_ms
+from reportgen.report.entity_fields import ids_in, violation_ids
 from reportgen.report.explain import Part
-from reportgen.report.text import clean, compact, ellipsis, fmt_time, slug
+from reportgen.report.format import clean, compact, ellipsis, fmt_time, slug
 from reportgen.report.tick_rows import TickRow, WitnessRow, tick_row
-from reportgen.report.touch import ids_in, violation_ids
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import (
     EntityLink,

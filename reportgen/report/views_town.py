@@ -16,10 +16,10 @@ from typing import Any
 from reportgen.report import charts
 from reportgen.report.charts import Chart, TownDatasets
 from reportgen.report.explain import Part
-from reportgen.report.model import TownSummary
-from reportgen.report.text import clean, compact, fmt_time
+from reportgen.report.format import clean, compact, fmt_time
 from reportgen.report.tick_rows import IdleRow, TickRow, page_rows
 from reportgen.report.town_data import PageRange, TownData, busy
+from reportgen.report.views_index import TownSummary
 from reportgen.report.views_shared import (
     EpisodeRow,
     invariant_description,
@@ -27,8 +27,8 @@ from reportgen.report.views_shared import (
     town_href,
     window_label,
 )
-from reportgen.runmodel import TownRun
 from reportgen.town.tick import wall_clock_kind
+from reportgen.town_run import TownRun
 
 #: A tick page lists every page when there are at most this many, else only its neighbours.
 PAGES_LISTED = 12
