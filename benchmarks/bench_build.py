@@ -39,8 +39,8 @@ from reportgen.replay.loader import ReplayLoader
 from reportgen.report.build import build_site
 from reportgen.report.executors import ProcessExecutor
 from reportgen.report.site import cache_dir
-from reportgen.runmodel import TownRun
 from reportgen.sim import simulate_town
+from reportgen.town_run import TownRun
 
 SCENARIOS = ("healthy-day", "review-round-stuck", "working-agent-no-hook", "multi-pr-rig")
 

@@ -19,8 +19,8 @@ import support.report_fixtures as rf
 from click.testing import CliRunner
 
 from reportgen.cli import main
+from reportgen.report.format import script_json
 from reportgen.report.render import environment
-from reportgen.report.text import script_json
 
 #: Every bidi control, as written in the data, and as a page must show it.
 CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"

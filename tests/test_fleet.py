@@ -33,8 +33,8 @@ from reportgen.report.executors import (
 )
 from reportgen.report.fleet import default_cache
 from reportgen.report.site import Assets
-from reportgen.runmodel import TownRun
 from reportgen.sim import simulate_town
+from reportgen.town_run import TownRun
 
 STUB_ASSETS = Assets(css="/* css */", js="// js", vega="// vega", vega_version="test")
 SCENARIOS = ("review-round-stuck", "healthy-day", "working-agent-no-hook")

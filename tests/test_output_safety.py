@@ -24,8 +24,8 @@ from reportgen.errors import NothingBuiltError
 from reportgen.report import history
 from reportgen.report.build import BuildSummary, build_site
 from reportgen.report.site import CACHE_MARKER, SITE_MARKER, Assets, SiteWriter
-from reportgen.runmodel import TownRun
 from reportgen.sim import simulate_town
+from reportgen.town_run import TownRun
 
 STUB_ASSETS = Assets(css="/* css */", js="// js", vega="// vega", vega_version="test")
 LATER = "2026-03-01T00:10:00.000Z"

@@ -122,7 +122,7 @@ def test_wall_clock_is_labelled_modelled_or_measured() -> None:
     assert wall_clock_kind([modelled, modelled]) == "modelled"
     assert wall_clock_kind([measured]) == "measured"
     assert wall_clock_kind([modelled, measured]) == "partly modelled"
-    (wall,) = [c for c in town_charts(60_000, "modelled") if c["id"] == "wall"]
-    assert "not measured" in wall["caption"] and MODEL_FORMULA in wall["caption"]
-    (wall,) = [c for c in town_charts(60_000, "measured") if c["id"] == "wall"]
-    assert "measured by the town" in wall["caption"]
+    (wall,) = [c for c in town_charts(60_000, "modelled") if c.id == "wall"]
+    assert "not measured" in wall.caption and MODEL_FORMULA in wall.caption
+    (wall,) = [c for c in town_charts(60_000, "measured") if c.id == "wall"]
+    assert "measured by the town" in wall.caption

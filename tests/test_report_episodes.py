@@ -9,8 +9,8 @@ import support.report_fixtures as rf
 
 from reportgen.diagnose.episodes import entity_key, episode_id, find_episodes
 from reportgen.report import charts, history
-from reportgen.report.explain import explain, replay_command
-from reportgen.report.model import Entities
+from reportgen.report.explain import LinkPart, explain, replay_command
+from reportgen.report.views_shared import Entities
 
 
 def tick(at: str, *violations: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +92,7 @@ def test_explanation_names_entities_and_says_because_but(alpha: Any) -> None:
     assert ", but a bead may be held by at most one agent." in text
     assert "Fix the flaky login test" in text  # the bead's title, not its uuid
     assert "outside the reconciler" in text  # a direct write caused it
-    links = [p["link"]["id"] for p in ex.parts if "link" in p]
+    links = [p.link.id for p in ex.parts if isinstance(p, LinkPart)]
     assert set(ep.entities.all_ids()) <= set(links)
 
 
@@ -146,10 +146,10 @@ def test_buckets_keep_charts_small(window_ms: int, step: int) -> None:
 
 
 def test_datasets_aggregate_per_bucket(alpha: Any) -> None:
-    ds = charts.datasets(alpha.ticks, alpha.window_from, alpha.window_to)
-    assert sum(r["n"] for r in ds["m"]) == len(alpha.ticks)
-    assert sum(r["n"] for r in ds["a"]) == sum(t["metrics"]["actionsEmitted"] for t in alpha.ticks)
-    assert len(ds["m"]) <= charts.MAX_BUCKETS
+    _, ds = charts.datasets(alpha.ticks, alpha.window_from, alpha.window_to)
+    assert sum(r.n for r in ds.m) == len(alpha.ticks)
+    assert sum(r.n for r in ds.a) == sum(t["metrics"]["actionsEmitted"] for t in alpha.ticks)
+    assert len(ds.m) <= charts.MAX_BUCKETS
 
 
 def test_an_episode_follows_its_subject_while_the_other_entities_change() -> None:

@@ -233,3 +233,12 @@ def test_quarantine_table_shows_when_each_row_was_met(site: Path, runs: dict[str
     row = re.search(r"<tr><td class=\"mono small\">q1</td>.*?</tr>", town, re.S)
     assert row is not None
     assert f'<td class="mono small">{runs["h.sqlite"].quarantined[0]["at"]}</td>' in row.group(0)
+
+
+def test_a_town_without_ticks_is_written_where_the_index_links(tmp_path: Path) -> None:
+    """A town id that is not a safe file name lives under its slug, ticks or none."""
+    empty = rf.scripted_town("con")  # a reserved device name on Windows: slugged
+    empty.ticks = []
+    build({"e.sqlite": empty}, tmp_path / "site")
+    assert not (tmp_path / "site" / "towns" / "con").exists()
+    assert rf.broken_links(tmp_path / "site") == []

@@ -233,7 +233,7 @@ def _report_built(
     """The build summary on stdout, the window and set-aside times on stderr, the Sentry
     alerts of new episodes and the step summary."""
     from reportgen.observability.sentry import report_new_episodes
-    from reportgen.report.model import violation_href
+    from reportgen.report.views_shared import violation_href
 
     click.echo(summary.text())
     for source in dict.fromkeys(t["source"] for t in summary.ignored_times):

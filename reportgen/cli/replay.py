@@ -19,8 +19,8 @@ from reportgen.cli.common import (
     reports_errors,
 )
 from reportgen.errors import BadInputError
-from reportgen.runmodel import TownRun
 from reportgen.town.context import Action
+from reportgen.town_run import TownRun
 
 
 @click.command("replay")

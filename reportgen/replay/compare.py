@@ -12,8 +12,8 @@ from typing import Any
 from reportgen import jsonio
 from reportgen.replay.fidelity import is_modelled
 from reportgen.replay.state import ReplayedTick
-from reportgen.runmodel import Divergence
 from reportgen.town.record import COMPARED_FIELDS
+from reportgen.town_run import Divergence
 
 
 def first_difference(recorded: Any, replayed: Any, path: str) -> tuple[str, Any, Any] | None:

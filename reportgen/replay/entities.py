@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 from reportgen.replay.source import Window
-from reportgen.runmodel import EntityInfo
+from reportgen.town_run import EntityInfo
 
 #: ``*_id`` keys that do not name a bead or an agent.
 _NOT_ENTITIES = ("event_id", "rig_id", "rig_ids", "nudge_id", "wasteland_id", "item_id")

@@ -1,4 +1,4 @@
-"""The town loader of a build: a source's window as a :class:`~reportgen.runmodel.TownRun`.
+"""The town loader of a build: a source's window as a :class:`~reportgen.town_run.TownRun`.
 
 The report never replays or opens a town itself: the command line hands it
 a loader (``build_site(load_run=ReplayLoader(...))``), which chooses between
@@ -14,7 +14,7 @@ from pathlib import Path
 from reportgen.errors import BadInputError
 from reportgen.replay.source import check_window, choose_window, open_source
 from reportgen.replay.window import record_serves, recorded_window, replay_window
-from reportgen.runmodel import TownRun
+from reportgen.town_run import TownRun
 
 #: Where a town's ticks come from (``reportgen build --ticks``).
 TICK_SOURCES = ("auto", "recorded", "replay")

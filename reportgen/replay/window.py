@@ -3,7 +3,7 @@
 :func:`replay_window` re-runs every tick of the window and compares each
 with its recording (the first divergence); :func:`recorded_window` shows
 the recorded ticks without re-running them. Both return the
-:class:`~reportgen.runmodel.TownRun` the report reads.
+:class:`~reportgen.town_run.TownRun` the report reads.
 
 Without a journal (an upstream dump) the replay is approximate: it removes
 the window's events, then ticks on the alarm cadence from ``from`` to ``to``
@@ -38,12 +38,12 @@ from reportgen.replay.state import (
     quarantined_rows,
     state_at,
 )
-from reportgen.runmodel import TownRun
 from reportgen.town import checkpoints
 from reportgen.town.effects import NullWorld
 from reportgen.town.record import load_ticks, stored_tick, tick_record
 from reportgen.town.schema import table_exists
 from reportgen.town.tick import ModelStopwatch
+from reportgen.town_run import TownRun
 
 
 def replay_window(
@@ -56,7 +56,7 @@ def replay_window(
 ) -> TownRun:
     """Seed deliverable 2: the window tick by tick, compared with the recorded ticks.
 
-    This is what the report reads (:class:`~reportgen.runmodel.TownRun`).
+    This is what the report reads (:class:`~reportgen.town_run.TownRun`).
     ``auto_recover`` replays every tick with that recovery setting instead of
     the recorded one (a "what if recovery had been on" replay: it diverges).
     The cyclic garbage collector is paused meanwhile (:mod:`reportgen.gcpause`).

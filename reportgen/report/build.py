@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ from typing import Any
 
 from reportgen.diagnose.episodes import find_episodes
 from reportgen.errors import BadInputError, NothingBuiltError
-from reportgen.report import charts, history
+from reportgen.report import history
 from reportgen.report.executors import Executor, ProcessExecutor
 from reportgen.report.fleet import (
     FILES,
@@ -55,22 +54,10 @@ from reportgen.report.fleet import (
     prune,
     run_town,
 )
-from reportgen.report.model import (
-    RESOLVED,
-    EntityLink,
-    EpisodeRow,
-    IndexPage,
-    ResolvedPage,
-    ResolvedRow,
-    TownSummary,
-    TrendRow,
-    build_index,
-    invariant_title,
-    violation_href,
-)
-from reportgen.report.model_detail import entity_pages, violation_pages
-from reportgen.report.model_town import TownData, compute_town, ticks_page, town_page, town_summary
-from reportgen.report.render import AssetRefs, render, site_url
+from reportgen.report.format import clean
+from reportgen.report.pages import town_pages
+from reportgen.report.render import AssetRefs
+from reportgen.report.run_pages import write_run_level
 from reportgen.report.site import (
     CACHE_MARKER,
     Assets,
@@ -79,127 +66,18 @@ from reportgen.report.site import (
     check_replaceable,
     write_marker,
 )
-from reportgen.report.text import clean, compact
-from reportgen.runmodel import TownRun
-from reportgen.town.tick import wall_clock_kind
+from reportgen.report.summary import BuildSummary, fill_summary
+from reportgen.report.town_data import TownData, compute_town
+from reportgen.report.views_index import TownSummary
+from reportgen.report.views_shared import EntityLink, EpisodeRow
+from reportgen.report.views_town import town_summary
+from reportgen.town_run import TownRun
 
 __all__ = ["BuildSummary", "LoadRun", "build_site", "discover_sources"]
 #: ``progress(done, total, label)``, called after each town.
 Progress = Callable[[int, int, str], None]
 
 SOURCE_SUFFIXES = (".sqlite", ".sqlite3", ".db", ".bundle", ".rgbundle")
-
-
-@dataclass
-class BuildSummary:
-    """What a build produced, for the CLI's one-screen summary and its exit code."""
-
-    out: Path
-    towns: int = 0
-    towns_failed: int = 0
-    #: Towns whose inputs had not changed since the last build: their pages were reused.
-    skipped: int = 0
-    ticks: int = 0
-    actions: int = 0
-    episodes: int = 0
-    new: int = 0
-    persisting: int = 0
-    resolved: int = 0
-    #: Episodes carried forward from towns this run did not build (failed or missing).
-    not_rebuilt: int = 0
-    files: int = 0
-    bytes: int = 0
-    window_from: str = ""
-    window_to: str = ""
-    #: Built towns by fidelity: ``recorded`` (shown from their record), ``exact``
-    #: (replayed and compared), ``approximate`` (replayed without a journal).
-    fidelities: dict[str, int] = field(default_factory=dict)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    #: Each built town's window and why (``source``, ``from``, ``to``, ``reason``).
-    town_windows: list[dict[str, str]] = field(default_factory=list)
-    #: Stored timestamps set aside as implausible when choosing a town's window
-    #: (``source``, ``table``, ``key``, ``column``, ``value``).
-    ignored_times: list[dict[str, str]] = field(default_factory=list)
-    new_episodes: list[dict[str, Any]] = field(default_factory=list)
-    #: History records (:func:`history.episode_record`) of the new episodes, by id: what
-    #: alerting needs (message, entities, extent) without the towns' Episode objects.
-    new_episode_records: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def _sources(self) -> str:
-        """`` (4 towns from their record, 1 replayed)``: where the ticks came from."""
-        replayed = self.fidelities.get("exact", 0) + self.fidelities.get("approximate", 0)
-        recorded = self.fidelities.get("recorded", 0)
-        if not recorded and not replayed:
-            return ""
-        towns = "town" if recorded == 1 else "towns"
-        return f" ({recorded} {towns} from their record, {replayed} replayed)"
-
-    def _carried(self) -> str:
-        """``; 3 carried from towns not rebuilt this run`` (empty when none)."""
-        if not self.not_rebuilt:
-            return ""
-        return f"; {self.not_rebuilt} carried from towns not rebuilt this run"
-
-    def text(self) -> str:
-        """The one-screen summary printed at the end of ``reportgen build``."""
-        lines = [
-            f"towns      {self.towns} ({self.skipped} skipped as unchanged, "
-            f"{self.towns_failed} failed)",
-            f"window     {self.window_from or '-'} → {self.window_to or '-'}",
-            f"ticks      {self.ticks}" + self._sources(),
-            f"actions    {self.actions}",
-            f"violations {self.episodes} episodes: {self.new} new, {self.persisting} "
-            f"persisting, {self.resolved} resolved" + self._carried(),
-        ]
-        lines += [
-            f"  new: {e['town_id']} invariant {e['invariant']} ({e['title']}) "
-            f"{e['first_at']} → {e['href']}"
-            for e in self.new_episodes[:10]
-        ]
-        if len(self.new_episodes) > 10:
-            lines.append(f"  … and {len(self.new_episodes) - 10} more")
-        lines += [f"  failed: {src}: {why}" for src, why in self.failures]
-        lines.append(
-            f"site       {self.out / 'index.html'} ({self.files} files, {self.bytes / 1e6:.1f} MB)"
-        )
-        return "\n".join(lines)
-
-    def window_line(self) -> str:
-        """The window the build used and why, in one line: the town's, or the fleet's span."""
-        if len(self.town_windows) == 1:
-            only = self.town_windows[0]
-            return f"window {only['from']} .. {only['to']} ({only['reason']})"
-        reasons = {w["reason"] for w in self.town_windows}
-        why = reasons.pop() if len(reasons) == 1 else "each town's own, chosen from its data"
-        return (
-            f"window {self.window_from or '-'} .. {self.window_to or '-'} over "
-            f"{len(self.town_windows)} towns ({why})"
-        )
-
-    def markdown(self) -> str:
-        """A GitHub step summary (Markdown)."""
-        out = [
-            "## Reconciler report",
-            "",
-            "| towns | failed | ticks | actions | new | persisting | resolved | not rebuilt |",
-            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            f"| {self.towns} | {self.towns_failed} | {self.ticks} | {self.actions} | "
-            f"{self.new} | {self.persisting} | {self.resolved} | {self.not_rebuilt} |",
-            "",
-        ]
-        if self.new_episodes:
-            out += ["### New violation episodes", ""]
-            out += [
-                f"- `{_md(e['town_id'])}` invariant {e['invariant']} ({_md(e['title'])}) "
-                f"from {e['first_at']} — `{e['href']}`"
-                for e in self.new_episodes
-            ]
-        out += [f"- failed: `{_md(src)}`: {_md(why)}" for src, why in self.failures]
-        return "\n".join(out) + "\n"
-
-
-def _md(text: str) -> str:
-    return clean(text).replace("|", "\\|").replace("`", "'").replace("\n", " ")
 
 
 def discover_sources(paths: Sequence[Path]) -> list[Path]:
@@ -219,13 +97,6 @@ def discover_sources(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def _page_files(page: Any, path: str, assets: AssetRefs) -> list[tuple[str, str]]:
-    root = "../" * path.count("/")
-    json_path = path[: -len(".html")] + ".json"
-    html = render(page, assets=assets, url=site_url(root), json_href=json_path.rsplit("/", 1)[-1])
-    return [(path, html), (json_path, compact(page) + "\n")]
-
-
 def render_town(
     run: TownRun, hist: history.History, assets: AssetRefs
 ) -> tuple[dict[str, Any], Iterator[tuple[str, str]]]:
@@ -238,7 +109,7 @@ def render_town(
     hist.adopt(episodes)
     statuses = {ep.id: hist.status(ep.id) for ep in episodes}
     data: TownData = compute_town(run, episodes, statuses)
-    result = {
+    result: dict[str, Any] = {
         "town_id": run.town_id,
         "summary": asdict(town_summary(data)),
         "rows": [asdict(r) for r in data.rows.values()],
@@ -246,24 +117,7 @@ def render_town(
         "window_reason": run.window_reason,
         "ignored_times": run.ignored_times,
     }
-    return result, _town_pages(run, data, assets)
-
-
-def _town_pages(run: TownRun, data: TownData, assets: AssetRefs) -> Iterator[tuple[str, str]]:
-    ds = charts.datasets(run.ticks, run.window_from, run.window_to)
-    page = town_page(
-        data,
-        charts.town_charts(int(ds["step"]), wall_clock_kind(run.ticks)),
-        {"m": ds["m"], "a": ds["a"]},
-    )
-    href = data.pages[0].href if data.pages else f"towns/{run.town_id}/index.html"
-    yield from _page_files(page, href, assets)
-    for p in data.pages[1:]:
-        yield from _page_files(ticks_page(data, p.number, "../../"), p.href, assets)
-    for link, entity in entity_pages(data):
-        yield from _page_files(entity, link.href, assets)
-    for vpage in violation_pages(data):
-        yield from _page_files(vpage, vpage.episode.href, assets)
+    return result, town_pages(data, assets)
 
 
 def write_town(
@@ -429,7 +283,7 @@ def build_site(
     finally:
         if not key:
             shutil.rmtree(root, ignore_errors=True)
-    _fill_summary(summary, summaries, rows)
+    fill_summary(summary, summaries, rows)
     return summary
 
 
@@ -454,7 +308,7 @@ def _finish(
     summary.new_episode_records = {
         r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
     }
-    summary.resolved, summary.not_rebuilt = _write_run_level(
+    summary.resolved, summary.not_rebuilt = write_run_level(
         writer, hist, summaries, rows, episodes, set(fleet.owner), refs, limit
     )
     summary.files, summary.bytes = writer.files, writer.bytes_written
@@ -556,142 +410,3 @@ def _collect_times(summary: BuildSummary, source: str, result: dict[str, Any]) -
          "reason": str(result.get("window_reason") or "")}
     )  # fmt: skip
     summary.ignored_times += [{"source": source, **t} for t in result.get("ignored_times", [])]
-
-
-def _write_run_level(
-    writer: SiteWriter,
-    hist: history.History,
-    summaries: list[TownSummary],
-    rows: list[EpisodeRow],
-    episodes: dict[str, dict[str, Any]],
-    towns: set[str],
-    refs: AssetRefs,
-    limit: int,
-) -> tuple[int, int]:
-    """The index, the resolved / not-rebuilt stubs and the history file (after every town).
-
-    Returns how many episodes were resolved and how many were carried
-    forward from towns this run did not build.
-    """
-    froms = sorted(s.window_from for s in summaries if s.window_from)
-    tos = sorted(s.window_to for s in summaries if s.window_to)
-    window = (froms[0] if froms else "", tos[-1] if tos else "")
-    carried, not_rebuilt = hist.carried(towns, limit)
-    current = history.record_from(
-        history.run_id(*window),
-        window,
-        sorted(towns),
-        {**episodes, **carried},
-        {r.id: r.status for r in rows},
-        not_rebuilt,
-    )
-    resolved = _history_rows(hist.resolved(towns))
-    runs = history.next_runs(hist.runs, current, limit)
-    index = _index(summaries, rows, resolved, _history_rows(sorted(carried.items())), runs)
-    index.not_rebuilt_towns = dict(not_rebuilt)
-    for path, text in _page_files(index, "index.html", refs):
-        writer.write(path, text)
-    stubs = [(eid, e, run, RESOLVED) for eid, e, run in history.gone(runs, current)]
-    stubs += [
-        (eid, e, not_rebuilt[e["town_id"]], history.NOT_REBUILT) for eid, e in carried.items()
-    ]
-    for eid, e, last_run, state in sorted(stubs, key=lambda stub: stub[0]):
-        page = _stub_page(eid, e, last_run, state)
-        for path, text in _page_files(page, violation_href(eid), refs):
-            writer.write(path, text)
-    writer.write(history.FILE_NAME, history.dump(runs))
-    return len(resolved), len(carried)
-
-
-def _history_rows(episodes: Sequence[tuple[str, dict[str, Any]]]) -> list[ResolvedRow]:
-    """Index rows for episodes known only from the history (resolved, or not rebuilt)."""
-    return [
-        ResolvedRow(
-            id=eid,
-            town_id=clean(e["town_id"]),
-            invariant=int(e["invariant"]),
-            title=invariant_title(int(e["invariant"])),
-            first_at=e["first_at"],
-            last_at=e["last_at"],
-            href=violation_href(eid),
-        )
-        for eid, e in episodes
-    ]
-
-
-def _index(
-    summaries: list[TownSummary],
-    rows: list[EpisodeRow],
-    resolved: list[ResolvedRow],
-    carried: list[ResolvedRow],
-    runs: list[history.RunRecord],
-) -> IndexPage:
-    """The index view-model, with the trend chart when there is more than one run."""
-    labels, counts = history.trends(runs)
-    trends = [TrendRow(n, invariant_title(n), c) for n, c in counts.items()]
-    index = build_index(summaries, rows, resolved, labels, trends, not_rebuilt=carried)
-    if len(labels) > 1:
-        index.charts = [
-            {
-                "id": "trends",
-                "title": "Episodes per invariant",
-                "wide": True,
-                "caption": "Violation episodes per invariant in each of the last runs.",
-                "spec": charts.trend_chart(),
-            }
-        ]
-        index.datasets = {
-            "trends": [
-                {"run": labels[i], "invariant": str(n), "n": c[i]}
-                for n, c in counts.items()
-                for i in range(len(labels))
-            ]
-        }
-    return index
-
-
-def _stub_page(eid: str, e: dict[str, Any], last_run: str, state: str) -> ResolvedPage:
-    """The page kept at the permalink of an episode this run does not show."""
-    return ResolvedPage(
-        kind="resolved",
-        title=invariant_title(int(e["invariant"])),
-        root="../",
-        id=eid,
-        invariant=int(e["invariant"]),
-        town_id=clean(str(e["town_id"])),
-        first_at=str(e["first_at"]),
-        last_at=str(e["last_at"]),
-        last_run=last_run,
-        entity_ids=[
-            clean(str(i)) for k in ("agent_ids", "bead_ids", "rig_ids") for i in e.get(k, [])
-        ],
-        state=state,
-    )
-
-
-def _fill_summary(
-    summary: BuildSummary, summaries: list[TownSummary], rows: list[EpisodeRow]
-) -> None:
-    ok = [s for s in summaries if s.state != "failed"]
-    summary.towns = len(summaries)
-    summary.towns_failed = len(summaries) - len(ok)
-    summary.ticks = sum(s.ticks for s in ok)
-    summary.fidelities = dict(sorted(Counter(s.fidelity for s in ok).items()))
-    summary.actions = sum(s.actions for s in ok)
-    summary.episodes = len(rows)
-    summary.new = sum(1 for r in rows if r.status == "new")
-    summary.persisting = sum(1 for r in rows if r.status == "persisting")
-    froms = sorted(s.window_from for s in ok)
-    tos = sorted(s.window_to for s in ok)
-    summary.window_from, summary.window_to = (froms[0] if froms else ""), (tos[-1] if tos else "")
-    summary.new_episodes = [
-        {
-            "town_id": r.town_id,
-            "invariant": r.invariant,
-            "title": r.title,
-            "first_at": r.first_at,
-            "href": r.href,
-        }
-        for r in sorted(rows, key=lambda r: (r.first_at, r.town_id, r.id))
-        if r.status == "new"
-    ]

@@ -13,24 +13,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from reportgen.errors import BadInputError
-from reportgen.report import charts
 from reportgen.report.build import LoadRun
-from reportgen.report.model_detail import EntityPage, ViolationPage, entity_pages, violation_pages
-from reportgen.report.model_town import TownPage, compute_town, town_page
+from reportgen.report.charts import Chart, TownDatasets
+from reportgen.report.format import slug
 from reportgen.report.render import Url, render
 from reportgen.report.site import Assets, write_file_atomic
-from reportgen.report.text import slug
-from reportgen.runmodel import TownRun
-from reportgen.town.tick import wall_clock_kind
+from reportgen.report.town_data import compute_town
+from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
+from reportgen.report.views_town import TownPage, town_page
+from reportgen.town_run import TownRun
 
 #: Every tick row on one page (the bundle has no other pages to page into).
 ALL_ROWS = 10**9
 
 
-@dataclass
+@dataclass(frozen=True)
 class BundlePage:
     """The bundle's view-model: the town page plus its episodes and involved entities."""
 
@@ -42,11 +41,11 @@ class BundlePage:
     entities: list[EntityPage]
 
     @property
-    def charts(self) -> list[dict[str, Any]]:
+    def charts(self) -> list[Chart]:
         return self.town.charts
 
     @property
-    def datasets(self) -> dict[str, Any]:
+    def datasets(self) -> TownDatasets:
         return self.town.datasets
 
 
@@ -72,12 +71,7 @@ def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
 def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
     """The bundle view-model and the entity-page → anchor map for its links."""
     data = compute_town(run, per_page=ALL_ROWS)
-    ds = charts.datasets(run.ticks, run.window_from, run.window_to)
-    town = town_page(
-        data,
-        charts.town_charts(int(ds["step"]), wall_clock_kind(run.ticks)),
-        {"m": ds["m"], "a": ds["a"]},
-    )
+    town = town_page(data)
     involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
     entities = [
         (link, page) for link, page in entity_pages(data) if (link.kind, link.id) in involved

@@ -12,12 +12,89 @@ the output is byte-identical run to run.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NewType
 
 import altair as alt
 
 from reportgen.diagnose.episodes import to_ms
 from reportgen.town.tick import MODEL_FORMULA
+
+#: A JSON value: what Vega-Lite specs are made of.
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+#: A Vega-Lite spec, as altair writes it: the one JSON value a page model holds as such
+#: (its shape is Vega-Lite's, not the report's; site.js hands it to vega-embed).
+ChartSpec = NewType("ChartSpec", dict[str, JsonValue])
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart card: what the page says about the chart, and the spec that draws it."""
+
+    id: str
+    title: str
+    wide: bool
+    caption: str
+    spec: ChartSpec
+
+
+@dataclass(frozen=True)
+class MetricBucket:
+    """Tick metrics of one time bucket (dataset ``m``; short names, a page holds hundreds)."""
+
+    t: int  # bucket start, epoch ms
+    n: int  # ticks in the bucket
+    dr: int  # events drained (sum)
+    fa: int  # side effects attempted (sum)
+    fs: int  # side effects succeeded (sum)
+    ff: int  # side effects failed (sum)
+    v: int  # invariant violations (sum of the per-tick counter)
+    w: float  # slowest tick's wall clock, ms
+    q: int  # deepest pending event queue
+    co: int  # container observations (sum)
+    cr: int  # container observations recorded as events (sum)
+
+
+@dataclass(frozen=True)
+class ActionBucket:
+    """Actions of one type in one time bucket (dataset ``a``)."""
+
+    t: int
+    type: str
+    n: int
+
+
+@dataclass(frozen=True)
+class TownDatasets:
+    """The named datasets of a town page's charts."""
+
+    m: list[MetricBucket]
+    a: list[ActionBucket]
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """Episodes of one invariant in one run (dataset ``trends`` of the index)."""
+
+    run: str
+    invariant: str
+    n: int
+
+
+@dataclass(frozen=True)
+class TrendData:
+    """The named dataset of the index's trend chart."""
+
+    trends: list[TrendPoint]
+
+
+@dataclass(frozen=True)
+class NoData:
+    """The datasets of a page without charts (``{}`` in its JSON twin)."""
+
+
+NO_DATA = NoData()
+
 
 #: The most buckets a window is cut into.
 MAX_BUCKETS = 300
@@ -56,31 +133,16 @@ def bucket_size(window_ms: int) -> int:
 
 def datasets(
     ticks: Sequence[Mapping[str, Any]], window_from: str, window_to: str
-) -> dict[str, Any]:
-    """The page's chart data: ``m`` (metrics per bucket) and ``a`` (actions per bucket and type)."""
+) -> tuple[int, TownDatasets]:
+    """The bucket size (ms) and the page's chart data: metrics, and actions by type, per bucket."""
     start = to_ms(window_from)
     step = bucket_size(max(1, to_ms(window_to) - start))
-    metrics: dict[int, dict[str, float]] = {}
+    metrics: dict[int, dict[str, Any]] = {}
     actions: dict[tuple[int, str], int] = {}
     for tick in ticks:
         t = start + ((to_ms(str(tick["at"])) - start) // step) * step
         m = tick.get("metrics") or {}
-        row = metrics.setdefault(
-            t,
-            {
-                "t": t,
-                "n": 0,
-                "dr": 0,
-                "fa": 0,
-                "fs": 0,
-                "ff": 0,
-                "v": 0,
-                "w": 0.0,
-                "q": 0,
-                "co": 0,
-                "cr": 0,
-            },
-        )
+        row = metrics.setdefault(t, _empty_bucket(t))
         row["n"] += 1
         row["dr"] += m.get("eventsDrained", 0)
         row["fa"] += m.get("sideEffectsAttempted", 0)
@@ -94,11 +156,16 @@ def datasets(
         row["cr"] += container.get("recorded", 0)
         for type_, n in sorted((m.get("actionsByType") or {}).items()):
             actions[(t, str(type_))] = actions.get((t, str(type_)), 0) + int(n)
-    return {
-        "step": step,
-        "m": [metrics[t] for t in sorted(metrics)],
-        "a": [{"t": t, "type": k, "n": n} for (t, k), n in sorted(actions.items())],
-    }
+    return step, TownDatasets(
+        m=[MetricBucket(**metrics[t]) for t in sorted(metrics)],
+        a=[ActionBucket(t, k, n) for (t, k), n in sorted(actions.items())],
+    )
+
+
+def _empty_bucket(t: int) -> dict[str, Any]:
+    """A bucket's running sums (the record's numbers are added as they are, never coerced)."""
+    return {"t": t, "n": 0, "dr": 0, "fa": 0, "fs": 0, "ff": 0, "v": 0, "w": 0.0, "q": 0,
+            "co": 0, "cr": 0}  # fmt: skip
 
 
 def _x(step: int) -> alt.X:
@@ -120,13 +187,14 @@ def _zoom(name: str) -> Any:
     return alt.selection_interval(name=name, bind="scales", encodings=["x"])
 
 
-def _spec(chart: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = chart.to_dict(validate=False)
+def _spec(chart: Any) -> ChartSpec:
+    """altair's spec without its default config (the page's CSS and site.js theme it)."""
+    spec: dict[str, JsonValue] = chart.to_dict(validate=False)
     spec.pop("config", None)
-    return spec
+    return ChartSpec(spec)
 
 
-def actions_chart(step: int) -> dict[str, Any]:
+def actions_chart(step: int) -> ChartSpec:
     """Actions per bucket, stacked by type; drag to pan, wheel to zoom, click to open the ticks."""
     chart = (
         alt.Chart(alt.NamedData(name="a"))
@@ -151,7 +219,8 @@ def actions_chart(step: int) -> dict[str, Any]:
 
 def _metric_line(
     field: str, title: str, zoom: str, *, mark: str = "bar", threshold: float | None = None
-) -> dict[str, Any]:
+) -> ChartSpec:
+    """One metric of dataset ``m`` over time, with an alert threshold when given."""
     base = alt.Chart(alt.NamedData(name="m"))
     marked = base.mark_bar() if mark == "bar" else base.mark_line(interpolate="step-after")
     layer = marked.encode(
@@ -169,7 +238,8 @@ def _metric_line(
     return _spec(alt.layer(layer, rule).properties(width="container", height=HEIGHT))
 
 
-def _folded(fields: dict[str, str], title: str, zoom: str) -> dict[str, Any]:
+def _folded(fields: dict[str, str], title: str, zoom: str) -> ChartSpec:
+    """Several metrics of dataset ``m`` as one line each (``fields``: name → legend)."""
     chart = (
         alt.Chart(alt.NamedData(name="m"))
         .transform_fold(list(fields), as_=["k", "v"])
@@ -205,75 +275,82 @@ def _wall_clock_note(kind: str) -> str:
     return f"{kind}, not measured: {MODEL_FORMULA}"
 
 
-def town_charts(step: int, wall_clock: str = "measured") -> list[dict[str, Any]]:
-    """The town page's charts, in reading order: ``{id, title, caption, spec, wide}``.
+def town_charts(step: int, wall_clock: str = "measured") -> list[Chart]:
+    """The town page's charts, in reading order: what the reconciler did, then its health.
 
     ``wall_clock`` says what the ticks' wall clock is (:func:`~reportgen.town.tick.wall_clock_kind`):
     a modelled one is labelled with its formula, never passed off as a measurement.
     """
     every = f"per {step // 1000} s bucket" if step < 60_000 else f"per {step // 60_000} min bucket"
+    return _activity_charts(step, every) + _health_charts(every, wall_clock)
+
+
+def _activity_charts(step: int, every: str) -> list[Chart]:
+    """Actions, events drained, side effects and violations per bucket."""
+    effects = {"fa": "attempted", "fs": "succeeded", "ff": "failed"}
     return [
-        {
-            "id": "actions",
-            "title": "Actions by type",
-            "wide": True,
-            "caption": f"Actions emitted {every}, stacked by type. Drag to pan, scroll to zoom, click a bar to open its ticks.",
-            "spec": actions_chart(step),
-        },
-        {
-            "id": "drained",
-            "title": "Events drained",
-            "wide": False,
-            "caption": f"Town events drained {every} (sum).",
-            "spec": _metric_line("dr", "events", "zoom_drained"),
-        },
-        {
-            "id": "effects",
-            "title": "Side effects",
-            "wide": False,
-            "caption": f"Side effects attempted, succeeded and failed {every} (sum).",
-            "spec": _folded(
-                {"fa": "attempted", "fs": "succeeded", "ff": "failed"},
-                "side effects",
-                "zoom_effects",
-            ),
-        },
-        {
-            "id": "violations",
-            "title": "Invariant violations",
-            "wide": False,
-            "caption": f"Violations reported by the checks {every} (sum of the per-tick counter).",
-            "spec": _metric_line("v", "violations", "zoom_violations"),
-        },
-        {
-            "id": "wall",
-            "title": "Wall clock",
-            "wide": False,
-            "caption": f"Slowest tick {every} (ms, {_wall_clock_note(wall_clock)}); the dashed line is the {WALL_CLOCK_THRESHOLD_MS} ms alert threshold.",
-            "spec": _metric_line(
-                "w", "ms", "zoom_wall", mark="line", threshold=WALL_CLOCK_THRESHOLD_MS
-            ),
-        },
-        {
-            "id": "pending",
-            "title": "Pending event queue",
-            "wide": False,
-            "caption": f"Deepest pending queue {every}; the dashed line is the {PENDING_THRESHOLD}-event alert threshold.",
-            "spec": _metric_line(
-                "q", "events", "zoom_pending", mark="line", threshold=PENDING_THRESHOLD
-            ),
-        },
-        {
-            "id": "container",
-            "title": "container_status events",
-            "wide": False,
-            "caption": f"Container observations {every}: observed, and recorded as events after the filter.",
-            "spec": _folded({"co": "observed", "cr": "recorded"}, "observations", "zoom_container"),
-        },
+        Chart(
+            "actions",
+            "Actions by type",
+            True,
+            f"Actions emitted {every}, stacked by type. Drag to pan, scroll to zoom, "
+            "click a bar to open its ticks.",
+            actions_chart(step),
+        ),
+        Chart(
+            "drained",
+            "Events drained",
+            False,
+            f"Town events drained {every} (sum).",
+            _metric_line("dr", "events", "zoom_drained"),
+        ),
+        Chart(
+            "effects",
+            "Side effects",
+            False,
+            f"Side effects attempted, succeeded and failed {every} (sum).",
+            _folded(effects, "side effects", "zoom_effects"),
+        ),
+        Chart(
+            "violations",
+            "Invariant violations",
+            False,
+            f"Violations reported by the checks {every} (sum of the per-tick counter).",
+            _metric_line("v", "violations", "zoom_violations"),
+        ),
     ]
 
 
-def trend_chart() -> dict[str, Any]:
+def _health_charts(every: str, wall_clock: str) -> list[Chart]:
+    """Wall clock and pending queue against upstream's alert thresholds, and container events."""
+    return [
+        Chart(
+            "wall",
+            "Wall clock",
+            False,
+            f"Slowest tick {every} (ms, {_wall_clock_note(wall_clock)}); the dashed line is "
+            f"the {WALL_CLOCK_THRESHOLD_MS} ms alert threshold.",
+            _metric_line("w", "ms", "zoom_wall", mark="line", threshold=WALL_CLOCK_THRESHOLD_MS),
+        ),
+        Chart(
+            "pending",
+            "Pending event queue",
+            False,
+            f"Deepest pending queue {every}; the dashed line is the {PENDING_THRESHOLD}-event "
+            "alert threshold.",
+            _metric_line("q", "events", "zoom_pending", mark="line", threshold=PENDING_THRESHOLD),
+        ),
+        Chart(
+            "container",
+            "container_status events",
+            False,
+            f"Container observations {every}: observed, and recorded as events after the filter.",
+            _folded({"co": "observed", "cr": "recorded"}, "observations", "zoom_container"),
+        ),
+    ]
+
+
+def trend_chart() -> ChartSpec:
     """Episodes per invariant over the last runs (dataset ``trends``: run, invariant, n)."""
     chart = (
         alt.Chart(alt.NamedData(name="trends"))
@@ -289,3 +366,21 @@ def trend_chart() -> dict[str, Any]:
         .properties(width="container", height=HEIGHT)
     )
     return _spec(chart)
+
+
+def trend_charts(labels: Sequence[str]) -> list[Chart]:
+    """The index's trend chart: only when there is more than one run to compare."""
+    if len(labels) <= 1:
+        return []
+    caption = "Violation episodes per invariant in each of the last runs."
+    return [Chart("trends", "Episodes per invariant", True, caption, trend_chart())]
+
+
+def trend_data(labels: Sequence[str], counts: Mapping[int, Sequence[int]]) -> TrendData | NoData:
+    """The trend chart's dataset (:class:`NoData` when there is no chart)."""
+    if len(labels) <= 1:
+        return NO_DATA
+    points = [
+        TrendPoint(labels[i], str(n), c[i]) for n, c in counts.items() for i in range(len(labels))
+    ]
+    return TrendData(points)

@@ -12,13 +12,13 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from reportgen.diagnose.episodes import Episode, to_ms
-from reportgen.report.model import Entities, EntityLink, invariant_title
-from reportgen.report.text import clean, fmt_duration, fmt_time, iso
-from reportgen.report.touch import ids_in
+from reportgen.report.entity_fields import ids_in
+from reportgen.report.format import clean, fmt_duration, fmt_time, iso
+from reportgen.report.views_shared import Entities, EntityLink, invariant_title
 from reportgen.town.invariants import find_invariant
 
 #: How far before an episode's first tick its replay command starts.
@@ -27,19 +27,47 @@ REPLAY_LEAD_MS = 60_000
 MAX_LISTED = 4
 
 
+@dataclass(frozen=True)
+class TextPart:
+    """Plain text of an explanation."""
+
+    text: str
+    is_link: ClassVar[bool] = False
+
+    @property
+    def plain(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class LinkPart:
+    """An entity named in an explanation (a link to its page)."""
+
+    link: EntityLink
+    is_link: ClassVar[bool] = True
+
+    @property
+    def plain(self) -> str:
+        return self.link.label
+
+
+#: One piece of an explanation (``is_link`` says which, for the template).
+Part = TextPart | LinkPart
+
+
 @dataclass
 class Explanation:
-    """``parts``: ``{"text": str}`` or ``{"link": EntityLink}``, in reading order."""
+    """An episode's explanation: ``parts`` in reading order, a one-line ``summary``."""
 
-    parts: list[dict[str, Any]] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
     summary: str = ""
     witness: list[int] = field(default_factory=list)
 
     def text(self, value: str) -> None:
-        self.parts.append({"text": value})
+        self.parts.append(TextPart(value))
 
     def link(self, link: EntityLink) -> None:
-        self.parts.append({"link": asdict(link)})
+        self.parts.append(LinkPart(link))
 
     def links(self, links: Sequence[EntityLink]) -> None:
         for i, link in enumerate(links):
@@ -50,7 +78,7 @@ class Explanation:
     @property
     def plain(self) -> str:
         """The explanation as one plain string (labels in place of links)."""
-        return "".join(p["text"] if "text" in p else p["link"]["label"] for p in self.parts)
+        return "".join(p.plain for p in self.parts)
 
 
 def replay_command(source: str, episode: Episode) -> str:

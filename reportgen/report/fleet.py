@@ -37,8 +37,8 @@ from reportgen.errors import BadInputError
 from reportgen.report import history
 from reportgen.report.render import AssetRefs
 from reportgen.resources import templates_dir
-from reportgen.runmodel import TownRun
 from reportgen.town.db import is_input_error, stray_message
+from reportgen.town_run import TownRun
 
 #: ``load_run(source, window_from, window_to) -> TownRun`` (``None`` = the default window).
 LoadRun = Callable[[Path, str | None, str | None], TownRun]

@@ -9,16 +9,16 @@ the template prints plain text instead of a dead link).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 from markupsafe import Markup
 
 from reportgen import __version__
-from reportgen.report.text import ellipsis, script_json, show_controls
+from reportgen.report.format import ellipsis, script_json, show_controls
 from reportgen.resources import templates_dir
 
 #: Template per page kind.
@@ -49,23 +49,17 @@ class AssetRefs:
     inline: bool = False
 
 
-class _Environment(jinja2.Environment):
-    """Looks up ``row.key`` on a dict as an item first.
+class Page(Protocol):
+    """What :func:`render` needs of a view-model: its kind (the template), title and root."""
 
-    Page models are plain dicts (they are also the JSON twins), and jinja2
-    tries an attribute before an item, so every ``row.key`` raised and caught
-    an ``AttributeError``: a tenth of a town's build time. The result is the
-    same as long as no template calls a dict method by a name that is also a
-    key of that dict (none does).
-    """
+    @property
+    def kind(self) -> str: ...
 
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        if type(obj) is dict:
-            try:
-                return obj[attribute]
-            except KeyError:
-                pass
-        return super().getattr(obj, attribute)
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def root(self) -> str: ...
 
 
 def _finalize(value: Any) -> Any:
@@ -86,7 +80,7 @@ def _finalize(value: Any) -> Any:
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The jinja2 environment (cached: building it parses no template, but loading does)."""
-    env = _Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -109,15 +103,13 @@ def site_url(root: str) -> Url:
     return url
 
 
-def render(
-    page: Any,
-    *,
-    assets: AssetRefs,
-    url: Url,
-    json_href: str = "",
-    extra: Mapping[str, Any] | None = None,
-) -> str:
-    """Render one view-model with the template of its ``kind``."""
+def render(page: Page, *, assets: AssetRefs, url: Url, json_href: str = "") -> str:
+    """Render one view-model with the template of its ``kind``.
+
+    The context is the page and how to link and load assets; everything the
+    template shows is a field or property of the page (no template computes
+    a value: StrictUndefined then catches every name that does not exist).
+    """
     template = environment().get_template(TEMPLATES[page.kind])
     html = template.render(
         page=page,
@@ -127,6 +119,5 @@ def render(
         json_href=json_href,
         version=__version__,
         charts_needed=bool(getattr(page, "charts", None)),
-        **(extra or {}),
     )
     return html if html.endswith("\n") else html + "\n"

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from reportgen.runmodel import Divergence, EntityInfo, TownRun
 from reportgen.town import clock, store
 from reportgen.town.api import Town
 from reportgen.town.record import load_ticks
 from reportgen.town.tick import ModelStopwatch
+from reportgen.town_run import Divergence, EntityInfo, TownRun
 from support.worlds import RecordingWorld
 
 T0 = "2026-03-01T00:00:00.000Z"

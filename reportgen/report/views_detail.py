@@ -3,19 +3,95 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from reportgen.diagnose.episodes import Episode, to_ms
-from reportgen.report.model import EntityLink, EpisodeRow, invariant_description, town_href
-from reportgen.report.model_town import TownData, tick_row
-from reportgen.report.text import clean, compact, ellipsis, fmt_time, slug
-from reportgen.report.touch import ids_in, violation_ids
+from reportgen.report.entity_fields import ids_in, violation_ids
+from reportgen.report.explain import Part
+from reportgen.report.format import clean, compact, ellipsis, fmt_time, slug
+from reportgen.report.tick_rows import TickRow, WitnessRow, tick_row
+from reportgen.report.town_data import TownData
+from reportgen.report.views_shared import (
+    EntityLink,
+    EpisodeRow,
+    invariant_description,
+    town_href,
+)
 
 ENTITY_ROOT = "../../../"
+#: A status segment narrower than this (% of the window) shows no text, only its colour.
+STRIP_LABEL_PCT = 8
 
 
-@dataclass
+@dataclass(frozen=True)
+class EntityFacts:
+    """What the town's tables said about an entity at the window's end."""
+
+    id: str
+    kind: str
+    type: str | None
+    title: str | None
+    status: str | None
+    #: The bead's or agent's rig (a link only when the rig has a page).
+    rig: EntityLink | None
+    #: Whether the town's tables know it (a deleted bead, or an id no table holds, is not).
+    known: bool
+
+    @property
+    def heading(self) -> str:
+        return self.title or self.id
+
+    @property
+    def type_label(self) -> str:
+        return "role" if self.kind == "agent" else "type"
+
+
+@dataclass(frozen=True)
+class StripSegment:
+    """One status over part of the window, as a share of its length (a CSS bar)."""
+
+    status: str
+    pct: float
+    label: str
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the segment is wide enough to show its status as text."""
+        return self.pct > STRIP_LABEL_PCT
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A status change: made by the reconciler (``via`` the action) or seen in a bead event."""
+
+    at: str
+    status: str
+    via: str
+    label: str
+    href: str
+
+
+@dataclass(frozen=True)
+class EntityRow:
+    """One item that touched the entity; ``count`` identical consecutive ones folded into it."""
+
+    what: str  # event, action, effect or violation
+    type: str
+    full: str
+    text: str
+    at: str
+    label: str
+    href: str
+    count: int
+    to_label: str | None
+
+    @property
+    def folded(self) -> bool:
+        return self.count > 1
+
+
+@dataclass(frozen=True)
 class EntityPage:
     """Everything that touched one bead, agent or rig in the window, in time order."""
 
@@ -25,14 +101,14 @@ class EntityPage:
     anchor: str
     town_id: str
     town_href: str
-    entity: dict[str, Any]
-    strip: list[dict[str, Any]]
-    transitions: list[dict[str, Any]]
+    entity: EntityFacts
+    strip: list[StripSegment]
+    transitions: list[Transition]
     episodes: list[EpisodeRow]
-    rows: list[dict[str, Any]]
+    rows: list[EntityRow]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ViolationPage:
     """One violation episode: verdict, explanation, witness ticks, the replay command."""
 
@@ -41,10 +117,10 @@ class ViolationPage:
     root: str
     episode: EpisodeRow
     description: str
-    explanation: list[dict[str, Any]]
+    explanation: list[Part]
     explanation_text: str
     messages: list[str]
-    witness: list[dict[str, Any]]
+    witness: list[WitnessRow]
     fidelity: str
     caveat: str | None
     prev_href: str | None
@@ -74,42 +150,29 @@ def _items(tick: Mapping[str, Any]) -> Iterator[tuple[str, str, str, set[tuple[s
         )
 
 
-def entity_rows(data: TownData) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def entity_rows(data: TownData) -> dict[tuple[str, str], list[EntityRow]]:
     """Per entity, its timeline rows; identical consecutive rows fold into one with a count."""
-    rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    rows: dict[tuple[str, str], list[EntityRow]] = {}
     for tick in data.run.ticks:
         at = str(tick["at"])
         for what, type_, text, touched in _items(tick):
             for kind, entity_id in sorted(touched):
-                key = (data.entities.kind(kind, entity_id), entity_id)
-                lst = rows.setdefault(key, [])
+                lst = rows.setdefault((data.entities.kind(kind, entity_id), entity_id), [])
                 last = lst[-1] if lst else None
-                if last and (last["what"], last["type"], last["full"]) == (what, type_, text):
-                    last["count"] += 1
-                    last["to_label"] = fmt_time(at)
+                if last and (last.what, last.type, last.full) == (what, type_, text):
+                    lst[-1] = replace(last, count=last.count + 1, to_label=fmt_time(at))
                     continue
+                label, href = fmt_time(at), data.tick_href(at)
+                text_shown = ellipsis(text, 400)
                 lst.append(
-                    {
-                        "what": what,
-                        "type": clean(type_),
-                        "full": text,
-                        "text": ellipsis(text, 400),
-                        "at": at,
-                        "label": fmt_time(at),
-                        "href": data.tick_href(at),
-                        "count": 1,
-                        "to_label": None,
-                    }
+                    EntityRow(what, clean(type_), text, text_shown, at, label, href, 1, None)
                 )
-    for lst in rows.values():
-        for row in lst:
-            row["full"] = clean(row["full"])
-    return rows
+    return {key: [replace(row, full=clean(row.full)) for row in lst] for key, lst in rows.items()}
 
 
-def all_transitions(data: TownData) -> dict[str, list[dict[str, Any]]]:
+def all_transitions(data: TownData) -> dict[str, list[Transition]]:
     """Per entity id, its status changes in the window (one pass over ticks and bead events)."""
-    found: dict[str, dict[tuple[int, str], dict[str, Any]]] = {}
+    found: dict[str, dict[tuple[int, str], tuple[str, str, str]]] = {}
     for tick in data.run.ticks:
         at = str(tick["at"])
         for a in tick.get("actions") or ():
@@ -117,11 +180,7 @@ def all_transitions(data: TownData) -> dict[str, list[dict[str, Any]]]:
             if kind in ("transition_bead", "transition_agent"):
                 target = a.get("bead_id") if kind == "transition_bead" else a.get("agent_id")
                 to = str(a.get("to"))
-                found.setdefault(str(target), {})[(to_ms(at), to)] = {
-                    "at": at,
-                    "status": to,
-                    "via": str(kind),
-                }
+                found.setdefault(str(target), {})[(to_ms(at), to)] = (at, to, str(kind))
     for ev in data.run.bead_events:
         at = str(ev.get("created_at"))
         if ev.get("event_type") == "status_changed" and (
@@ -129,53 +188,56 @@ def all_transitions(data: TownData) -> dict[str, list[dict[str, Any]]]:
         ):
             new = str(ev.get("new_value"))
             found.setdefault(str(ev.get("bead_id")), {}).setdefault(
-                (to_ms(at), new), {"at": at, "status": new, "via": "bead event"}
+                (to_ms(at), new), (at, new, "bead event")
             )
-    out: dict[str, list[dict[str, Any]]] = {}
-    for entity_id, points in found.items():
-        rows = [points[k] for k in sorted(points)]
-        for t in rows:
-            t.update(
-                label=fmt_time(t["at"]), href=data.tick_href(t["at"]), status=clean(t["status"])
-            )
-        out[entity_id] = rows
-    return out
+    return {
+        entity_id: [
+            Transition(at, clean(status), via, fmt_time(at), data.tick_href(at))
+            for at, status, via in (points[k] for k in sorted(points))
+        ]
+        for entity_id, points in found.items()
+    }
 
 
-def _strip(
-    data: TownData, transitions: list[dict[str, Any]], final: str | None
-) -> list[dict[str, Any]]:
+def _strip(data: TownData, transitions: list[Transition], final: str | None) -> list[StripSegment]:
     """Status segments across the window, as percentages of its length (a CSS bar)."""
     start, end = to_ms(data.run.window_from), to_ms(data.run.window_to)
     span = max(1, end - start)
-    points = [(max(start, to_ms(t["at"])), t["status"]) for t in transitions]
+    points = [(max(start, to_ms(t.at)), t.status) for t in transitions]
     if not points:
-        return [{"status": clean(final or "unknown"), "pct": 100.0, "label": "whole window"}]
-    segments: list[dict[str, Any]] = []
+        return [StripSegment(clean(final or "unknown"), 100.0, "whole window")]
+    segments: list[tuple[str, int, int]] = []
     if points[0][0] > start:
-        segments.append({"status": "before", "from": start, "to": points[0][0]})
+        segments.append(("before", start, points[0][0]))
     for i, (ms, status) in enumerate(points):
         nxt = points[i + 1][0] if i + 1 < len(points) else end
-        segments.append({"status": status, "from": ms, "to": max(ms, nxt)})
+        segments.append((status, ms, max(ms, nxt)))
     return [
-        {
-            "status": s["status"],
-            "pct": round(100.0 * (s["to"] - s["from"]) / span, 3),
-            "label": f"{s['status']}",
-        }
-        for s in segments
-        if s["to"] > s["from"]
+        StripSegment(status, round(100.0 * (to - from_) / span, 3), f"{status}")
+        for status, from_, to in segments
+        if to > from_
     ]
 
 
-def _rig_link(data: TownData, rig: str | None) -> dict[str, Any] | None:
+def _rig_link(data: TownData, rig: str | None) -> EntityLink | None:
     """A link to the rig's page, or the rig as plain text when nothing in the window touched it."""
     if not rig:
         return None
-    link = asdict(data.entities.link("rig", rig))
-    if ("rig", rig) not in data.touched:
-        link["href"] = ""
-    return link
+    link = data.entities.link("rig", rig)
+    return link if ("rig", rig) in data.touched else replace(link, href="")
+
+
+def _facts(data: TownData, link: EntityLink, entity_id: str) -> EntityFacts:
+    info = data.entities.info.get(entity_id)
+    return EntityFacts(
+        id=clean(entity_id),
+        kind=link.kind,
+        type=clean(info.type) if info else None,
+        title=clean(info.title) if info else None,
+        status=clean(info.status) if info and info.status else None,
+        rig=_rig_link(data, info.rig_id if info else None),
+        known=info is not None,
+    )
 
 
 def entity_pages(data: TownData) -> Iterator[tuple[EntityLink, EntityPage]]:
@@ -188,18 +250,8 @@ def entity_pages(data: TownData) -> Iterator[tuple[EntityLink, EntityPage]]:
             by_entity.setdefault((link.kind, link.id), []).append(data.rows[ep.id])
     for (kind, entity_id), rows in sorted(all_rows.items()):
         link = data.entities.link(kind, entity_id)
-        info = data.entities.info.get(entity_id)
+        facts = _facts(data, link, entity_id)
         transitions = transitions_of.get(entity_id, [])
-        rig = info.rig_id if info else None
-        entity: dict[str, Any] = {
-            "id": clean(entity_id),
-            "kind": link.kind,
-            "type": clean(info.type) if info else None,
-            "title": clean(info.title) if info else None,
-            "status": clean(info.status) if info and info.status else None,
-            "rig": _rig_link(data, rig),
-            "known": info is not None,
-        }
         yield (
             link,
             EntityPage(
@@ -209,8 +261,8 @@ def entity_pages(data: TownData) -> Iterator[tuple[EntityLink, EntityPage]]:
                 anchor=f"e-{link.kind}-{slug(entity_id)}",
                 town_id=clean(data.run.town_id),
                 town_href=town_href(data.run.town_id),
-                entity=entity,
-                strip=_strip(data, transitions, entity["status"]),
+                entity=facts,
+                strip=_strip(data, transitions, facts.status),
                 transitions=transitions,
                 episodes=by_entity.get((link.kind, link.id), []),
                 rows=rows,
@@ -226,7 +278,7 @@ def linked_entities(data: TownData) -> set[tuple[str, str]]:
 # ── Violation pages ──────────────────────────────────────────────────────
 
 
-def _witness(data: TownData, ep: Episode) -> list[dict[str, Any]]:
+def _witness(data: TownData, ep: Episode) -> list[WitnessRow]:
     """The ticks that show the episode: the one before, the first, the last, the clearing one."""
     ticks = data.run.ticks
     index = data.tick_index
@@ -235,21 +287,27 @@ def _witness(data: TownData, ep: Episode) -> list[dict[str, Any]]:
     if ep.cleared_at is not None:
         wanted.add(index.get(ep.cleared_at, first))
     ids = set(ep.entities.all_ids())
-    out = []
-    for i in sorted(w for w in wanted if 0 <= w < len(ticks)):
-        row = tick_row(data, i)
-        row["href"] = data.tick_href(str(ticks[i]["at"]))
-        row["anchor"] = f"w-{ep.id}-{row['ms']}"
-        row["role"] = _role(ep, str(ticks[i]["at"]))
-        row["events"] = [e for e in row["events"] if any(lk["id"] in ids for lk in e["links"])]
-        row["actions"] = [
-            a
-            for a in row["actions"]
-            if any(f["link"] and f["link"]["id"] in ids for f in a["fields"])
-        ]
-        row["effects"] = [e for e in row["effects"] if any(lk["id"] in ids for lk in e["links"])]
-        out.append(row)
-    return out
+    return [
+        _witness_row(tick_row(data, i), ep, ids, data.tick_href(str(ticks[i]["at"])))
+        for i in sorted(w for w in wanted if 0 <= w < len(ticks))
+    ]
+
+
+def _witness_row(row: TickRow, ep: Episode, ids: set[str], href: str) -> WitnessRow:
+    """A tick row cut down to the items touching the episode's entities."""
+    return WitnessRow(
+        **{
+            **vars(row),
+            "anchor": f"w-{ep.id}-{row.ms}",
+            "events": [e for e in row.events if any(lk.id in ids for lk in e.links)],
+            "actions": [
+                a for a in row.actions if any(f.link and f.link.id in ids for f in a.fields)
+            ],
+            "effects": [e for e in row.effects if any(lk.id in ids for lk in e.links)],
+        },
+        href=href,
+        role=_role(ep, row.at),
+    )
 
 
 def _role(ep: Episode, at: str) -> str:

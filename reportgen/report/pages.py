@@ -1,0 +1,41 @@
+"""Every page of the site and where it goes: a town's pages one by one, and each page's two files.
+
+A page is written twice: its HTML, and beside it its JSON twin (the
+view-model's fields as canonical JSON, :func:`~reportgen.report.format.compact`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from reportgen.report.format import compact
+from reportgen.report.render import AssetRefs, render, site_url
+from reportgen.report.town_data import TownData
+from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
+from reportgen.report.views_index import IndexPage, ResolvedPage
+from reportgen.report.views_shared import town_href
+from reportgen.report.views_town import TicksPage, TownPage, ticks_page, town_page
+
+#: Every kind of page the site holds (the single-file bundle has its own, ``BundlePage``).
+SitePage = IndexPage | TownPage | TicksPage | EntityPage | ViolationPage | ResolvedPage
+
+
+def page_files(page: SitePage, path: str, assets: AssetRefs) -> list[tuple[str, str]]:
+    """``(path, text)`` of the page's HTML at ``path`` (site-relative) and of its JSON twin."""
+    root = "../" * path.count("/")
+    json_path = path[: -len(".html")] + ".json"
+    html = render(page, assets=assets, url=site_url(root), json_href=json_path.rsplit("/", 1)[-1])
+    return [(path, html), (json_path, compact(page) + "\n")]
+
+
+def town_pages(data: TownData, assets: AssetRefs) -> Iterator[tuple[str, str]]:
+    """Every file of one town, rendered one page at a time: the town page, its other tick
+    pages, its entities' pages and its episodes' pages."""
+    href = data.pages[0].href if data.pages else town_href(data.run.town_id)
+    yield from page_files(town_page(data), href, assets)
+    for p in data.pages[1:]:
+        yield from page_files(ticks_page(data, p.number, "../../"), p.href, assets)
+    for link, entity in entity_pages(data):
+        yield from page_files(entity, link.href, assets)
+    for vpage in violation_pages(data):
+        yield from page_files(vpage, vpage.episode.href, assets)

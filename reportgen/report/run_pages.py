@@ -1,0 +1,157 @@
+"""What a build writes once, after every town: the index, the permalink stubs, the history file.
+
+The index lists every town and episode of the run; an episode of an earlier
+run that this one no longer shows keeps a stub page at its permalink
+(resolved, or carried from a town this run did not build), so links in
+tickets keep working; ``history.jsonl`` carries the episodes to the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from reportgen.report import charts, history
+from reportgen.report.format import clean
+from reportgen.report.pages import SitePage, page_files
+from reportgen.report.render import AssetRefs
+from reportgen.report.site import SiteWriter
+from reportgen.report.views_index import (
+    IndexPage,
+    ResolvedPage,
+    ResolvedRow,
+    RunByTown,
+    TownSummary,
+    TrendRow,
+    build_index,
+)
+from reportgen.report.views_shared import RESOLVED, EpisodeRow, invariant_title, violation_href
+
+#: A history record of an episode (:func:`history.episode_record`, with its status).
+Record = Mapping[str, Any]
+
+
+def write_run_level(
+    writer: SiteWriter,
+    hist: history.History,
+    summaries: list[TownSummary],
+    rows: list[EpisodeRow],
+    episodes: dict[str, dict[str, Any]],
+    towns: set[str],
+    refs: AssetRefs,
+    limit: int,
+) -> tuple[int, int]:
+    """The index, the resolved / not-rebuilt stubs and the history file (after every town).
+
+    Returns how many episodes were resolved and how many were carried
+    forward from towns this run did not build.
+    """
+    window = _fleet_window(summaries)
+    carried, not_rebuilt = hist.carried(towns, limit)
+    current = history.record_from(
+        history.run_id(*window),
+        window,
+        sorted(towns),
+        {**episodes, **carried},
+        {r.id: r.status for r in rows},
+        not_rebuilt,
+    )
+    resolved = history_rows(hist.resolved(towns))
+    runs = history.next_runs(hist.runs, current, limit)
+    carried_rows = history_rows(sorted(carried.items()))
+    index = index_page(summaries, rows, resolved, carried_rows, runs, RunByTown(not_rebuilt))
+    _write(writer, index, "index.html", refs)
+    for eid, page in stub_pages(runs, current, carried, not_rebuilt):
+        _write(writer, page, violation_href(eid), refs)
+    writer.write(history.FILE_NAME, history.dump(runs))
+    return len(resolved), len(carried)
+
+
+def _write(writer: SiteWriter, page: SitePage, path: str, refs: AssetRefs) -> None:
+    for relpath, text in page_files(page, path, refs):
+        writer.write(relpath, text)
+
+
+def _fleet_window(summaries: Sequence[TownSummary]) -> tuple[str, str]:
+    """The span of every town's window (``""`` when no town has one)."""
+    froms = sorted(s.window_from for s in summaries if s.window_from)
+    tos = sorted(s.window_to for s in summaries if s.window_to)
+    return froms[0] if froms else "", tos[-1] if tos else ""
+
+
+def history_rows(episodes: Sequence[tuple[str, Record]]) -> list[ResolvedRow]:
+    """Index rows for episodes known only from the history (resolved, or not rebuilt)."""
+    return [
+        ResolvedRow(
+            id=eid,
+            town_id=clean(e["town_id"]),
+            invariant=int(e["invariant"]),
+            title=invariant_title(int(e["invariant"])),
+            first_at=e["first_at"],
+            last_at=e["last_at"],
+            href=violation_href(eid),
+        )
+        for eid, e in episodes
+    ]
+
+
+def index_page(
+    summaries: list[TownSummary],
+    rows: list[EpisodeRow],
+    resolved: list[ResolvedRow],
+    carried: list[ResolvedRow],
+    runs: list[history.RunRecord],
+    not_rebuilt_towns: RunByTown,
+) -> IndexPage:
+    """The index view-model, with the trend chart when there is more than one run."""
+    labels, counts = history.trends(runs)
+    trends = [TrendRow(n, invariant_title(n), c) for n, c in counts.items()]
+    return build_index(
+        summaries,
+        rows,
+        resolved,
+        labels,
+        trends,
+        not_rebuilt=carried,
+        not_rebuilt_towns=not_rebuilt_towns,
+        charts=charts.trend_charts(labels),
+        datasets=charts.trend_data(labels, counts),
+    )
+
+
+def stub_pages(
+    runs: Sequence[history.RunRecord],
+    current: history.RunRecord,
+    carried: Mapping[str, Record],
+    not_rebuilt: Mapping[str, str],
+) -> list[tuple[str, ResolvedPage]]:
+    """The stubs at the permalinks of episodes this run does not show, by episode id."""
+    stubs: list[tuple[str, Record, str, str]] = [
+        (eid, e, run, RESOLVED) for eid, e, run in history.gone(runs, current)
+    ]
+    stubs += [
+        (eid, e, not_rebuilt[e["town_id"]], history.NOT_REBUILT) for eid, e in carried.items()
+    ]
+    return [
+        (eid, stub_page(eid, e, last_run, state))
+        for eid, e, last_run, state in sorted(stubs, key=lambda stub: stub[0])
+    ]
+
+
+def stub_page(eid: str, e: Record, last_run: str, state: str) -> ResolvedPage:
+    """The page kept at the permalink of an episode this run does not show."""
+    return ResolvedPage(
+        kind="resolved",
+        title=invariant_title(int(e["invariant"])),
+        root="../",
+        id=eid,
+        invariant=int(e["invariant"]),
+        town_id=clean(str(e["town_id"])),
+        first_at=str(e["first_at"]),
+        last_at=str(e["last_at"]),
+        last_run=last_run,
+        entity_ids=[
+            clean(str(i)) for k in ("agent_ids", "bead_ids", "rig_ids") for i in e.get(k, [])
+        ],
+        state=state,
+    )

@@ -1,0 +1,241 @@
+"""What a town's pages share, computed once per town: episodes, their rows, where each tick lives.
+
+:class:`TownData` holds the town's episodes (with their status and
+explanation), the entities its ticks touch, and the paging of its tick
+table; every page of the town reads from it. Long timelines are paged: ticks
+that did nothing visible (no event, action, side effect or violation) are
+folded into "idle" rows, and the rest is cut into pages of
+:data:`ROWS_PER_PAGE` rows; a tick's permalink is ``<page>#tick-<epoch-ms>``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reportgen.diagnose.episodes import Episode, find_episodes, to_ms, violation_key
+from reportgen.report.entity_fields import tick_ids
+from reportgen.report.explain import Explanation, explain, replay_command
+from reportgen.report.format import clean, fmt_clock, fmt_duration, fmt_time
+from reportgen.report.views_shared import (
+    Entities,
+    EpisodeRow,
+    episode_links,
+    invariant_title,
+    ticks_href,
+    town_href,
+    violation_href,
+)
+from reportgen.town_run import TownRun
+
+#: Rows (active ticks or idle runs) per tick-table page; keeps a page light.
+ROWS_PER_PAGE = 40
+
+#: A row of the tick table: ``("tick", i, i)``, or ``("idle", first, last)`` for quiet ticks.
+RowSpan = tuple[Literal["tick", "idle"], int, int]
+
+
+@dataclass(frozen=True)
+class PageRange:
+    """Which ticks a tick-table page holds (used by the tick locator script)."""
+
+    number: int
+    href: str
+    first_ms: int
+    last_ms: int
+    label: str
+
+
+@dataclass
+class TownData:
+    """Everything computed once per town that its pages share."""
+
+    run: TownRun
+    entities: Entities
+    episodes: list[Episode]
+    statuses: dict[str, str]
+    explanations: dict[str, Explanation]
+    rows: dict[str, EpisodeRow]
+    items: list[list[RowSpan]]  # the rows of each tick-table page
+    page_of_tick: dict[int, tuple[int, int]]  # tick ms -> (page, ms of the row holding it)
+    pages: list[PageRange]
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    #: Tick time → position in ``run.ticks``.
+    tick_index: dict[str, int] = field(default_factory=dict)
+
+    def tick_href(self, at: str) -> str:
+        """Site-relative link to a tick's row (the idle run that holds it, if idle)."""
+        ms = to_ms(at)
+        if ms not in self.page_of_tick and self.page_of_tick:
+            # not a tick time (a bead event between ticks): the next tick, which saw it
+            times = sorted(self.page_of_tick)
+            ms = times[min(bisect.bisect_left(times, ms), len(times) - 1)]
+        page, row_ms = self.page_of_tick.get(ms, (1, ms))
+        return f"{ticks_href(self.run.town_id, page)}#tick-{row_ms}"
+
+    def episode_for(self, violation: Mapping[str, Any], at: str) -> Episode | None:
+        """The episode a violation record of the tick at ``at`` belongs to."""
+        key = violation_key(violation)
+        ms = to_ms(at)
+        for ep in self.episodes:
+            if (ep.invariant, ep.subject) == key and to_ms(ep.first_at) <= ms <= to_ms(ep.last_at):
+                return ep
+        return None
+
+
+def busy(tick: Mapping[str, Any]) -> bool:
+    """Whether a tick did something: drained an event, emitted an action, tried a side effect."""
+    effects = tick.get("side_effects") or {}
+    return bool(
+        tick.get("events")
+        or tick.get("actions")
+        or effects.get("attempted")
+        or (tick.get("container") or {}).get("recorded")
+    )
+
+
+def violation_keys(tick: Mapping[str, Any] | None) -> frozenset[tuple[int, Any]]:
+    """``(invariant, subject)`` of every violation a tick reported."""
+    if tick is None:
+        return frozenset()
+    return frozenset(violation_key(v) for v in tick.get("violations") or ())
+
+
+def is_active(ticks: Sequence[Mapping[str, Any]], i: int) -> bool:
+    """Whether tick ``i`` gets its own row: it did something, or a violation began or ended.
+
+    A tick where the same violations merely continue is folded with the quiet
+    ones, so a stuck bead does not fill pages with identical rows; the first
+    and last tick of every episode keep their rows (and their anchors).
+    """
+    if busy(ticks[i]):
+        return True
+    here = violation_keys(ticks[i])
+    if not here:
+        return False
+    before = violation_keys(ticks[i - 1]) if i > 0 else frozenset()
+    after = violation_keys(ticks[i + 1]) if i + 1 < len(ticks) else frozenset()
+    return here != before or here != after
+
+
+def _active_flags(ticks: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """:func:`is_active` for every tick, computing each tick's violation keys once (not 3×)."""
+    keys = [violation_keys(t) for t in ticks]
+    last = len(ticks) - 1
+    return [
+        busy(tick)
+        or bool(
+            keys[i]
+            and (
+                keys[i] != (keys[i - 1] if i > 0 else frozenset())
+                or keys[i] != (keys[i + 1] if i < last else frozenset())
+            )
+        )
+        for i, tick in enumerate(ticks)
+    ]
+
+
+def _paginate(
+    ticks: Sequence[Mapping[str, Any]], per_page: int = ROWS_PER_PAGE
+) -> list[list[RowSpan]]:
+    """The tick table's rows, active ticks alone and quiet runs folded, cut into pages."""
+    items: list[RowSpan] = []
+    idle_start: int | None = None
+    for i, active in enumerate(_active_flags(ticks)):
+        if active:
+            if idle_start is not None:
+                items.append(("idle", idle_start, i - 1))
+                idle_start = None
+            items.append(("tick", i, i))
+        elif idle_start is None:
+            idle_start = i
+    if idle_start is not None:
+        items.append(("idle", idle_start, len(ticks) - 1))
+    pages = [items[i : i + per_page] for i in range(0, len(items), per_page)]
+    return pages or [[]]
+
+
+def _locate(
+    run: TownRun, pages_items: list[list[RowSpan]]
+) -> tuple[dict[int, tuple[int, int]], list[PageRange]]:
+    """Where every tick is shown (page, and the row holding it), and each page's range."""
+    page_of: dict[int, tuple[int, int]] = {}
+    ranges: list[PageRange] = []
+    for number, items in enumerate(pages_items, start=1):
+        for _, a, b in items:
+            row_ms = to_ms(run.ticks[a]["at"])
+            for i in range(a, b + 1):
+                page_of[to_ms(run.ticks[i]["at"])] = (number, row_ms)
+        if items:
+            first, last = run.ticks[items[0][1]]["at"], run.ticks[items[-1][2]]["at"]
+            ranges.append(
+                PageRange(
+                    number,
+                    ticks_href(run.town_id, number),
+                    to_ms(first),
+                    to_ms(last),
+                    f"{fmt_clock(first)}–{fmt_clock(last)}",
+                )
+            )
+    return page_of, ranges
+
+
+def compute_town(
+    run: TownRun,
+    episodes: list[Episode] | None = None,
+    statuses: Mapping[str, str] | None = None,
+    *,
+    per_page: int = ROWS_PER_PAGE,
+) -> TownData:
+    """Per-town data: episodes (found here unless given, e.g. after history adoption), paging."""
+    eps = episodes if episodes is not None else find_episodes(run.town_id, run.ticks)
+    entities = Entities(run)
+    pages_items = _paginate(run.ticks, per_page)
+    page_of, ranges = _locate(run, pages_items)
+    data = TownData(
+        run=run,
+        entities=entities,
+        episodes=eps,
+        statuses={ep.id: (statuses or {}).get(ep.id, "new") for ep in eps},
+        explanations={},
+        rows={},
+        items=pages_items,
+        page_of_tick=page_of,
+        pages=ranges,
+    )
+    for i, tick in enumerate(run.ticks):
+        data.touched |= tick_ids(tick)
+        data.tick_index[str(tick["at"])] = i
+    for ep in eps:
+        data.explanations[ep.id] = explain(ep, run.ticks, entities)
+        data.rows[ep.id] = episode_row(data, ep)
+    return data
+
+
+def episode_row(data: TownData, ep: Episode) -> EpisodeRow:
+    """An episode as the tables of the index, the town and its entities list it."""
+    return EpisodeRow(
+        id=ep.id,
+        href=violation_href(ep.id),
+        town_id=clean(ep.town_id),
+        town_href=town_href(ep.town_id),
+        invariant=ep.invariant,
+        title=invariant_title(ep.invariant),
+        status=data.statuses.get(ep.id, "new"),
+        first_at=ep.first_at,
+        first_label=fmt_time(ep.first_at),
+        first_href=data.tick_href(ep.first_at),
+        last_at=ep.last_at,
+        last_label=fmt_time(ep.last_at),
+        last_href=data.tick_href(ep.last_at),
+        duration=fmt_duration(ep.duration_ms),
+        duration_ms=ep.duration_ms,
+        ticks=ep.ticks,
+        open_at_start=ep.open_at_start,
+        open_at_end=ep.open_at_end,
+        entities=episode_links(data.entities, ep),
+        summary=data.explanations[ep.id].summary,
+        replay_command=replay_command(data.run.source, ep),
+    )

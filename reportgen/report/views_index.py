@@ -1,0 +1,223 @@
+"""The index's view-model: every town's status, every episode, what changed since the last run.
+
+Also the page left at the permalink of an episode this run no longer shows
+(:class:`ResolvedPage`). What every page shares is in :mod:`views_shared`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NewType
+
+from reportgen.diagnose.episodes import to_ms
+from reportgen.report.charts import NO_DATA, Chart, NoData, TrendData
+from reportgen.report.views_shared import (
+    NEW,
+    PERSISTING,
+    RESOLVED,
+    EpisodeRow,
+    status_counts,
+    window_label,
+)
+
+#: Town id → the run it was last built in. Its keys are data (town ids), so it is a map, not
+#: a dataclass; the template reads it through :attr:`IndexPage.last_built`.
+RunByTown = NewType("RunByTown", dict[str, str])
+
+
+# ── Index ────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class TownSummary:
+    """One town's line on the index (also written for towns whose build failed)."""
+
+    town_id: str
+    href: str | None
+    state: str  # "ok", "violations", "failed"
+    fidelity: str
+    caveat: str | None
+    window_from: str
+    window_to: str
+    ticks: int
+    events: int
+    actions: int
+    side_effects_failed: int
+    episodes: int
+    episodes_open: int
+    episodes_new: int
+    last_tick_at: str | None
+    last_tick_label: str
+    divergence: bool
+    error: str | None = None
+
+    @property
+    def last_tick_sort(self) -> str:
+        """The sort key of the last-tick column (towns without ticks first)."""
+        return self.last_tick_at or ""
+
+
+@dataclass(frozen=True)
+class ResolvedRow:
+    """An episode of the previous run that is gone from this one."""
+
+    id: str
+    town_id: str
+    invariant: int
+    title: str
+    first_at: str
+    last_at: str
+    href: str
+
+
+@dataclass(frozen=True)
+class ResolvedPage:
+    """The page left at a resolved episode's permalink, so ticket links keep working."""
+
+    kind: str
+    title: str
+    root: str
+    id: str
+    invariant: int
+    town_id: str
+    first_at: str
+    last_at: str
+    last_run: str
+    entity_ids: list[str]
+    #: ``resolved`` (gone from its town), or ``not rebuilt`` (its town failed this run).
+    state: str = RESOLVED
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.state == RESOLVED
+
+
+@dataclass(frozen=True)
+class TrendRow:
+    """Episodes of one invariant in each of the runs the trends cover."""
+
+    number: int
+    title: str
+    counts: list[int]
+
+
+@dataclass(frozen=True)
+class IndexTotals:
+    """The index's headline numbers."""
+
+    towns: int
+    towns_failed: int
+    ticks: int
+    actions: int
+    events: int
+    episodes: int
+    new: int
+    persisting: int
+    resolved: int
+    not_rebuilt: int
+
+
+@dataclass(frozen=True)
+class TownLine:
+    """A town's row in the index table: its summary, and whether this run did not rebuild it."""
+
+    town: TownSummary
+    not_rebuilt: bool
+
+
+@dataclass(frozen=True)
+class LastBuilt:
+    """A town this run did not rebuild, and the run that last built it."""
+
+    town_id: str
+    run: str
+
+
+@dataclass(frozen=True)
+class IndexPage:
+    """The landing page: every town's status, every open episode, what changed since last run."""
+
+    kind: str
+    title: str
+    root: str
+    window_from: str
+    window_to: str
+    window_label: str
+    totals: IndexTotals
+    towns: list[TownSummary]
+    episodes: list[EpisodeRow]
+    resolved: list[ResolvedRow]
+    trend_runs: list[str]
+    trends: list[TrendRow]
+    charts: list[Chart] = field(default_factory=list)
+    datasets: TrendData | NoData = NO_DATA
+    #: Episodes carried from the previous run for towns this run did not build.
+    not_rebuilt: list[ResolvedRow] = field(default_factory=list)
+    #: Those towns, and the run each was last built in.
+    not_rebuilt_towns: RunByTown = field(default_factory=lambda: RunByTown({}))
+
+    @property
+    def town_lines(self) -> list[TownLine]:
+        return [TownLine(t, t.town_id in self.not_rebuilt_towns) for t in self.towns]
+
+    @property
+    def last_built(self) -> list[LastBuilt]:
+        return [LastBuilt(town, run) for town, run in self.not_rebuilt_towns.items()]
+
+    @property
+    def has_trends(self) -> bool:
+        """Trends need more than one run."""
+        return len(self.trend_runs) > 1
+
+
+def build_index(
+    summaries: Sequence[TownSummary],
+    episodes: Sequence[EpisodeRow],
+    resolved: Sequence[ResolvedRow],
+    trend_runs: Sequence[str],
+    trends: Sequence[TrendRow],
+    not_rebuilt: Sequence[ResolvedRow] = (),
+    *,
+    not_rebuilt_towns: RunByTown | None = None,
+    charts: Sequence[Chart] = (),
+    datasets: TrendData | NoData = NO_DATA,
+) -> IndexPage:
+    """The index view-model; towns sorted by id, episodes by first tick then town."""
+    towns = sorted(summaries, key=lambda s: s.town_id)
+    froms = [s.window_from for s in towns if s.window_from]
+    tos = [s.window_to for s in towns if s.window_to]
+    w_from = min(froms, key=to_ms) if froms else ""
+    w_to = max(tos, key=to_ms) if tos else ""
+    rows = sorted(episodes, key=lambda r: (to_ms(r.first_at), r.town_id, r.invariant, r.id))
+    counts = status_counts(rows)
+    totals = IndexTotals(
+        towns=len(towns),
+        towns_failed=sum(1 for s in towns if s.state == "failed"),
+        ticks=sum(s.ticks for s in towns),
+        actions=sum(s.actions for s in towns),
+        events=sum(s.events for s in towns),
+        episodes=len(rows),
+        new=counts[NEW],
+        persisting=counts[PERSISTING],
+        resolved=len(resolved),
+        not_rebuilt=len(not_rebuilt),
+    )
+    return IndexPage(
+        kind="index",
+        title="Reconciler report",
+        root="",
+        window_from=w_from,
+        window_to=w_to,
+        window_label=window_label(w_from, w_to) if w_from and w_to else "no data",
+        totals=totals,
+        towns=towns,
+        episodes=rows,
+        resolved=sorted(resolved, key=lambda r: (r.town_id, to_ms(r.first_at), r.id)),
+        trend_runs=list(trend_runs),
+        trends=list(trends),
+        charts=list(charts),
+        datasets=datasets,
+        not_rebuilt=sorted(not_rebuilt, key=lambda r: (r.town_id, to_ms(r.first_at), r.id)),
+        not_rebuilt_towns=not_rebuilt_towns or RunByTown({}),
+    )

@@ -1,0 +1,164 @@
+"""What every page's view-model shares: paths, entity links, episode rows, invariant names.
+
+The page view-models are frozen dataclasses (:mod:`views_index` for the index,
+:mod:`views_town` for a town and its tick pages, :mod:`views_detail` for
+entity and episode pages). Templates only read them, and each page's JSON
+twin is its dataclass as JSON (the fields, never the properties), so what the
+HTML shows and what the JSON says cannot drift apart. A property is for what
+only the HTML needs (a pager's gaps, a heading), derived from the fields.
+
+Links are site-root relative (``towns/t1/index.html``); templates pass them
+through ``url()``, which prefixes the page's ``root`` (or maps them to
+anchors in the single-file bundle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from reportgen.diagnose.episodes import Episode, to_ms
+from reportgen.report.format import clean, ellipsis, fmt_duration, fmt_time, short_id, slug
+from reportgen.town.invariants import INVARIANTS
+from reportgen.town_run import EntityInfo, TownRun
+
+#: Invariant number → (title, description), from the engine's registry.
+INVARIANT_INFO: dict[int, tuple[str, str]] = {
+    inv.number: (inv.title, inv.description) for inv in INVARIANTS
+}
+
+#: Episode status against the previous run (see :mod:`reportgen.report.history`).
+NEW, PERSISTING, RESOLVED = "new", "persisting", "resolved"
+
+
+def invariant_title(number: int) -> str:
+    """The registry title, or a neutral name for a number the registry does not know."""
+    return INVARIANT_INFO.get(number, (f"Invariant {number}", ""))[0]
+
+
+def invariant_description(number: int) -> str:
+    """The registry's description, or a note that there is none (an unknown number)."""
+    return INVARIANT_INFO.get(number, ("", "No description is registered for this invariant."))[1]
+
+
+def window_label(window_from: str, window_to: str) -> str:
+    """``2026-03-01 00:00:00.000 → 2026-03-02 00:00:00.000 UTC (1 d)``: a window in one line."""
+    span = fmt_duration(to_ms(window_to) - to_ms(window_from))
+    return f"{fmt_time(window_from)} → {fmt_time(window_to)} UTC ({span})"
+
+
+# ── Paths ────────────────────────────────────────────────────────────────
+
+
+def town_dir(town_id: str) -> str:
+    return f"towns/{slug(town_id)}"
+
+
+def town_href(town_id: str) -> str:
+    return f"{town_dir(town_id)}/index.html"
+
+
+def ticks_href(town_id: str, page: int) -> str:
+    """Tick table page ``page`` (1-based); page 1 is the town page itself."""
+    return town_href(town_id) if page == 1 else f"{town_dir(town_id)}/ticks-{page}.html"
+
+
+def entity_href(town_id: str, kind: str, entity_id: str) -> str:
+    return f"{town_dir(town_id)}/e/{kind}-{slug(entity_id)}.html"
+
+
+def violation_href(episode_id: str) -> str:
+    """The permalink of an episode: its id only, so it survives nightly rebuilds."""
+    return f"violations/{episode_id}.html"
+
+
+def tick_anchor(at: str) -> str:
+    return f"tick-{to_ms(at)}"
+
+
+# ── Entity links and episode rows ────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class EntityLink:
+    """A link to an entity page, with a readable label and the full id for the tooltip.
+
+    ``href`` is ``""`` when the entity has no page (a rig nothing in the window touched).
+    """
+
+    id: str
+    kind: str
+    label: str
+    href: str
+
+
+@dataclass(frozen=True)
+class EpisodeRow:
+    """One violation episode as tables list it."""
+
+    id: str
+    href: str
+    town_id: str
+    town_href: str
+    invariant: int
+    title: str
+    status: str
+    first_at: str
+    first_label: str
+    first_href: str
+    last_at: str
+    last_label: str
+    last_href: str
+    duration: str
+    duration_ms: int
+    ticks: int
+    open_at_start: bool
+    open_at_end: bool
+    entities: list[EntityLink]
+    summary: str
+    replay_command: str
+
+
+class Entities:
+    """Entity lookup for one town: labels, kinds and the pages that exist."""
+
+    def __init__(self, run: TownRun) -> None:
+        self.town_id = run.town_id
+        self.info: Mapping[str, EntityInfo] = run.entities
+
+    def kind(self, kind_hint: str, entity_id: str) -> str:
+        info = self.info.get(entity_id)
+        return info.kind if info is not None and info.kind in ("bead", "agent") else kind_hint
+
+    def label(self, entity_id: str) -> str:
+        info = self.info.get(entity_id)
+        if info is None or not info.title:
+            return short_id(entity_id)
+        return ellipsis(info.title, 48)
+
+    def link(self, kind_hint: str, entity_id: str) -> EntityLink:
+        kind = self.kind(kind_hint, entity_id)
+        return EntityLink(
+            id=clean(entity_id),
+            kind=kind,
+            label=self.label(entity_id),
+            href=entity_href(self.town_id, kind, entity_id),
+        )
+
+
+def episode_links(entities: Entities, episode: Episode) -> list[EntityLink]:
+    """Links to every entity an episode involves: agents, then beads, then rigs."""
+    e = episode.entities
+    return (
+        [entities.link("agent", i) for i in e.agent_ids]
+        + [entities.link("bead", i) for i in e.bead_ids]
+        + [entities.link("rig", i) for i in e.rig_ids]
+    )
+
+
+def status_counts(rows: Sequence[EpisodeRow]) -> dict[str, int]:
+    """Episodes per status (``new`` and ``persisting`` always present)."""
+    counts = {NEW: 0, PERSISTING: 0}
+    for row in rows:
+        counts[row.status] = counts.get(row.status, 0) + 1
+    return counts

@@ -1,0 +1,326 @@
+"""The town run page and its tick table pages, and the town's line on the index.
+
+The town page puts status and episodes first (grouped by invariant, each
+with the "why"), then the charts, the quarantined events, and the first
+page of the tick table; the other tick pages (:class:`TicksPage`) hold the
+rest of the table. Everything is computed from the town's
+:class:`~reportgen.report.town_data.TownData`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reportgen.report import charts
+from reportgen.report.charts import Chart, TownDatasets
+from reportgen.report.explain import Part
+from reportgen.report.format import clean, compact, fmt_time
+from reportgen.report.tick_rows import IdleRow, TickRow, page_rows
+from reportgen.report.town_data import PageRange, TownData, busy
+from reportgen.report.views_index import TownSummary
+from reportgen.report.views_shared import (
+    EpisodeRow,
+    invariant_description,
+    invariant_title,
+    town_href,
+    window_label,
+)
+from reportgen.town.tick import wall_clock_kind
+from reportgen.town_run import TownRun
+
+#: A tick page lists every page when there are at most this many, else only its neighbours.
+PAGES_LISTED = 12
+#: How many pages either side of a tick page it lists (with the first and the last).
+PAGES_NEAR = 3
+
+
+def listed(number: int, current: int, last: int) -> bool:
+    """Whether page ``current``'s pager shows page ``number``: all of a short timeline, else
+    the first, the last and those near ``current`` (never hundreds of links)."""
+    return last <= PAGES_LISTED or number in (1, last) or abs(number - current) <= PAGES_NEAR
+
+
+def nearby_pages(pages: list[PageRange], number: int) -> list[PageRange]:
+    """The pages a tick page lists: those its pager shows (the town page, page 1, all of them).
+
+    Listing every page on every page made a long timeline's output grow with
+    the square of its length; the town page still lists them all, for the
+    tick locator.
+    """
+    if number == 1 or not pages:
+        return pages
+    last = pages[-1].number
+    return [p for p in pages if listed(p.number, number, last)]
+
+
+@dataclass(frozen=True)
+class PagerLink:
+    """One entry of a pager: a page, the one shown, and whether pages were left out before it."""
+
+    number: int
+    href: str
+    label: str
+    current: bool
+    gap_before: bool
+
+
+@dataclass(frozen=True)
+class TicksPage:
+    """One page of a town's tick table (page 1 is embedded in the town page)."""
+
+    kind: str
+    title: str
+    root: str
+    town_id: str
+    town_href: str
+    number: int
+    pages: list[PageRange]
+    rows: list[TickRow | IdleRow]
+
+    @property
+    def page_count(self) -> int:
+        return self.pages[-1].number if self.pages else 1
+
+    @property
+    def pager(self) -> list[PagerLink]:
+        """The pager's entries (none when there is one page): see :func:`listed`."""
+        if len(self.pages) <= 1:
+            return []
+        last = self.pages[-1].number
+        shown = [p for p in self.pages if listed(p.number, self.number, last)]
+        before = [0] + [p.number for p in shown]
+        return [
+            PagerLink(p.number, p.href, p.label, p.number == self.number, p.number > prev + 1)
+            for p, prev in zip(shown, before, strict=False)
+        ]
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    """One event row the drain could not parse: kept out of the replay, with its reason."""
+
+    event_id: str
+    event_type: str
+    reason: str
+    at: str
+
+
+def quarantine_row(q: Mapping[str, Any]) -> QuarantineRow:
+    """A quarantined event as the run lists it (``at`` is the tick that met it)."""
+    return QuarantineRow(
+        event_id=clean(str(q["event_id"])),
+        event_type=clean(str(q["event_type"])),
+        reason=clean(str(q["reason"])),
+        at=str(q["at"]),
+    )
+
+
+@dataclass(frozen=True)
+class EpisodeDetail:
+    """The "why" of one episode on the town page: its explanation and how to reproduce it."""
+
+    id: str
+    href: str
+    summary: str
+    parts: list[Part]
+    replay_command: str
+
+
+@dataclass(frozen=True)
+class InvariantGroup:
+    """The episodes of one invariant on the town page."""
+
+    number: int
+    title: str
+    description: str
+    episodes: list[EpisodeRow]
+    details: list[EpisodeDetail]
+
+
+@dataclass(frozen=True)
+class TownTotals:
+    """Window totals, straight from the tick metrics."""
+
+    ticks: int
+    active_ticks: int
+    events: int
+    actions: int
+    fx_attempted: int
+    fx_succeeded: int
+    fx_failed: int
+    violations: int
+    max_wall_ms: float
+    #: ``measured``, ``modelled`` or ``partly modelled`` (:func:`wall_clock_kind`).
+    wall_clock: str
+    max_pending: int
+
+
+@dataclass(frozen=True)
+class DivergenceView:
+    """Where a replay first differed from the recorded tick (both sides as compact JSON)."""
+
+    tick_at: str
+    label: str
+    href: str
+    field: str
+    recorded: str
+    replayed: str
+
+
+@dataclass(frozen=True)
+class TownPage:
+    """The town run page: status and episodes first, then charts, then the tick table."""
+
+    kind: str
+    title: str
+    root: str
+    town_id: str
+    source: str
+    window_from: str
+    window_to: str
+    window_label: str
+    fidelity: str
+    caveat: str | None
+    divergence: DivergenceView | None
+    compared_ticks: int
+    totals: TownTotals
+    groups: list[InvariantGroup]
+    charts: list[Chart]
+    datasets: TownDatasets
+    ticks: TicksPage
+    quarantined: list[QuarantineRow]
+
+
+def ticks_page(data: TownData, number: int, root: str) -> TicksPage:
+    """Tick-table page ``number`` of the town (page 1 is the town page's table)."""
+    town = clean(data.run.town_id)
+    return TicksPage(
+        kind="ticks",
+        title=f"{town} · ticks page {number}",
+        root=root,
+        town_id=town,
+        town_href=town_href(data.run.town_id),
+        number=number,
+        pages=nearby_pages(data.pages, number),
+        rows=page_rows(data, number),
+    )
+
+
+def totals(run: TownRun) -> TownTotals:
+    """Window totals, straight from the tick metrics."""
+    sums = dict.fromkeys(("active", "events", "actions", "fa", "fs", "ff", "violations", "q"), 0)
+    wall = 0.0
+    for tick in run.ticks:
+        m = tick.get("metrics") or {}
+        sums["active"] += 1 if busy(tick) else 0
+        sums["events"] += int(m.get("eventsDrained", 0))
+        sums["actions"] += int(m.get("actionsEmitted", 0))
+        sums["fa"] += int(m.get("sideEffectsAttempted", 0))
+        sums["fs"] += int(m.get("sideEffectsSucceeded", 0))
+        sums["ff"] += int(m.get("sideEffectsFailed", 0))
+        sums["violations"] += int(m.get("invariantViolations", 0))
+        wall = max(wall, float(m.get("wallClockMs", 0)))
+        sums["q"] = max(sums["q"], int(m.get("pendingEventCount", 0)))
+    return TownTotals(
+        ticks=len(run.ticks),
+        active_ticks=sums["active"],
+        events=sums["events"],
+        actions=sums["actions"],
+        fx_attempted=sums["fa"],
+        fx_succeeded=sums["fs"],
+        fx_failed=sums["ff"],
+        violations=sums["violations"],
+        max_wall_ms=wall,
+        wall_clock=wall_clock_kind(run.ticks),
+        max_pending=sums["q"],
+    )
+
+
+def _divergence(data: TownData) -> DivergenceView | None:
+    d = data.run.divergence
+    if d is None:
+        return None
+    return DivergenceView(
+        tick_at=d.tick_at,
+        label=fmt_time(d.tick_at),
+        href=data.tick_href(d.tick_at),
+        field=clean(d.field),
+        recorded=compact(d.recorded),
+        replayed=compact(d.replayed),
+    )
+
+
+def _groups(data: TownData) -> list[InvariantGroup]:
+    """The town's episodes by invariant, each with its explanation."""
+    by_number: dict[int, list[EpisodeRow]] = {}
+    for ep in data.episodes:
+        by_number.setdefault(ep.invariant, []).append(data.rows[ep.id])
+    return [
+        InvariantGroup(
+            n,
+            invariant_title(n),
+            invariant_description(n),
+            rows,
+            [
+                EpisodeDetail(
+                    r.id, r.href, r.summary, data.explanations[r.id].parts, r.replay_command
+                )
+                for r in rows
+            ],
+        )
+        for n, rows in sorted(by_number.items())
+    ]
+
+
+def town_page(data: TownData) -> TownPage:
+    """The town page's view-model (its charts cover the whole window)."""
+    run = data.run
+    step, datasets = charts.datasets(run.ticks, run.window_from, run.window_to)
+    return TownPage(
+        kind="town",
+        title=clean(run.town_id),
+        root="../../",
+        town_id=clean(run.town_id),
+        source=clean(run.source),
+        window_from=run.window_from,
+        window_to=run.window_to,
+        window_label=window_label(run.window_from, run.window_to),
+        fidelity=clean(run.fidelity),
+        caveat=clean(run.caveat) if run.caveat else None,
+        divergence=_divergence(data),
+        compared_ticks=run.compared_ticks,
+        totals=totals(run),
+        groups=_groups(data),
+        charts=charts.town_charts(step, wall_clock_kind(run.ticks)),
+        datasets=datasets,
+        ticks=ticks_page(data, 1, "../../"),
+        quarantined=[quarantine_row(q) for q in run.quarantined],
+    )
+
+
+def town_summary(data: TownData) -> TownSummary:
+    """The town's line on the index."""
+    run = data.run
+    t = totals(run)
+    last = str(run.ticks[-1]["at"]) if run.ticks else None
+    return TownSummary(
+        town_id=clean(run.town_id),
+        href=town_href(run.town_id),
+        state="violations" if data.episodes else "ok",
+        fidelity=clean(run.fidelity),
+        caveat=clean(run.caveat) if run.caveat else None,
+        window_from=run.window_from,
+        window_to=run.window_to,
+        ticks=len(run.ticks),
+        events=t.events,
+        actions=t.actions,
+        side_effects_failed=t.fx_failed,
+        episodes=len(data.episodes),
+        episodes_open=sum(1 for ep in data.episodes if ep.open_at_end),
+        episodes_new=sum(1 for s in data.statuses.values() if s == "new"),
+        last_tick_at=last,
+        last_tick_label=fmt_time(last) if last else "no ticks",
+        divergence=run.divergence is not None,
+    )
