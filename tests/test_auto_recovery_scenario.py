@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from reportgen.cli import main
 from reportgen.diagnose.episodes import find_episodes
-from reportgen.sim.run import simulate_town
+from reportgen.sim.scenario_files import simulate_town
 from reportgen.town.recovery import RECOVERY_REASON_7
 
 HOURS = 1.5

@@ -19,7 +19,7 @@ import support.report_fixtures as rf
 
 from reportgen.replay.loader import ReplayLoader
 from reportgen.report.build import build_site
-from reportgen.report.bundle import build_single_file
+from reportgen.report.single_file import build_single_file
 from reportgen.report.site import cache_dir
 from reportgen.sim.demo import demo_sources
 

@@ -158,7 +158,7 @@ def test_replay_cli_sends_each_episode_once_and_never_prints_the_dsn(
     from click.testing import CliRunner
 
     from reportgen.cli import main
-    from reportgen.sim.run import simulate_town
+    from reportgen.sim.scenario_files import simulate_town
 
     dsn, events = receiver
     result = simulate_town("multi-pr-rig", hours=0.5, out_dir=tmp_path)
@@ -190,7 +190,7 @@ def test_build_alerts_new_episodes_once_with_permalinks(receiver: Any, tmp_path:
     from click.testing import CliRunner
 
     from reportgen.cli import main
-    from reportgen.sim.run import simulate_town
+    from reportgen.sim.scenario_files import simulate_town
 
     dsn, events = receiver
     towns = tmp_path / "towns"

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from reportgen.cli import main
 from reportgen.report.build import BuildSummary, build_site
-from reportgen.report.bundle import build_single_file
+from reportgen.report.single_file import build_single_file
 from reportgen.report.site import SiteWriter
 
 HOSTILE_TOWN = 'town-<hostile> & "x"'

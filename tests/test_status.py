@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from support.townbuilder import MINUTE, NOW, add_agent, add_bead, add_rig, ago, make_ctx, new_town
 
-from reportgen.town.ops import log_bead_event
+from reportgen.town.bead_ops import log_bead_event
 from reportgen.town.status import get_alarm_status, has_active_work, recent_events
 
 

@@ -20,9 +20,9 @@ from typing import Any, Literal, Union
 
 import pytest
 
-from reportgen.report.bundle import BundlePage
 from reportgen.report.charts import ChartSpec
 from reportgen.report.pages import SitePage
+from reportgen.report.single_file import BundlePage
 from reportgen.report.views_index import RunByTown
 from reportgen.resources import templates_dir
 

@@ -218,7 +218,7 @@ def _single_file(
     loader: ReplayLoader,
 ) -> None:
     """``--single-file``: one town's window as one HTML file (never over a source)."""
-    from reportgen.report.bundle import build_single_file
+    from reportgen.report.single_file import build_single_file
 
     check_single_file(target, [*paths, *sources])
     size = build_single_file(

@@ -13,7 +13,7 @@ import click
 
 from reportgen.cli.common import auto_recover_option, memory_db, reports_errors
 from reportgen.errors import BadInputError
-from reportgen.sim.runner import SimResult
+from reportgen.sim.event_loop import SimResult
 from reportgen.sim.scenarios import SCENARIOS
 
 
@@ -71,7 +71,7 @@ def simulate(
         return
     if scenario is None or out_dir is None:
         raise BadInputError("--scenario and --out are required (or use --list)")
-    from reportgen.sim.run import simulate as run_simulation
+    from reportgen.sim.scenario_files import simulate as run_simulation
 
     logging.getLogger("reportgen.town").setLevel(logging.ERROR)  # engine warnings are expected
     from reportgen.observability.sentry import LiveEpisodes, reporter_from_env

@@ -7,8 +7,8 @@ fleet the README's demo uses; ``SCENARIOS`` lists the named scenarios.
 from __future__ import annotations
 
 from reportgen.sim.demo import DEMO_FLEET, demo_fleet
-from reportgen.sim.run import simulate, simulate_town
-from reportgen.sim.runner import SimResult, Simulation, town_id_for
+from reportgen.sim.event_loop import SimResult, Simulation, town_id_for
+from reportgen.sim.scenario_files import simulate, simulate_town
 from reportgen.sim.scenarios import SCENARIOS, Scenario, get_scenario
 
 __all__ = [

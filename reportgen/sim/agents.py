@@ -18,7 +18,7 @@ from reportgen.sim.container import Process
 from reportgen.town import clock
 
 if TYPE_CHECKING:
-    from reportgen.sim.runner import Simulation
+    from reportgen.sim.event_loop import Simulation
 
 EVENT_TYPES = ("tool_use", "tool_result", "message")
 TOOLS = ("Bash", "Edit", "Read", "Grep")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportgen.errors import ReportgenError
-from reportgen.sim.run import simulate_town
+from reportgen.sim.scenario_files import simulate_town
 
 #: ``(scenario, hours)`` of each demo town.
 DEMO_FLEET: tuple[tuple[str, float], ...] = (

@@ -1,6 +1,6 @@
 """Things that happen to a town from outside its users and agents: evictions, buggy clients.
 
-Each incident is a function of the :class:`~reportgen.sim.runner.Simulation`
+Each incident is a function of the :class:`~reportgen.sim.event_loop.Simulation`
 that puts its tasks on the agenda when the town is set up.
 """
 
@@ -13,7 +13,7 @@ from reportgen.sim.knobs import Eviction, Span
 from reportgen.town import clock
 
 if TYPE_CHECKING:
-    from reportgen.sim.runner import Simulation
+    from reportgen.sim.event_loop import Simulation
 
 Incident = Callable[["Simulation"], None]
 

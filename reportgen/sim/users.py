@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from reportgen.town import clock
 
 if TYPE_CHECKING:
-    from reportgen.sim.runner import Simulation
+    from reportgen.sim.event_loop import Simulation
 
 VERBS = ("Fix", "Add", "Refactor", "Document", "Speed up", "Test", "Remove", "Migrate")
 NOUNS = (

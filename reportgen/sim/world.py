@@ -17,7 +17,7 @@ from reportgen.town import clock
 from reportgen.town.effects import PRFeedback, PRStatus
 
 if TYPE_CHECKING:
-    from reportgen.sim.runner import Simulation
+    from reportgen.sim.event_loop import Simulation
 
 STOP_GRACE_MS = 3 * clock.SECOND_MS
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reportgen.town import ops, ops_agents
+from reportgen.town import agent_ops, bead_ops
 from reportgen.town.actions_common import LOG, Apply
 from reportgen.town.context import Action
 from reportgen.town.effects import SideEffect
@@ -23,24 +23,25 @@ def _dispatch_agent(a: Apply, action: Action) -> SideEffect | None:
     bead_id = action["bead_id"]
     rig_id = action["rig_id"]
     if not agent_id:
-        target = ops.get_bead(ctx, bead_id)
+        target = bead_ops.get_bead(ctx, bead_id)
         is_mr = target is not None and target["type"] == "merge_request"
         # Babysat external PRs skip the refinery (strictly ``babysit === true``).
         if (
             is_mr
-            and ops.parse_json_object(target["metadata"] if target else None).get("babysit") is True
+            and bead_ops.parse_json_object(target["metadata"] if target else None).get("babysit")
+            is True
         ):
             return None
         role = "refinery" if is_mr else "polecat"
         try:
-            agent_id = ops_agents.get_or_create_agent(ctx, role, rig_id)
-            ops_agents.hook_bead(ctx, agent_id, bead_id)
+            agent_id = agent_ops.get_or_create_agent(ctx, role, rig_id)
+            agent_ops.hook_bead(ctx, agent_id, bead_id)
         except Exception as exc:
             a.log("warn", f"{LOG} dispatch_agent: failed to hook agent for bead={bead_id} {exc}")
             return None
     # Not wrapped upstream: a missing bead throws here, after the agent went ``working``.
-    ops_agents.update_agent_status(ctx, agent_id, "working")
-    ops.update_bead_status(ctx, bead_id, "in_progress", agent_id)
+    agent_ops.update_agent_status(ctx, agent_id, "working")
+    bead_ops.update_bead_status(ctx, bead_id, "in_progress", agent_id)
     return a.effect(action, {"agent_id": agent_id, "bead_id": bead_id, "rig_id": rig_id})
 
 
@@ -63,7 +64,7 @@ def _merge_pr(a: Apply, action: Action) -> SideEffect | None:
     ctx = a.ctx
     bead_id = action["bead_id"]
     pr_url = action["pr_url"]
-    mr = ops.get_bead(ctx, bead_id)
+    mr = bead_ops.get_bead(ctx, bead_id)
     if mr is not None and mr["rig_id"]:
         rig = ctx.one("SELECT git_url FROM rigs WHERE id = ?", (mr["rig_id"],))
         if rig is not None and rig[0]:
@@ -112,13 +113,13 @@ def _send_nudge(a: Apply, action: Action) -> SideEffect:
 def _create_triage_request(a: Apply, action: Action) -> None:
     reason = action["reason"]
     try:
-        created = ops_agents.create_triage_request(
+        created = agent_ops.create_triage_request(
             a.ctx,
             triage_type=action["triage_type"],
             agent_id=action["agent_id"],
             title=f"Triage: {reason}",
             context={"reason": reason},
-            options=list(ops_agents.TRIAGE_OPTIONS),
+            options=list(agent_ops.TRIAGE_OPTIONS),
         )
         if created is not None:
             a.log(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reportgen.town import ops, ops_agents, review_queue
+from reportgen.town import agent_ops, bead_ops, review_queue
 from reportgen.town.actions_common import LOG, Apply
 from reportgen.town.context import Action
 from reportgen.town.effects import SideEffect
@@ -25,7 +25,7 @@ def _transition_bead(a: Apply, action: Action) -> None:
         else None
     )
     try:
-        ops.update_bead_status(a.ctx, action["bead_id"], to, action["actor"], failure)
+        bead_ops.update_bead_status(a.ctx, action["bead_id"], to, action["actor"], failure)
     except Exception as exc:
         a.log("warn", f"{LOG} transition_bead failed: bead={action['bead_id']} to={to} {exc}")
     return None
@@ -46,8 +46,8 @@ def _clear_bead_assignee(a: Apply, action: Action) -> None:
         "UPDATE beads SET assignee_agent_bead_id = NULL, updated_at = ? WHERE bead_id = ?",
         (ctx.now, bead_id),
     )
-    for agent_id in ops.agents_hooked_to(ctx, bead_id):
-        ops_agents.unhook_bead(ctx, agent_id)
+    for agent_id in bead_ops.agents_hooked_to(ctx, bead_id):
+        agent_ops.unhook_bead(ctx, agent_id)
     return None
 
 
@@ -97,7 +97,7 @@ def _close_sibling_mrs(a: Apply, action: Action) -> None:
         (action["exclude_mr_id"], action["source_bead_id"]),
     )
     for row in rows:
-        ops.update_bead_status(a.ctx, row[0], "closed", "system")
+        bead_ops.update_bead_status(a.ctx, row[0], "closed", "system")
     return None
 
 
@@ -114,7 +114,7 @@ def _set_review_pr_url(a: Apply, action: Action) -> None:
 
 def _transition_agent(a: Apply, action: Action) -> None:
     try:
-        ops_agents.update_agent_status(a.ctx, action["agent_id"], action["to"])
+        agent_ops.update_agent_status(a.ctx, action["agent_id"], action["to"])
     except Exception as exc:
         a.log(
             "warn",
@@ -140,7 +140,7 @@ def _reset_agent_dispatch_attempts(a: Apply, action: Action) -> None:
         )
         if status == "failed":
             # The terminal guard turns this "reopen" into a no-op (quirk 2).
-            ops.update_bead_status(ctx, hooked, "open", "system")
+            bead_ops.update_bead_status(ctx, hooked, "open", "system")
         if bead_type == "merge_request":
             ctx.run("UPDATE review_metadata SET retry_count = 0 WHERE bead_id = ?", (hooked,))
     return None
@@ -148,7 +148,7 @@ def _reset_agent_dispatch_attempts(a: Apply, action: Action) -> None:
 
 def _hook_agent(a: Apply, action: Action) -> None:
     try:
-        ops_agents.hook_bead(a.ctx, action["agent_id"], action["bead_id"])
+        agent_ops.hook_bead(a.ctx, action["agent_id"], action["bead_id"])
     except Exception as exc:
         a.log(
             "warn",
@@ -158,7 +158,7 @@ def _hook_agent(a: Apply, action: Action) -> None:
 
 
 def _unhook_agent(a: Apply, action: Action) -> None:
-    ops_agents.unhook_bead(a.ctx, action["agent_id"])
+    agent_ops.unhook_bead(a.ctx, action["agent_id"])
     return None
 
 
@@ -171,7 +171,7 @@ def _clear_agent_checkpoint(a: Apply, action: Action) -> None:
 
 def _delete_agent(a: Apply, action: Action) -> None:
     try:
-        ops_agents.delete_agent(a.ctx, action["agent_id"])
+        agent_ops.delete_agent(a.ctx, action["agent_id"])
     except Exception as exc:
         a.log("warn", f"{LOG} delete_agent failed: agent={action['agent_id']} {exc}")
     return None
@@ -200,7 +200,7 @@ def _set_convoy_ready_to_land(a: Apply, action: Action) -> None:
 
 def _close_convoy(a: Apply, action: Action) -> None:
     ctx = a.ctx
-    ops.update_bead_status(ctx, action["convoy_id"], "closed", "system")
+    bead_ops.update_bead_status(ctx, action["convoy_id"], "closed", "system")
     ctx.run(
         "UPDATE convoy_metadata SET landed_at = ? WHERE bead_id = ?", (ctx.now, action["convoy_id"])
     )
@@ -209,7 +209,7 @@ def _close_convoy(a: Apply, action: Action) -> None:
 
 def _fail_convoy(a: Apply, action: Action) -> None:
     ctx = a.ctx
-    ops.update_bead_status(ctx, action["convoy_id"], "failed", "system")
+    bead_ops.update_bead_status(ctx, action["convoy_id"], "failed", "system")
     ctx.run(
         """UPDATE beads
            SET metadata = json_set(COALESCE(metadata, '{}'),

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from reportgen import jsonio
-from reportgen.town import checkpoints, events, ops, ops_agents, store
+from reportgen.town import agent_ops, bead_ops, checkpoints, events, store
 from reportgen.town.config import TownConfig
 from reportgen.town.context import TownCtx
 from reportgen.town.effects import World
@@ -167,7 +167,7 @@ class Town:
         self.conn.execute(
             "INSERT INTO rigs (id, name, git_url, default_branch, config, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (rig_id, name, git_url, default_branch, ops.js_json(config or {}), at),
+            (rig_id, name, git_url, default_branch, bead_ops.js_json(config or {}), at),
         )
         return rig_id
 
@@ -190,7 +190,7 @@ class Town:
             {"rig_id": rig_id, "title": title, "body": body, "priority": priority,
              "labels": labels},
         )  # fmt: skip
-        bead_id = ops.create_bead(
+        bead_id = bead_ops.create_bead(
             ctx, type="issue", title=title, body=body, rig_id=rig_id, priority=priority,
             labels=labels or [],
         )  # fmt: skip
@@ -224,7 +224,7 @@ class Town:
             {"rig_id": rig_id, "title": title, "tasks": tasks, "merge_mode": merge_mode,
              "feature_branch": feature_branch, "staged": staged},
         )  # fmt: skip
-        convoy_id = ops.create_bead(ctx, type="convoy", title=title, labels=["gt:convoy"])
+        convoy_id = bead_ops.create_bead(ctx, type="convoy", title=title, labels=["gt:convoy"])
         ctx.run(
             "INSERT INTO convoy_metadata (bead_id, total_beads, closed_beads, feature_branch, "
             "merge_mode, staged) VALUES (?, ?, 0, ?, ?, ?)",
@@ -238,10 +238,12 @@ class Town:
         )
         task_ids: list[str] = []
         for task in tasks:
-            bead_id = ops.create_bead(ctx, type="issue", title=str(task["title"]), rig_id=rig_id)
-            ops.add_dependency(ctx, bead_id, convoy_id, "tracks")
+            bead_id = bead_ops.create_bead(
+                ctx, type="issue", title=str(task["title"]), rig_id=rig_id
+            )
+            bead_ops.add_dependency(ctx, bead_id, convoy_id, "tracks")
             for dep in task.get("depends_on", []):
-                ops.add_dependency(ctx, bead_id, task_ids[int(dep)], "blocks")
+                bead_ops.add_dependency(ctx, bead_id, task_ids[int(dep)], "blocks")
             task_ids.append(bead_id)
         for task, bead_id in zip(tasks, task_ids, strict=True):
             events.insert_event(
@@ -264,11 +266,11 @@ class Town:
         ctx = self._call(
             at, "update_bead_status", {"bead_id": bead_id, "status": status, "actor": actor}
         )
-        if status in ops.TERMINAL:
+        if status in bead_ops.TERMINAL:
             events.insert_event(
                 ctx, "bead_cancelled", bead_id=bead_id, payload={"cancel_status": status}
             )
-        ops.update_bead_status(ctx, bead_id, status, actor)
+        bead_ops.update_bead_status(ctx, bead_id, status, actor)
 
     # ------------------------------------------------------------------ agents
 
@@ -287,7 +289,7 @@ class Town:
             {"agent_id": agent_id, "last_event_type": last_event_type,
              "active_tools": active_tools},
         )  # fmt: skip
-        ops_agents.touch_agent(
+        agent_ops.touch_agent(
             ctx,
             agent_id,
             last_event_type=last_event_type,
@@ -332,7 +334,7 @@ class Town:
     def hook(self, at: str, agent_id: str, bead_id: str) -> None:
         """``POST …/agents/:id/hook``: bind an agent to a bead."""
         ctx = self._call(at, "hook", {"agent_id": agent_id, "bead_id": bead_id})
-        ops_agents.hook_bead(ctx, agent_id, bead_id)
+        agent_ops.hook_bead(ctx, agent_id, bead_id)
 
     def force_hook(self, at: str, agent_id: str, bead_id: str) -> None:
         """A buggy client's direct write: hook ``agent_id`` to ``bead_id`` and mark it working.
@@ -352,7 +354,7 @@ class Town:
     def set_agent_status(self, at: str, agent_id: str, status: str) -> None:
         """A direct agent status write (``updateAgentStatus``), e.g. the mayor waiting."""
         ctx = self._call(at, "set_agent_status", {"agent_id": agent_id, "status": status})
-        ops_agents.update_agent_status(ctx, agent_id, status)
+        agent_ops.update_agent_status(ctx, agent_id, status)
 
     # ------------------------------------------------------------------ container
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reportgen.town import clock, ops, pr_effects
+from reportgen.town import bead_ops, clock, pr_effects
 from reportgen.town.context import TownCtx
 from reportgen.town.effect_run import (
     DEFERRING_TYPES,
@@ -127,8 +127,8 @@ def _dispatch_agent(run: EffectRun, world: World) -> EffectOutcome:
     ctx = run.ctx
     agent_id = str(run.effect.args["agent_id"])
     bead_id = str(run.effect.args["bead_id"])
-    agent = ops.get_agent(ctx, agent_id)
-    bead = ops.get_bead(ctx, bead_id)
+    agent = bead_ops.get_agent(ctx, agent_id)
+    bead = bead_ops.get_bead(ctx, bead_id)
     if agent is None or bead is None or _agent_bead_missing(ctx, agent_id):
         return run.done(False, "agent or bead no longer exists")
     role = agent["role"]
@@ -171,9 +171,9 @@ def _mark_dispatch_attempt(ctx: TownCtx, agent_id: str, bead_id: str) -> None:
     Written before the world is asked, as upstream does, so a start that
     hangs or fails still counts as an attempt.
     """
-    current = ops.get_bead(ctx, bead_id)
+    current = bead_ops.get_bead(ctx, bead_id)
     if current is not None and current["status"] not in ("in_progress", "closed", "failed"):
-        ops.update_bead_status(ctx, bead_id, "in_progress", agent_id)
+        bead_ops.update_bead_status(ctx, bead_id, "in_progress", agent_id)
     ctx.run(
         """UPDATE agent_metadata
            SET status = 'working', dispatch_attempts = dispatch_attempts + 1,

@@ -12,7 +12,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reportgen.town import clock, config, ops, ops_agents, review_queue
+from reportgen.town import agent_ops, bead_ops, clock, config, review_queue
 from reportgen.town.context import TownCtx
 from reportgen.town.prompts import (
     conflict_escalation_body,
@@ -89,13 +89,13 @@ def _apply_noop(ctx: TownCtx, event: TownEvent) -> None:
 def _apply_bead_cancelled(ctx: TownCtx, event: TownEvent) -> None:
     if not event.bead_id:
         return
-    if ops.get_bead(ctx, event.bead_id) is None:
+    if bead_ops.get_bead(ctx, event.bead_id) is None:
         return  # deleted after the event was recorded: skip (LATEST)
     raw = event.payload.get("cancel_status")
     status = raw if raw in ("closed", "failed") else "failed"
-    ops.update_bead_status(ctx, event.bead_id, str(status), "system")
-    for agent_id in ops.agents_hooked_to(ctx, event.bead_id):
-        ops_agents.unhook_bead(ctx, agent_id)
+    bead_ops.update_bead_status(ctx, event.bead_id, str(status), "system")
+    for agent_id in bead_ops.agents_hooked_to(ctx, event.bead_id):
+        agent_ops.unhook_bead(ctx, agent_id)
 
 
 def _apply_convoy_started(ctx: TownCtx, event: TownEvent) -> None:
@@ -109,7 +109,7 @@ def _apply_container_status(ctx: TownCtx, event: TownEvent) -> None:
     if not event.agent_id:
         return
     status = event.payload.get("status")
-    agent = ops.get_agent(ctx, event.agent_id)
+    agent = bead_ops.get_agent(ctx, event.agent_id)
     if agent is None:
         return
     last = agent["last_activity_at"]
@@ -123,14 +123,14 @@ def _apply_container_status(ctx: TownCtx, event: TownEvent) -> None:
     agent_id = event.agent_id
     hook = agent["current_hook_bead_id"]
     if agent["role"] == "refinery" and hook:
-        mr = ops.get_bead(ctx, hook)
-        if mr is not None and mr["status"] in ops.TERMINAL:
-            ops_agents.unhook_bead(ctx, agent_id)
-            ops_agents.update_agent_status(ctx, agent_id, "idle")
+        mr = bead_ops.get_bead(ctx, hook)
+        if mr is not None and mr["status"] in bead_ops.TERMINAL:
+            agent_ops.unhook_bead(ctx, agent_id)
+            agent_ops.update_agent_status(ctx, agent_id, "idle")
             ctx.run("UPDATE agent_metadata SET checkpoint = NULL WHERE bead_id = ?", (agent_id,))
             return
     # Refinery with a live (or missing) MR keeps its hook; every other agent just idles.
-    ops_agents.update_agent_status(ctx, agent_id, "idle")
+    agent_ops.update_agent_status(ctx, agent_id, "idle")
 
 
 def _blocking_bead_with_label(ctx: TownCtx, mr_id: str, label: str) -> str | None:
@@ -149,8 +149,8 @@ def _blocking_bead_with_label(ctx: TownCtx, mr_id: str, label: str) -> str | Non
 def _live_mr(ctx: TownCtx, mr_id: str | None) -> sqlite3.Row | None:
     if not mr_id:
         return None
-    mr = ops.get_bead(ctx, mr_id)
-    if mr is None or mr["status"] in ops.TERMINAL:
+    mr = bead_ops.get_bead(ctx, mr_id)
+    if mr is None or mr["status"] in bead_ops.TERMINAL:
         return None
     return mr
 
@@ -186,7 +186,7 @@ def _apply_pr_feedback_detected(ctx: TownCtx, event: TownEvent) -> None:
         )
         return
 
-    feedback_id = ops.create_bead(
+    feedback_id = bead_ops.create_bead(
         ctx,
         type="issue",
         title=feedback_bead_title(pr_number, repo, comments, failing, unchecked),
@@ -196,7 +196,7 @@ def _apply_pr_feedback_detected(ctx: TownCtx, event: TownEvent) -> None:
         labels=["gt:pr-feedback"],
         metadata={"pr_feedback_for": mr_id, "pr_url": pr_url, "branch": branch},
     )
-    ops.add_dependency(ctx, mr_id, feedback_id, "blocks")
+    bead_ops.add_dependency(ctx, mr_id, feedback_id, "blocks")
 
 
 def auto_resolve_merge_conflicts(ctx: TownCtx, rig_id: str | None) -> bool:
@@ -275,7 +275,7 @@ def _conflict_to_agent(ctx: TownCtx, c: _Conflict) -> None:
             (c.target, ctx.now, feedback_id),
         )
         return
-    conflict_id = ops.create_bead(
+    conflict_id = bead_ops.create_bead(
         ctx,
         type="issue",
         title=f"Resolve merge conflicts on PR: {c.branch}",
@@ -285,12 +285,12 @@ def _conflict_to_agent(ctx: TownCtx, c: _Conflict) -> None:
         labels=["gt:pr-conflict"],
         metadata=c.metadata(),
     )
-    ops.add_dependency(ctx, c.mr_id, conflict_id, "blocks")
+    bead_ops.add_dependency(ctx, c.mr_id, conflict_id, "blocks")
 
 
 def _conflict_to_human(ctx: TownCtx, c: _Conflict) -> None:
     """Auto-resolve is off: a high-severity escalation bead and a triage request for it."""
-    escalation_id = ops.create_bead(
+    escalation_id = bead_ops.create_bead(
         ctx,
         type="escalation",
         title=f"Merge conflict detected: {c.branch}",
@@ -306,7 +306,7 @@ def _conflict_to_human(ctx: TownCtx, c: _Conflict) -> None:
            VALUES (?, 'high', 'merge_conflict', 0, 0, NULL)""",
         (escalation_id,),
     )
-    ops_agents.create_triage_request(
+    agent_ops.create_triage_request(
         ctx,
         triage_type="escalation",
         agent_id=None,

@@ -30,7 +30,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-from reportgen.town import ops
+from reportgen.town import bead_ops
 from reportgen.town.context import EngineError, TownCtx
 from reportgen.town.event_handlers import apply_event as apply_event
 
@@ -114,7 +114,7 @@ def insert_event(
         """INSERT INTO town_events (event_id, event_type, agent_id, bead_id, payload,
                                     created_at, processed_at)
            VALUES (?, ?, ?, ?, ?, ?, NULL)""",
-        (event_id, event_type, agent_id, bead_id, ops.js_json(payload or {}), ctx.now),
+        (event_id, event_type, agent_id, bead_id, bead_ops.js_json(payload or {}), ctx.now),
     )
     return event_id
 
@@ -135,7 +135,7 @@ def upsert_container_status(
         (agent_id,),
     )
     if existing is not None:
-        previous = ops.parse_json_object(existing["payload"])
+        previous = bead_ops.parse_json_object(existing["payload"])
         if previous.get("status") == status:
             ctx.run(
                 "UPDATE town_events SET created_at = ? WHERE event_id = ?",

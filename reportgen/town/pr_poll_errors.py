@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from reportgen.town import ops
+from reportgen.town import bead_ops
 from reportgen.town.context import TownCtx
 from reportgen.town.effect_run import LOG, EffectOutcome, EffectRun
 from reportgen.town.world import PRStatusError
@@ -172,7 +172,7 @@ def _metadata_number(ctx: TownCtx, bead_id: str, path: str) -> float:
 
 def _fail_polled_mr(run: EffectRun, bead_id: str, rig_id: str, error: PRStatusError) -> None:
     ctx = run.ctx
-    ops.update_bead_status(ctx, bead_id, "failed", "system")
+    bead_ops.update_bead_status(ctx, bead_id, "failed", "system")
     ctx.run(
         """UPDATE beads SET metadata = json_set(COALESCE(metadata, '{}'),
                '$.failureReason', 'pr_poll_failed', '$.failureKind', ?, '$.failureMessage', ?)

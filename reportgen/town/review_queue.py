@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from reportgen.town import clock, ops, ops_agents
+from reportgen.town import agent_ops, bead_ops, clock
 from reportgen.town.context import TownCtx
 
 HEARTBEAT_STALE_MS = 90_000
@@ -107,15 +107,15 @@ def submit_to_review_queue(
             f"Review: {branch}",
             summary,
             rig_id,
-            ops.js_json(["gt:merge-request"]),
-            ops.js_json(metadata),
+            bead_ops.js_json(["gt:merge-request"]),
+            bead_ops.js_json(metadata),
             agent_id,
             ctx.now,
             ctx.now,
         ),
     )
     _attach_review(ctx, mr_id, bead_id, branch=branch, target=target, pr_url=pr_url)
-    ops.log_bead_event(
+    bead_ops.log_bead_event(
         ctx,
         bead_id,
         "review_submitted",
@@ -189,15 +189,15 @@ def agent_done(
     PR (and patrol triage) is simply closed, a refinery's MR is reviewed,
     and anything else is a polecat's finished work going to review.
     """
-    agent = ops.require_agent(ctx, agent_id)
+    agent = bead_ops.require_agent(ctx, agent_id)
     hook = agent["current_hook_bead_id"]
     if not hook:
         if agent["role"] == "refinery":
             _unhooked_refinery_done(ctx, agent_id, pr_url=pr_url, summary=summary)
         return  # other roles (or a refinery with no open MR): ignored
-    if _closes_without_review(ops.get_bead(ctx, hook)):
-        ops.close_bead(ctx, hook, agent_id)
-        ops_agents.unhook_bead(ctx, agent_id)
+    if _closes_without_review(bead_ops.get_bead(ctx, hook)):
+        bead_ops.close_bead(ctx, hook, agent_id)
+        agent_ops.unhook_bead(ctx, agent_id)
         return
     if agent["role"] == "refinery":
         _refinery_done(ctx, agent_id, hook, pr_url=pr_url, summary=summary)
@@ -215,8 +215,8 @@ def agent_done(
         summary=summary,
         default_branch=None if rig is None else rig["default_branch"],
     )
-    ops_agents.unhook_bead(ctx, agent_id)
-    ops.update_bead_status(ctx, hook, "in_review", agent_id)
+    agent_ops.unhook_bead(ctx, agent_id)
+    bead_ops.update_bead_status(ctx, hook, "in_review", agent_id)
 
 
 #: Labels of follow-up beads whose work lands on an existing MR's branch: no new review.
@@ -227,7 +227,7 @@ def _closes_without_review(hooked: sqlite3.Row | None) -> bool:
     """Patrol triage and follow-up work on a PR are done when the agent says so."""
     if hooked is None:
         return False
-    labels = ops.parse_json_list(hooked["labels"])
+    labels = bead_ops.parse_json_list(hooked["labels"])
     if "gt:triage" in labels and hooked["created_by"] == "patrol":
         return True
     return any(label in labels for label in _NO_REVIEW_LABELS)
@@ -244,7 +244,7 @@ def _refinery_done(
     if pr_url:
         if set_review_pr_url(ctx, mr_id, pr_url):
             mark_review_in_review(ctx, mr_id)
-            ops.log_bead_event(
+            bead_ops.log_bead_event(
                 ctx,
                 mr_id,
                 "pr_created",
@@ -256,7 +256,7 @@ def _refinery_done(
             complete_review_with_result(
                 ctx, mr_id, "failed", f"Refinery provided invalid pr_url: {pr_url}"
             )
-            ops.log_bead_event(
+            bead_ops.log_bead_event(
                 ctx,
                 mr_id,
                 "pr_creation_failed",
@@ -266,8 +266,8 @@ def _refinery_done(
     else:
         message = summary if summary is not None else "Merged by refinery agent"
         complete_review_with_result(ctx, mr_id, "merged", message)
-    ops_agents.unhook_bead(ctx, agent_id)
-    ops_agents.update_agent_status(ctx, agent_id, "idle")
+    agent_ops.unhook_bead(ctx, agent_id)
+    agent_ops.update_agent_status(ctx, agent_id, "idle")
 
 
 def _unhooked_refinery_done(
@@ -296,7 +296,7 @@ def _unhooked_refinery_done(
     complete_review_with_result(
         ctx, mr_id, "failed", summary if summary is not None else UNHOOKED_REFINERY_MESSAGE
     )
-    ops.create_bead(
+    bead_ops.create_bead(
         ctx,
         type="escalation",
         title="Refinery gt_done without pr_url after hook loss",
@@ -322,15 +322,15 @@ def _unhooked_refinery_done(
 
 def agent_completed(ctx: TownCtx, agent_id: str, *, status: str, reason: str | None = None) -> None:
     """``agentCompleted`` (§7.7): release the agent when its container process ends."""
-    agent = ops.get_agent(ctx, agent_id)
+    agent = bead_ops.get_agent(ctx, agent_id)
     if agent is None:
         return
     hook = agent["current_hook_bead_id"]
     if hook and agent["role"] != "refinery":
         # A refinery keeps its hook and MR: gt_done may still be in flight.
-        hooked = ops.get_bead(ctx, hook)
+        hooked = bead_ops.get_bead(ctx, hook)
         if status == "failed":
-            ops.update_bead_status(
+            bead_ops.update_bead_status(
                 ctx,
                 hook,
                 "failed",
@@ -348,10 +348,10 @@ def agent_completed(ctx: TownCtx, agent_id: str, *, status: str, reason: str | N
             and clock.stale_ms(agent["last_activity_at"], HEARTBEAT_STALE_MS, ctx.now)
         ):
             # Evicted with a stale heartbeat: back to open, assignee cleared.
-            ops.update_bead_status(ctx, hook, "open", agent_id)
+            bead_ops.update_bead_status(ctx, hook, "open", agent_id)
             ctx.run("UPDATE beads SET assignee_agent_bead_id = NULL WHERE bead_id = ?", (hook,))
         # Otherwise (fresh heartbeat, no gt_done, or already handled) the bead stays.
-        ops_agents.unhook_bead(ctx, agent_id)
+        agent_ops.unhook_bead(ctx, agent_id)
     # Idle and reset the counter (refineries keep theirs) unless re-dispatched meanwhile.
     ctx.run(
         """UPDATE agent_metadata
@@ -371,7 +371,7 @@ def _land_source(ctx: TownCtx, mr_id: str, source_id: str, agent_id: str) -> Non
     Sibling MRs (earlier attempts at the same source, failed ones too) have
     nothing left to review once one of them merged.
     """
-    ops.close_bead(ctx, source_id, agent_id)
+    bead_ops.close_bead(ctx, source_id, agent_id)
     # Close every other MR tracking the same source (failed ones too), by direct SQL.
     ctx.run(
         """UPDATE beads SET status = 'closed', updated_at = ?, closed_at = ?
@@ -381,8 +381,8 @@ def _land_source(ctx: TownCtx, mr_id: str, source_id: str, agent_id: str) -> Non
                                AND dep.dependency_type = 'tracks')""",
         (ctx.now, ctx.now, mr_id, source_id),
     )
-    ops.update_convoy_progress(ctx, source_id)
-    source = ops.get_bead(ctx, source_id)
+    bead_ops.update_convoy_progress(ctx, source_id)
+    source = bead_ops.get_bead(ctx, source_id)
     if source is not None and source["type"] == "convoy":
         ctx.run("UPDATE convoy_metadata SET landed_at = ? WHERE bead_id = ?", (ctx.now, source_id))
 
@@ -399,11 +399,11 @@ def _review_entry(ctx: TownCtx, mr_id: str) -> sqlite3.Row | None:
 
 def complete_review_with_result(ctx: TownCtx, mr_id: str, status: str, message: str) -> None:
     """``completeReviewWithResult`` (§7.8): status is merged, failed or conflict."""
-    ops.update_bead_status(ctx, mr_id, "closed" if status == "merged" else "failed", "system")
+    bead_ops.update_bead_status(ctx, mr_id, "closed" if status == "merged" else "failed", "system")
     entry = _review_entry(ctx, mr_id)
     if entry is None:
         return
-    meta = ops.parse_json_object(entry["metadata"])
+    meta = bead_ops.parse_json_object(entry["metadata"])
     source_agent = meta.get("source_agent_id")
     agent_id = (
         source_agent
@@ -413,7 +413,7 @@ def complete_review_with_result(ctx: TownCtx, mr_id: str, status: str, message: 
     source_value = meta.get("source_bead_id")
     source_id = source_value if isinstance(source_value, str) else mr_id
 
-    ops.log_bead_event(
+    bead_ops.log_bead_event(
         ctx,
         source_id,
         "review_completed",
@@ -426,7 +426,7 @@ def complete_review_with_result(ctx: TownCtx, mr_id: str, status: str, message: 
         _land_source(ctx, mr_id, source_id, agent_id)
         return
     if status == "conflict":
-        ops.create_bead(
+        bead_ops.create_bead(
             ctx,
             type="escalation",
             title=f"Merge conflict: {message}",
@@ -440,9 +440,9 @@ def complete_review_with_result(ctx: TownCtx, mr_id: str, status: str, message: 
             },
         )
     if status in ("conflict", "failed"):
-        source = ops.get_bead(ctx, source_id)
-        if source is not None and source["status"] not in ops.TERMINAL:
-            ops.update_bead_status(ctx, source_id, "open", agent_id)
+        source = bead_ops.get_bead(ctx, source_id)
+        if source is not None and source["status"] not in bead_ops.TERMINAL:
+            bead_ops.update_bead_status(ctx, source_id, "open", agent_id)
             ctx.run(
                 "UPDATE beads SET assignee_agent_bead_id = NULL WHERE bead_id = ?", (source_id,)
             )

@@ -5,7 +5,7 @@ status changes with the terminal guard, convoy progress, deleting beads. They
 write through ``ctx`` at ``ctx.now`` and mint ids from ``ctx.ids``. Bead-event
 rows use upstream's exact shapes because reports (and the golden fixtures) read
 them. The agent helpers (``agents.ts``: hooking, heartbeats, triage requests)
-build on these in :mod:`reportgen.town.ops_agents`.
+build on these in :mod:`reportgen.town.agent_ops`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 status changes, hooking and unhooking, creating and deleting agents, heartbeats,
 and triage requests (upstream's ``agents.ts``).
 
-Like :mod:`reportgen.town.ops` (the bead half, which these build on) they write
+Like :mod:`reportgen.town.bead_ops` (the bead half, which these build on) they write
 through ``ctx`` at ``ctx.now`` and mint ids from ``ctx.ids``.
 """
 
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reportgen.town.context import EngineError, TownCtx
-from reportgen.town.ops import (
+from reportgen.town.bead_ops import (
     agents_hooked_to,
     create_bead,
     delete_bead,
@@ -22,6 +21,7 @@ from reportgen.town.ops import (
     require_agent,
     require_bead,
 )
+from reportgen.town.context import EngineError, TownCtx
 
 UNHOOKABLE_TYPES = ("escalation", "convoy", "agent", "message")
 POLECAT_NAMES = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportgen.errors import BadInputError
-from reportgen.sim.runner import SimResult, Simulation
+from reportgen.sim.event_loop import SimResult, Simulation
 from reportgen.sim.scenarios import get_scenario
 from reportgen.town.api import TickObserver
 from reportgen.town.containers import MODES
