@@ -1,9 +1,14 @@
 """``reportgen build``: the static report site (or a single-file incident bundle).
 
+Every town is judged as it is loaded (:class:`reportgen.diagnose.loader.DiagnosingLoader`):
+the site shows each town's verdict and findings, and ``--fail-on`` turns them
+into an exit code.
+
 Exit codes: 0 ok, 2 bad input (also an output that would overwrite a source or
-a directory reportgen did not write), 3 new violations under
-``--fail-on-violations``, 4 partial failure (some towns failed; the index says
-why), 5 nothing built (every town failed; the previous site is kept as it was).
+a directory reportgen did not write), 3 what ``--fail-on`` asks for (a stuck
+or degraded town, a new violation episode that is not expected), 4 partial
+failure (some towns failed; the index says why), 5 nothing built (every town
+failed; the previous site is kept as it was). 4 and 5 take precedence over 3.
 
 Towns are built in parallel (``--jobs``, or a Dask cluster with
 ``--executor dask --scheduler ADDRESS``) and, with ``--incremental`` (the
@@ -23,6 +28,8 @@ from reportgen.cli.common import auto_recover_option, echo_ignored_times, report
 from reportgen.errors import BadInputError, NothingBuiltError
 
 EXIT_NEW_VIOLATIONS = 3
+#: ``--fail-on`` values (see :func:`reportgen.report.verdicts.fails`).
+FAIL_ON = ("stuck", "degraded", "violations")
 EXIT_PARTIAL = 4
 EXIT_NOTHING_BUILT = 5
 
@@ -89,14 +96,30 @@ _PATH = click.Path(path_type=Path)
     help="Reuse the pages of towns whose inputs did not change since the last build.",
 )
 @click.option(
+    "--fail-on",
+    "fail_on",
+    type=click.Choice(FAIL_ON),
+    multiple=True,
+    help=f"Exit {EXIT_NEW_VIOLATIONS} when a town is stuck at the window's end ('stuck'), "
+    "degraded or stuck ('degraded'), or a new violation episode is found that the diagnosis "
+    "does not mark expected ('violations').",
+)
+@click.option(
     "--fail-on-violations",
     is_flag=True,
-    help=f"Exit {EXIT_NEW_VIOLATIONS} when any new violation episode is found.",
+    help="Same as --fail-on violations.",
+)
+@click.option(
+    "--diagnosis-config",
+    "diagnosis_config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML or JSON file of finding thresholds (see docs/diagnosis.md); part of the "
+    "incremental build's key.",
 )
 @click.option(
     "--base-url",
     help="Where the site is published (e.g. https://org.github.io/repo/runs/2026-03-16/): "
-    "Sentry alerts then carry each episode's permalink.",
+    "Sentry alerts then carry each episode's and finding's permalink.",
 )
 @click.option(
     "--ticks",
@@ -124,7 +147,9 @@ def build(
     executor: str,
     scheduler: str | None,
     incremental: bool,
+    fail_on: tuple[str, ...],
     fail_on_violations: bool,
+    diagnosis_config: Path | None,
     base_url: str | None,
     ticks: str,
     auto_recover: tuple[int, ...],
@@ -132,26 +157,36 @@ def build(
     """Build the report site from town databases, bundles or directories of them.
 
     With no SOURCE, builds the bundled demo fleet (simulated once, then cached).
+    Every town gets a verdict (stuck, degraded, healthy) and named findings.
 
     \b
     Example:
-        reportgen build towns/ --out site --history site --fail-on-violations
+        reportgen build towns/ --out site --history site --fail-on stuck --fail-on violations
         reportgen build towns/ --executor dask --scheduler tcp://scheduler:8786
         reportgen build town.sqlite --single-file incident.html --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
     """
-    from reportgen.observability.sentry import report_new_episodes, reporter_from_env
+    from reportgen.diagnose.loader import DiagnosingLoader
+    from reportgen.diagnose.registry import DEFAULT_CONFIG, load_config
+    from reportgen.observability.sentry import (
+        report_new_episodes,
+        report_new_findings,
+        reporter_from_env,
+    )
     from reportgen.replay.loader import ReplayLoader
     from reportgen.report.build import build_site, discover_sources
     from reportgen.report.bundle import build_single_file
     from reportgen.report.executors import make_executor
     from reportgen.report.model import violation_href
     from reportgen.report.site import cache_dir
+    from reportgen.report.verdicts import fails, finding_href
     from reportgen.sim.demo import demo_sources
     from reportgen.town.recovery import validate
 
-    loader = ReplayLoader(
+    replay = ReplayLoader(
         auto_recover=validate(auto_recover) if auto_recover else None, ticks=ticks
     )
+    config = load_config(diagnosis_config) if diagnosis_config is not None else DEFAULT_CONFIG
+    loader = DiagnosingLoader(replay, config)
     runner = make_executor(executor, jobs, scheduler)
     reporter = reporter_from_env() if single_file is None else None  # fail before the work
     paths = discover_sources(list(sources)) if sources else demo_sources(cache_dir())
@@ -190,11 +225,17 @@ def build(
         summary.new_episode_records,
         lambda eid: f"{base_url.rstrip('/')}/{violation_href(eid)}" if base_url else None,
     )
+    report_new_findings(
+        reporter,
+        summary.new_finding_records,
+        lambda fid: f"{base_url.rstrip('/')}/{finding_href(fid)}" if base_url else None,
+    )
     _step_summary(summary.markdown())
-    if fail_on_violations and summary.new:
-        sys.exit(EXIT_NEW_VIOLATIONS)
     if summary.towns_failed:
         sys.exit(EXIT_PARTIAL)
+    wanted = (*fail_on, *(("violations",) if fail_on_violations else ()))
+    if fails(wanted, summary.verdicts, summary.new_unexpected):
+        sys.exit(EXIT_NEW_VIOLATIONS)
 
 
 def check_single_file(target: Path, sources: list[Path]) -> None:

@@ -41,6 +41,19 @@ from reportgen.diagnose.episodes import find_episodes
 from reportgen.errors import BadInputError, NothingBuiltError
 from reportgen.report import charts, history
 from reportgen.report.executors import Executor, ProcessExecutor
+from reportgen.report.findings import (
+    TownFindings,
+    expected_episodes,
+    finding_pages,
+    finding_stubs,
+    mark_expected,
+    new_critical,
+    run_findings,
+    summarize,
+    summary_from,
+    town_findings,
+    with_findings,
+)
 from reportgen.report.fleet import (
     FILES,
     SUMMARY,
@@ -80,6 +93,13 @@ from reportgen.report.site import (
     write_marker,
 )
 from reportgen.report.text import clean, compact
+from reportgen.report.verdicts import (
+    VerdictLine,
+    ordered_lines,
+    verdict_counts,
+    verdict_line,
+    verdict_markdown,
+)
 from reportgen.runmodel import TownRun
 from reportgen.town.tick import wall_clock_kind
 
@@ -124,6 +144,12 @@ class BuildSummary:
     #: History records (:func:`history.episode_record`) of the new episodes, by id: what
     #: alerting needs (message, entities, extent) without the towns' Episode objects.
     new_episode_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: New episodes that the diagnosis does not mark expected (``--fail-on violations``).
+    new_unexpected: int = 0
+    #: Each built town's verdict and worst finding (``--fail-on stuck|degraded``).
+    verdicts: list[VerdictLine] = field(default_factory=list)
+    #: History records of the new critical findings that count, by id (Sentry alerts).
+    new_finding_records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _sources(self) -> str:
         """`` (4 towns from their record, 1 replayed)``: where the ticks came from."""
@@ -159,6 +185,12 @@ class BuildSummary:
         if len(self.new_episodes) > 10:
             lines.append(f"  … and {len(self.new_episodes) - 10} more")
         lines += [f"  failed: {src}: {why}" for src, why in self.failures]
+        lines.append(f"verdicts   {verdict_counts(self.verdicts)}")
+        lines += [
+            f"  {v.verdict}: {v.name} — {v.worst}"
+            for v in ordered_lines(self.verdicts)
+            if v.verdict in ("stuck", "degraded")
+        ]
         lines.append(
             f"site       {self.out / 'index.html'} ({self.files} files, {self.bytes / 1e6:.1f} MB)"
         )
@@ -186,6 +218,7 @@ class BuildSummary:
             f"| {self.towns} | {self.towns_failed} | {self.ticks} | {self.actions} | "
             f"{self.new} | {self.persisting} | {self.resolved} | {self.not_rebuilt} |",
             "",
+            *verdict_markdown(self.verdicts, _md),
         ]
         if self.new_episodes:
             out += ["### New violation episodes", ""]
@@ -235,27 +268,33 @@ def render_town(
     as it is rendered: a town never holds its whole site in memory.
     """
     episodes = find_episodes(run.town_id, run.ticks)
+    expected = expected_episodes(run, episodes)  # by the ids the diagnosis saw
     hist.adopt(episodes)
     statuses = {ep.id: hist.status(ep.id) for ep in episodes}
     data: TownData = compute_town(run, episodes, statuses)
+    mark_expected(data, expected)
+    found = town_findings(run, hist.finding_status)
     result = {
         "town_id": run.town_id,
-        "summary": asdict(town_summary(data)),
+        "summary": asdict(summarize(town_summary(data), run, found, data)),
         "rows": [asdict(r) for r in data.rows.values()],
         "episodes": {ep.id: history.episode_record(ep) for ep in episodes},
         "window_reason": run.window_reason,
         "ignored_times": run.ignored_times,
     }
-    return result, _town_pages(run, data, assets)
+    return result, _town_pages(run, data, found, assets)
 
 
-def _town_pages(run: TownRun, data: TownData, assets: AssetRefs) -> Iterator[tuple[str, str]]:
+def _town_pages(
+    run: TownRun, data: TownData, found: TownFindings, assets: AssetRefs
+) -> Iterator[tuple[str, str]]:
     ds = charts.datasets(run.ticks, run.window_from, run.window_to)
     page = town_page(
         data,
         charts.town_charts(int(ds["step"]), wall_clock_kind(run.ticks)),
         {"m": ds["m"], "a": ds["a"]},
     )
+    page = with_findings(page, data, found)
     href = data.pages[0].href if data.pages else f"towns/{run.town_id}/index.html"
     yield from _page_files(page, href, assets)
     for p in data.pages[1:]:
@@ -264,6 +303,8 @@ def _town_pages(run: TownRun, data: TownData, assets: AssetRefs) -> Iterator[tup
         yield from _page_files(entity, link.href, assets)
     for vpage in violation_pages(data):
         yield from _page_files(vpage, vpage.episode.href, assets)
+    for fpage in finding_pages(data, found):
+        yield from _page_files(fpage, fpage.finding.href, assets)
 
 
 def write_town(
@@ -312,6 +353,8 @@ def _failed_summary(source: Path, error: str) -> TownSummary:
         last_tick_label="—",
         divergence=False,
         error=clean(error),
+        name=clean(source.stem),
+        source=clean(source.name),
     )
 
 
@@ -454,6 +497,7 @@ def _finish(
     summary.new_episode_records = {
         r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
     }
+    summary.new_finding_records = new_critical(run_findings(summaries, {}))
     summary.resolved, summary.not_rebuilt = _write_run_level(
         writer, hist, summaries, rows, episodes, set(fleet.owner), refs, limit
     )
@@ -540,7 +584,7 @@ def _collect(
         summary.skipped += outcome.skipped
         result = outcome.result
         _collect_times(summary, outcome.source, result)
-        summaries.append(TownSummary(**result["summary"]))
+        summaries.append(summary_from(result["summary"]))
         town_rows = [_episode_row(r) for r in result["rows"]]
         rows += town_rows
         episodes.update(result["episodes"])
@@ -585,6 +629,8 @@ def _write_run_level(
         {r.id: r.status for r in rows},
         not_rebuilt,
     )
+    carried_findings = hist.carried_findings(towns, limit)
+    current.findings = run_findings(summaries, carried_findings)
     resolved = _history_rows(hist.resolved(towns))
     runs = history.next_runs(hist.runs, current, limit)
     index = _index(summaries, rows, resolved, _history_rows(sorted(carried.items())), runs)
@@ -598,6 +644,10 @@ def _write_run_level(
     for eid, e, last_run, state in sorted(stubs, key=lambda stub: stub[0]):
         page = _stub_page(eid, e, last_run, state)
         for path, text in _page_files(page, violation_href(eid), refs):
+            writer.write(path, text)
+    gone = history.gone(runs, current, findings=True)
+    for fstub in finding_stubs(gone, carried_findings, not_rebuilt, RESOLVED, history.NOT_REBUILT):
+        for path, text in _page_files(fstub, fstub.href, refs):
             writer.write(path, text)
     writer.write(history.FILE_NAME, history.dump(runs))
     return len(resolved), len(carried)
@@ -680,6 +730,8 @@ def _fill_summary(
     summary.actions = sum(s.actions for s in ok)
     summary.episodes = len(rows)
     summary.new = sum(1 for r in rows if r.status == "new")
+    summary.new_unexpected = sum(1 for r in rows if r.status == "new" and not r.expected)
+    summary.verdicts = [verdict_line(s.town_id, s.name, s.verdict, s.findings) for s in ok]
     summary.persisting = sum(1 for r in rows if r.status == "persisting")
     froms = sorted(s.window_from for s in ok)
     tos = sorted(s.window_to for s in ok)

@@ -18,6 +18,7 @@ from typing import Any
 from reportgen.errors import BadInputError
 from reportgen.report import charts
 from reportgen.report.build import LoadRun
+from reportgen.report.findings import expected_episodes, mark_expected, town_findings, with_findings
 from reportgen.report.model_detail import EntityPage, ViolationPage, entity_pages, violation_pages
 from reportgen.report.model_town import TownPage, compute_town, town_page
 from reportgen.report.render import Url, render
@@ -72,12 +73,14 @@ def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
 def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
     """The bundle view-model and the entity-page → anchor map for its links."""
     data = compute_town(run, per_page=ALL_ROWS)
+    mark_expected(data, expected_episodes(run, data.episodes))
     ds = charts.datasets(run.ticks, run.window_from, run.window_to)
     town = town_page(
         data,
         charts.town_charts(int(ds["step"]), wall_clock_kind(run.ticks)),
         {"m": ds["m"], "a": ds["a"]},
     )
+    town = with_findings(town, data, town_findings(run, lambda _id: "new"))
     involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
     entities = [
         (link, page) for link, page in entity_pages(data) if (link.kind, link.id) in involved

@@ -15,6 +15,7 @@ from typing import Any
 
 from reportgen.diagnose.episodes import Episode, to_ms
 from reportgen.report.text import clean, ellipsis, fmt_duration, fmt_time, short_id, slug
+from reportgen.report.verdicts import UNKNOWN, FindingRow, town_order
 from reportgen.runmodel import EntityInfo, TownRun
 from reportgen.town.invariants import INVARIANTS
 
@@ -103,6 +104,9 @@ class EpisodeRow:
     entities: list[EntityLink]
     summary: str
     replay_command: str
+    #: The diagnosis marks the episode expected (shown muted, never a red banner), and why.
+    expected: bool = False
+    expected_why: str = ""
 
 
 class Entities:
@@ -173,6 +177,14 @@ class TownSummary:
     last_tick_label: str
     divergence: bool
     error: str | None = None
+    #: The town's name (its file's name without the suffix) and its source file.
+    name: str = ""
+    source: str = ""
+    #: The diagnosis: the verdict (``unknown`` when the town failed or was not judged),
+    #: its findings worst first (the JSON contract), and the worst one in a sentence.
+    verdict: str = UNKNOWN
+    findings: list[FindingRow] = field(default_factory=list)
+    headline: str = ""
 
 
 @dataclass
@@ -250,8 +262,9 @@ def build_index(
     trends: Sequence[TrendRow],
     not_rebuilt: Sequence[ResolvedRow] = (),
 ) -> IndexPage:
-    """The index view-model; towns sorted by id, episodes by first tick then town."""
-    towns = sorted(summaries, key=lambda s: s.town_id)
+    """The index view-model; towns stuck → degraded → healthy → unknown (then by worst
+    severity and name), episodes by first tick then town."""
+    towns = sorted(summaries, key=lambda s: town_order(s.verdict, s.findings, s.name, s.town_id))
     froms = [s.window_from for s in towns if s.window_from]
     tos = [s.window_to for s in towns if s.window_to]
     w_from = min(froms, key=to_ms) if froms else ""
@@ -266,6 +279,7 @@ def build_index(
         "events": sum(s.events for s in towns),
         "episodes": len(rows),
         "new": counts[NEW],
+        "new_unexpected": sum(1 for r in rows if r.status == NEW and not r.expected),
         "persisting": counts[PERSISTING],
         "resolved": len(resolved),
         "not_rebuilt": len(not_rebuilt),

@@ -32,6 +32,7 @@ from reportgen.report.model import (
 )
 from reportgen.report.text import clean, compact, fmt_clock, fmt_duration, fmt_time
 from reportgen.report.touch import ids_in, kind_of_field, tick_ids
+from reportgen.report.verdicts import UNKNOWN, FindingRow, TownDiagnosis
 from reportgen.runmodel import TownRun
 from reportgen.town.tick import wall_clock_kind
 
@@ -405,6 +406,11 @@ class TownPage:
     datasets: dict[str, Any]
     ticks: TicksPage
     quarantined: list[QuarantineRow]
+    #: The town's diagnosis (:mod:`reportgen.report.findings`): its verdict, findings
+    #: worst first (the JSON contract, as on the index) and how the page shows them.
+    verdict: str = UNKNOWN
+    findings: list[FindingRow] = field(default_factory=list)
+    diagnosis: TownDiagnosis | None = None
 
 
 #: A tick page lists every page when there are at most this many, else only its neighbours.
