@@ -21,11 +21,17 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reportgen.cli.common import auto_recover_option, echo_ignored_times, reports_errors
 from reportgen.errors import BadInputError, NothingBuiltError
+
+if TYPE_CHECKING:
+    from reportgen.diagnose.loader import DiagnosingLoader
+    from reportgen.observability.sentry import SentryReporter
+    from reportgen.report.build import BuildSummary
 
 EXIT_NEW_VIOLATIONS = 3
 #: ``--fail-on`` values (see :func:`reportgen.report.verdicts.fails`).
@@ -165,28 +171,15 @@ def build(
         reportgen build towns/ --executor dask --scheduler tcp://scheduler:8786
         reportgen build town.sqlite --single-file incident.html --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
     """
-    from reportgen.diagnose.loader import DiagnosingLoader
-    from reportgen.diagnose.registry import DEFAULT_CONFIG, load_config
-    from reportgen.observability.sentry import (
-        report_new_episodes,
-        report_new_findings,
-        reporter_from_env,
-    )
-    from reportgen.replay.loader import ReplayLoader
+    from reportgen.observability.sentry import reporter_from_env
     from reportgen.report.build import build_site, discover_sources
     from reportgen.report.bundle import build_single_file
     from reportgen.report.executors import make_executor
-    from reportgen.report.model import violation_href
     from reportgen.report.site import cache_dir
-    from reportgen.report.verdicts import fails, finding_href
+    from reportgen.report.verdicts import fails
     from reportgen.sim.demo import demo_sources
-    from reportgen.town.recovery import validate
 
-    replay = ReplayLoader(
-        auto_recover=validate(auto_recover) if auto_recover else None, ticks=ticks
-    )
-    config = load_config(diagnosis_config) if diagnosis_config is not None else DEFAULT_CONFIG
-    loader = DiagnosingLoader(replay, config)
+    loader = _loader(ticks, auto_recover, diagnosis_config)
     runner = make_executor(executor, jobs, scheduler)
     reporter = reporter_from_env() if single_file is None else None  # fail before the work
     paths = discover_sources(list(sources)) if sources else demo_sources(cache_dir())
@@ -220,22 +213,42 @@ def build(
     for source in dict.fromkeys(t["source"] for t in summary.ignored_times):
         echo_ignored_times([t for t in summary.ignored_times if t["source"] == source], source)
     click.echo(summary.window_line(), err=True)
-    report_new_episodes(
-        reporter,
-        summary.new_episode_records,
-        lambda eid: f"{base_url.rstrip('/')}/{violation_href(eid)}" if base_url else None,
-    )
-    report_new_findings(
-        reporter,
-        summary.new_finding_records,
-        lambda fid: f"{base_url.rstrip('/')}/{finding_href(fid)}" if base_url else None,
-    )
+    _alert(reporter, summary, base_url)
     _step_summary(summary.markdown())
     if summary.towns_failed:
         sys.exit(EXIT_PARTIAL)
     wanted = (*fail_on, *(("violations",) if fail_on_violations else ()))
     if fails(wanted, summary.verdicts, summary.new_unexpected):
         sys.exit(EXIT_NEW_VIOLATIONS)
+
+
+def _loader(
+    ticks: str, auto_recover: tuple[int, ...], config_path: Path | None
+) -> DiagnosingLoader:
+    """The build's town loader: the window as ``--ticks`` says, judged with the thresholds of
+    ``--diagnosis-config`` (so every town gets a verdict and findings)."""
+    from reportgen.diagnose.loader import DiagnosingLoader
+    from reportgen.diagnose.registry import DEFAULT_CONFIG, load_config
+    from reportgen.replay.loader import ReplayLoader
+    from reportgen.town.recovery import validate
+
+    recover = validate(auto_recover) if auto_recover else None
+    config = load_config(config_path) if config_path is not None else DEFAULT_CONFIG
+    return DiagnosingLoader(ReplayLoader(auto_recover=recover, ticks=ticks), config)
+
+
+def _alert(reporter: SentryReporter | None, summary: BuildSummary, base_url: str | None) -> None:
+    """One Sentry event per new episode and per new critical finding, with permalinks
+    under ``--base-url`` when it is given."""
+    from reportgen.observability.sentry import report_new_episodes, report_new_findings
+    from reportgen.report.model import violation_href
+    from reportgen.report.verdicts import finding_href
+
+    def link(href: str) -> str | None:
+        return f"{base_url.rstrip('/')}/{href}" if base_url else None
+
+    report_new_episodes(reporter, summary.new_episode_records, lambda i: link(violation_href(i)))
+    report_new_findings(reporter, summary.new_finding_records, lambda i: link(finding_href(i)))
 
 
 def check_single_file(target: Path, sources: list[Path]) -> None:

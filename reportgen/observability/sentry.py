@@ -245,9 +245,11 @@ class FindingAlert:
     permalink: str | None = None
 
     def message(self) -> str:
+        """``Reconciler finding dispatch-loop: <subject>: <because>``."""
         return f"Reconciler finding {self.kind}: {self.subject_name}: {self.because}"
 
     def context(self) -> dict[str, Any]:
+        """The event's ``finding`` context: the finding's contract fields and its permalink."""
         return {
             "finding_id": self.finding_id,
             "town_id": self.town_id,

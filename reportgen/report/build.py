@@ -454,8 +454,9 @@ def build_site(
     key = options_key(load, window_from, window_to, refs)
     root = (cache or default_cache(out)) if key else _staging_root(out)
     ctx = FleetContext(
-        load, window_from, window_to, refs, previous_by_town(hist), root, key, incremental
-    )
+        load, window_from, window_to, refs, previous_by_town(hist), root, key, incremental,
+        previous_findings=previous_by_town(hist, findings=True),
+    )  # fmt: skip
     towns, repeated = _tasks(sources)
     summary = BuildSummary(out=out)
     try:

@@ -154,6 +154,8 @@ def _subject_words(row: FindingRow) -> str:
 
 
 def _view(data: TownData, tf: TownFindings, row: FindingRow) -> FindingView:
+    """A finding on the town page: the link goes to its first witness tick, where the loop
+    shows (a finding of the state alone: the first tick at or after it began)."""
     first = (tf.witness.get(row.id) or (row.first_at,))[0]
     return FindingView(
         id=row.id,
@@ -189,6 +191,7 @@ def headline(tf: TownFindings) -> str:
 
 
 def town_diagnosis(data: TownData, tf: TownFindings) -> TownDiagnosis:
+    """What the top of the town page shows: the verdict banner and one view per finding."""
     return TownDiagnosis(
         verdict=tf.verdict,
         headline=headline(tf),
@@ -265,6 +268,7 @@ class FindingPage:
     summary: str
     sentence: str
     since: str
+    until: str
     subject_href: str
     meanwhile: str
     witness: tuple[WitnessTick, ...]
@@ -314,6 +318,7 @@ def finding_pages(data: TownData, tf: TownFindings) -> Iterator[FindingPage]:
             summary=kind(row.kind).summary if known else "",
             sentence=sentence(row, tf.as_of),
             since=_time(row.first_at),
+            until=_time(row.last_at),
             subject_href=subject_href(data, row),
             meanwhile=tf.meanwhile.get(row.id, ""),
             witness=witness_ticks(data, tf, row),
@@ -348,6 +353,7 @@ class FindingStubPage:
 
 
 def finding_stub(fid: str, record: Mapping[str, Any], last_run: str, state: str) -> FindingStubPage:
+    """The stub at a finding's permalink, from its history record, so ticket links keep working."""
     row = finding_row({**record, "id": fid})
     return FindingStubPage(
         kind="finding-stub",
