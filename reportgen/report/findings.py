@@ -160,11 +160,17 @@ def _view(data: TownData, tf: TownFindings, row: FindingRow) -> FindingView:
     return FindingView(
         id=row.id,
         sentence=sentence(row, tf.as_of),
-        tick_href=data.tick_href(first) if data.run.ticks else "",
+        tick_href=_tick_href(data, first),
         tick_label=_time(first),
         subject_href=subject_href(data, row),
         meanwhile=tf.meanwhile.get(row.id, ""),
     )
+
+
+def _tick_href(data: TownData, at: str) -> str:
+    """The permalink of the tick at (or next after) ``at``; "" without ticks or a time."""
+    ms = clock.try_ms(at)
+    return data.tick_href(at) if data.run.ticks and ms == ms else ""
 
 
 def subject_href(data: TownData, row: FindingRow) -> str:
@@ -295,9 +301,8 @@ def witness_ticks(data: TownData, tf: TownFindings, row: FindingRow) -> tuple[Wi
     for at in tf.witness.get(row.id, ()):
         i = data.tick_index.get(at)
         tick = data.run.ticks[i] if i is not None else {}
-        out.append(
-            WitnessTick(at, _time(at), data.tick_href(at), _actions_about(tick, row.subject.id))
-        )
+        actions = _actions_about(tick, row.subject.id)
+        out.append(WitnessTick(at, _time(at), _tick_href(data, at), actions))
     return tuple(out)
 
 
