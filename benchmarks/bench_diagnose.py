@@ -54,14 +54,14 @@ def _judge(path: Path) -> float:
     """Load the window as ``diagnose`` does, untimed; the seconds the detectors take."""
     from contextlib import closing
 
-    from reportgen.diagnose.diagnose import _ticks_and_state, default_window, judge
+    from reportgen.diagnose.diagnose import _ticks_and_state, judge, window_of
     from reportgen.diagnose.inputs import DiagnosisInput
     from reportgen.replay import open_source
     from reportgen.town import clock
 
     source = open_source(path, copy=False)
     with closing(source.conn):
-        window = default_window(source, None, None)
+        window = window_of(source, None, None)
         ticks, conn, fidelity = _ticks_and_state(source, window)
         inp = DiagnosisInput(source.town_id, str(path), window.start, window.end, window.end,
                              fidelity, conn, ticks)  # fmt: skip

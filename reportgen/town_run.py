@@ -2,7 +2,7 @@
 
 Replay (``reportgen.replay.replay_window``) produces a :class:`TownRun`; the
 report (``reportgen.report``) turns it into pages; Sentry and history read its
-episodes. It is plain data (JSON-able through :meth:`TownRun.to_json`), so a
+episodes and the findings of its diagnosis. It is plain data (JSON-able through :meth:`TownRun.to_json`), so a
 fleet build can stream it to disk between the two steps.
 """
 
@@ -64,6 +64,12 @@ class TownRun:
     #: Stored timestamps set aside as implausible to choose the window
     #: (``table``, ``key``, ``column``, ``value``); empty when the window was given.
     ignored_times: list[dict[str, str]] = field(default_factory=list)
+    #: The town's diagnosis over the window (``None``: not judged), plain JSON:
+    #: ``verdict``, ``findings`` in their JSON contract (each with its ``witness``
+    #: tick times and ``meanwhile`` loop), ``judged``/``not_judged`` kinds, and
+    #: ``expected_episodes`` (ids of the violation episodes that are expected).
+    #: Filled by :class:`reportgen.diagnose.loader.DiagnosingLoader`.
+    diagnosis: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

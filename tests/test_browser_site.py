@@ -2,7 +2,10 @@
 
 Checks what only a browser can: no console errors, no network request of any
 kind, charts drawn (an SVG with marks), tick and violation permalinks landing
-on their element, keyboard navigation, and the single-file bundle offline.
+on their element, keyboard navigation, the single-file bundle offline, and
+verdicts as people see them: stuck towns first in red, a finding's link
+landing on the tick that shows the loop, healthy towns green, expected
+episodes muted.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 import support.report_fixtures as rf
 
+from reportgen.diagnose.loader import DiagnosingLoader
 from reportgen.replay.loader import ReplayLoader
 from reportgen.report.build import build_site
 from reportgen.report.single_file import build_single_file
@@ -56,7 +60,7 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("browser") / "site"
-    build_site(demo_sources(cache_dir()), out, jobs=2, load_run=ReplayLoader())
+    build_site(demo_sources(cache_dir()), out, jobs=2, load_run=DiagnosingLoader(ReplayLoader()))
     return out
 
 
@@ -180,3 +184,86 @@ def test_single_file_bundle_works_offline(browser: Any, tmp_path: Path) -> None:
     assert v.page.locator(href).is_visible()
     assert v.errors == [] and v.requests == []
     v.close()
+
+
+#: The site's light-scheme colours (templates/assets/site.css): --bad, --good, --muted.
+RED, GREEN, MUTED = "rgb(179, 38, 30)", "rgb(30, 123, 60)", "rgb(93, 100, 112)"
+
+
+def _color(locator: Any, prop: str = "color") -> str:
+    return str(locator.evaluate(f"e => getComputedStyle(e).{prop}"))
+
+
+def test_stuck_towns_come_first_in_red_and_healthy_ones_are_green(browser: Any, demo: Path) -> None:
+    towns = _index(demo)["towns"]
+    v = Visit(browser, (demo / "index.html").as_uri())
+    rows = v.page.locator("#town-table tbody tr")
+    shown = [rows.nth(i).get_attribute("data-verdict") for i in range(rows.count())]
+    stuck = shown.count("stuck")
+    assert (
+        stuck >= 2 and shown[:stuck] == ["stuck"] * stuck and shown == [t["verdict"] for t in towns]
+    )
+    for i, verdict in enumerate(shown):
+        badge = rows.nth(i).locator("td").first.locator(".badge")
+        assert badge.inner_text() == verdict
+        if verdict in ("stuck", "healthy"):
+            assert _color(badge) == {"stuck": RED, "healthy": GREEN}[verdict]
+    headline = rows.first.locator(".town-headline")
+    assert headline.is_visible() and headline.inner_text().startswith("Stuck: ")
+    assert _color(headline) == RED and " since " in headline.inner_text()
+    assert v.errors == [] and v.requests == []
+    v.close()
+
+
+def test_a_findings_link_lands_on_the_tick_showing_the_looping_action(
+    browser: Any, demo: Path
+) -> None:
+    town = _index(demo)["towns"][0]
+    twin = json.loads((demo / town["href"]).with_suffix(".json").read_text(encoding="utf-8"))
+    v = Visit(browser, (demo / town["href"]).as_uri())
+    banner = v.page.locator("#verdict")
+    assert "v-stuck" in str(banner.get_attribute("class"))
+    assert _color(banner, "borderTopColor") == RED
+    first = v.page.locator(".finding").first
+    assert first.locator(".sentence").inner_text().startswith("Stuck: ")
+    link = first.locator("a.tick-link")
+    anchor = str(link.get_attribute("href")).split("#", 1)[1]
+    assert anchor.startswith("tick-")
+    link.click()  # one click from the finding to the looping actions
+    v.page.wait_for_function(
+        f"document.querySelector(':target') && document.querySelector(':target').id === '{anchor}'",
+        timeout=10_000,
+    )
+    row = v.page.locator(f"#{anchor}")
+    assert row.is_visible()
+    actions = row.locator(".item.act .t").all_inner_texts()
+    meanwhile = twin["diagnosis"]["views"][0]["meanwhile"]
+    assert actions and any(a in meanwhile for a in actions), (actions, meanwhile)
+    assert v.errors == [] and v.requests == []
+    v.close()
+
+
+def test_expected_invariant_3_of_the_multi_pr_rig_is_muted(browser: Any, demo: Path) -> None:
+    index = _index(demo)
+    town = next(t for t in index["towns"] if t["name"] == "multi-pr-rig")
+    assert town["verdict"] == "healthy"
+    v = Visit(browser, (demo / "index.html").as_uri())
+    rows = v.page.locator(f"#episode-table tr.episode-row:has(a[href$='{town['href']}'])")
+    assert rows.count() > 0
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        assert "expected" in str(row.get_attribute("class"))
+        assert "expected: PR-strategy MRs" in row.inner_text()
+        assert _color(row) == MUTED
+    v.close()
+    page = Visit(browser, (demo / town["href"]).as_uri())
+    banner = page.page.locator("#verdict")
+    assert (
+        "v-healthy" in str(banner.get_attribute("class"))
+        and _color(banner, "borderTopColor") == GREEN
+    )
+    assert "expected: PR-strategy MRs" in banner.inner_text()
+    assert page.page.locator(".verdict.v-stuck, .verdict.bad").count() == 0
+    assert _color(page.page.locator("#inv-3")) == MUTED
+    assert page.errors == [] and page.requests == []
+    page.close()

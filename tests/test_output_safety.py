@@ -308,7 +308,7 @@ def test_cli_no_exit_3_after_a_failed_run(
 ) -> None:
     """The nightly sequence under ``--fail-on-violations``: 3, then 4, then 0 (not 3 again)."""
     monkeypatch.setattr(
-        "reportgen.replay.loader.ReplayLoader.__call__",
+        "reportgen.diagnose.loader.DiagnosingLoader.__call__",
         lambda self, s, f, t: rf.loader(runs)(s, f, t),
     )
     nights = [["a.sqlite", "b.sqlite"], ["zz.sqlite", "b2.sqlite"], ["a3.sqlite", "b3.sqlite"]]

@@ -232,3 +232,45 @@ def test_open_episodes_kept_in_a_file_survive_a_restart(tmp_path: Any) -> None:
         assert again.observe("town", _at(1), [violation]) == []
     memory = LiveEpisodes(sqlite3.connect(":memory:"), None)  # what simulate uses: no memory
     assert len(memory.observe("town", _at(1), [violation])) == 1
+
+
+def test_build_alerts_each_new_critical_finding_once_grouped_by_its_id(
+    receiver: Any, tmp_path: Any
+) -> None:
+    """A stuck town: one event per new critical finding (not per warning, not per night)."""
+    from click.testing import CliRunner
+
+    from reportgen.cli import main
+    from reportgen.sim.scenario_files import simulate_town
+
+    dsn, events = receiver
+    towns = tmp_path / "towns"
+    towns.mkdir()
+    result = simulate_town("container-crash-loop", seed=7, hours=1.0, out_dir=towns)
+    assert result.path is not None
+    base = "https://reports.example/runs/2026-03-16/"
+    args = ["build", str(towns), "--jobs", "1", "--base-url", base]
+    first = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "one")],
+                               env={"SENTRY_DSN": dsn})  # fmt: skip
+    assert first.exit_code == 0, first.output
+    index = json.loads((tmp_path / "one" / "index.json").read_text(encoding="utf-8"))
+    findings = [f for t in index["towns"] for f in t["findings"]]
+    critical = sorted(
+        f["id"] for f in findings if f["severity"] == "critical" and not f["expected"]
+    )
+    assert critical and len(critical) < len(findings)  # the warnings are not alerted
+    alerts = [e for e in events if "finding" in e.get("contexts", {})]
+    assert sorted(e["contexts"]["finding"]["finding_id"] for e in alerts) == critical
+    for event in alerts:
+        ctx = event["contexts"]["finding"]
+        assert event["fingerprint"] == ["reconciler-finding", ctx["finding_id"]]
+        assert ctx["permalink"] == f"{base}findings/{ctx['finding_id']}.html"
+        assert event["tags"]["town_id"] == result.town_id and event["level"] == "error"
+        assert event["message"].startswith(f"Reconciler finding {ctx['kind']}: ")
+    count = len(events)
+    again = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "two"), "--history", str(tmp_path / "one")],
+        env={"SENTRY_DSN": dsn},
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert len(events) == count  # persisting findings: no second alert

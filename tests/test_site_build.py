@@ -199,7 +199,7 @@ def test_cli_exit_codes_and_step_summary(
     runs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        "reportgen.replay.loader.ReplayLoader.__call__",
+        "reportgen.diagnose.loader.DiagnosingLoader.__call__",
         lambda self, s, f, t: rf.loader(runs)(s, f, t),
     )
     for name in ("a.sqlite", "b.sqlite"):

@@ -1,9 +1,14 @@
 """``reportgen build``: the static report site (or a single-file incident bundle).
 
+Every town is judged as it is loaded (:class:`reportgen.diagnose.loader.DiagnosingLoader`):
+the site shows each town's verdict and findings, and ``--fail-on`` turns them
+into an exit code.
+
 Exit codes: 0 ok, 2 bad input (also an output that would overwrite a source or
-a directory reportgen did not write), 3 new violations under
-``--fail-on-violations``, 4 partial failure (some towns failed; the index says
-why), 5 nothing built (every town failed; the previous site is kept as it was).
+a directory reportgen did not write), 3 what ``--fail-on`` asks for (a stuck
+or degraded town, a new violation episode that is not expected), 4 partial
+failure (some towns failed; the index says why), 5 nothing built (every town
+failed; the previous site is kept as it was). 4 and 5 take precedence over 3.
 
 Towns are built in parallel (``--jobs``, or a Dask cluster with
 ``--executor dask --scheduler ADDRESS``) and, with ``--incremental`` (the
@@ -30,10 +35,12 @@ from reportgen.cli.common import (
 from reportgen.errors import BadInputError, NothingBuiltError
 
 if TYPE_CHECKING:
+    from reportgen.diagnose.loader import DiagnosingLoader
     from reportgen.observability.sentry import SentryReporter
-    from reportgen.replay.loader import ReplayLoader
     from reportgen.report.build import BuildSummary
 
+#: ``--fail-on`` values (see :func:`reportgen.report.verdicts.fails`).
+FAIL_ON = ("stuck", "degraded", "violations")
 
 _PATH = click.Path(path_type=Path)
 
@@ -107,14 +114,30 @@ _PATH = click.Path(path_type=Path)
     help="Reuse the pages of towns whose inputs did not change since the last build.",
 )
 @click.option(
+    "--fail-on",
+    "fail_on",
+    type=click.Choice(FAIL_ON),
+    multiple=True,
+    help=f"Exit {EXIT_FAIL_ON} when a town is stuck at the window's end ('stuck'), "
+    "degraded or stuck ('degraded'), or a new violation episode is found that the diagnosis "
+    "does not mark expected ('violations').",
+)
+@click.option(
     "--fail-on-violations",
     is_flag=True,
-    help=f"Exit {EXIT_FAIL_ON} when any new violation episode is found.",
+    help="Same as --fail-on violations.",
+)
+@click.option(
+    "--diagnosis-config",
+    "diagnosis_config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML or JSON file of finding thresholds (see docs/diagnosis.md); part of the "
+    "incremental build's key.",
 )
 @click.option(
     "--base-url",
     help="Where the site is published (e.g. https://org.github.io/repo/runs/2026-03-16/): "
-    "Sentry alerts then carry each episode's permalink.",
+    "Sentry alerts then carry each episode's and finding's permalink.",
 )
 @click.option(
     "--ticks",
@@ -142,17 +165,20 @@ def build(
     executor: str,
     scheduler: str | None,
     incremental: bool,
+    fail_on: tuple[str, ...],
     fail_on_violations: bool,
+    diagnosis_config: Path | None,
     base_url: str | None,
     ticks: str,
     auto_recover: tuple[int, ...],
 ) -> None:
     """Build the report site from town databases, bundles or directories of them
-    (with no SOURCE, the bundled demo fleet, simulated once, then cached).
+    (with no SOURCE, the bundled demo fleet, simulated once, then cached). Every town
+    gets a verdict (stuck, degraded, healthy) and named findings.
 
     \b
     Example:
-        reportgen build towns/ --out site --history site --fail-on-violations
+        reportgen build towns/ --out site --history site --fail-on stuck --fail-on violations
         reportgen build towns/ --executor dask --scheduler tcp://scheduler:8786
         reportgen build town.sqlite --single-file incident.html --from 2026-03-16T08:00:00Z --to 2026-03-16T09:00:00Z
     """
@@ -160,7 +186,7 @@ def build(
     from reportgen.report.build import build_site
     from reportgen.report.executors import make_executor
 
-    loader = _loader(ticks, auto_recover)
+    loader = _loader(ticks, auto_recover, diagnosis_config)
     runner = make_executor(executor, jobs, scheduler)
     reporter = reporter_from_env() if single_file is None else None  # fail before the work
     paths = _paths(sources)
@@ -185,10 +211,18 @@ def build(
         _report_nothing_built(exc)
         raise
     _report_built(summary, reporter, base_url)
-    if fail_on_violations and summary.new:
-        sys.exit(EXIT_FAIL_ON)
+    _exit(summary, (*fail_on, *(("violations",) if fail_on_violations else ())))
+
+
+def _exit(summary: BuildSummary, fail_on: tuple[str, ...]) -> None:
+    """Exit 4 when some towns failed (it takes precedence: their verdicts are unknown), else
+    3 when ``--fail-on`` asks for it; return (exit 0) otherwise."""
+    from reportgen.report.verdicts import fails
+
     if summary.towns_failed:
         sys.exit(EXIT_SOME_FAILED)
+    if fails(fail_on, summary.verdicts, summary.new_unexpected):
+        sys.exit(EXIT_FAIL_ON)
 
 
 def _paths(sources: tuple[Path, ...]) -> list[Path]:
@@ -200,12 +234,20 @@ def _paths(sources: tuple[Path, ...]) -> list[Path]:
     return discover_sources(list(sources)) if sources else demo_sources(cache_dir())
 
 
-def _loader(ticks: str, auto_recover: tuple[int, ...]) -> ReplayLoader:
-    """The town loader the build is handed: recorded or replayed ticks, with recovery or not."""
+def _loader(
+    ticks: str, auto_recover: tuple[int, ...], config_path: Path | None
+) -> DiagnosingLoader:
+    """The town loader the build is handed: recorded or replayed ticks as ``--ticks`` says,
+    with recovery or not, judged with the thresholds of ``--diagnosis-config`` (so every
+    town gets a verdict and findings)."""
+    from reportgen.diagnose.loader import DiagnosingLoader
+    from reportgen.diagnose.registry import DEFAULT_CONFIG, load_config
     from reportgen.replay.loader import ReplayLoader
     from reportgen.town.recovery import validate
 
-    return ReplayLoader(auto_recover=validate(auto_recover) if auto_recover else None, ticks=ticks)
+    recover = validate(auto_recover) if auto_recover else None
+    config = load_config(config_path) if config_path is not None else DEFAULT_CONFIG
+    return DiagnosingLoader(ReplayLoader(auto_recover=recover, ticks=ticks), config)
 
 
 def _single_file(
@@ -215,7 +257,7 @@ def _single_file(
     town: str | None,
     window_from: str | None,
     window_to: str | None,
-    loader: ReplayLoader,
+    loader: DiagnosingLoader,
 ) -> None:
     """``--single-file``: one town's window as one HTML file (never over a source)."""
     from reportgen.report.single_file import build_single_file
@@ -231,20 +273,27 @@ def _report_built(
     summary: BuildSummary, reporter: SentryReporter | None, base_url: str | None
 ) -> None:
     """The build summary on stdout, the window and set-aside times on stderr, the Sentry
-    alerts of new episodes and the step summary."""
-    from reportgen.observability.sentry import report_new_episodes
-    from reportgen.report.views_shared import violation_href
-
+    alerts of new episodes and findings, and the step summary."""
     click.echo(summary.text())
     for source in dict.fromkeys(t["source"] for t in summary.ignored_times):
         echo_ignored_times([t for t in summary.ignored_times if t["source"] == source], source)
     click.echo(summary.window_line(), err=True)
-    report_new_episodes(
-        reporter,
-        summary.new_episode_records,
-        lambda eid: f"{base_url.rstrip('/')}/{violation_href(eid)}" if base_url else None,
-    )
+    _alert(reporter, summary, base_url)
     _step_summary(summary.markdown())
+
+
+def _alert(reporter: SentryReporter | None, summary: BuildSummary, base_url: str | None) -> None:
+    """One Sentry event per new episode and per new critical finding, with permalinks
+    under ``--base-url`` when it is given."""
+    from reportgen.observability.sentry import report_new_episodes, report_new_findings
+    from reportgen.report.verdicts import finding_href
+    from reportgen.report.views_shared import violation_href
+
+    def link(href: str) -> str | None:
+        return f"{base_url.rstrip('/')}/{href}" if base_url else None
+
+    report_new_episodes(reporter, summary.new_episode_records, lambda i: link(violation_href(i)))
+    report_new_findings(reporter, summary.new_finding_records, lambda i: link(finding_href(i)))
 
 
 def check_single_file(target: Path, sources: list[Path]) -> None:

@@ -2,6 +2,8 @@
 
 One map of the package (imports point down the list):
 
+``loader``
+    ``DiagnosingLoader``: ``reportgen build`` judges every town on the window it loads.
 ``diagnose``
     open a source, choose its ticks and state, run the detectors, the verdict.
 ``detectors``

@@ -14,7 +14,8 @@ Which ticks and which state the detectors see:
 Ages are measured from ``--to`` when given, even past the file's newest
 time (a town that stopped writing is judged as of the time asked about),
 else from the newest time in the file. The default window is the last
-24 h of the source's data, as ``reportgen build`` uses.
+24 h of the source's data, chosen by the one rule every command uses
+(:func:`reportgen.replay.choose_window`).
 """
 
 from __future__ import annotations
@@ -46,18 +47,16 @@ from reportgen.replay import (
     Source,
     Window,
     check_window,
+    choose_window,
+    end_state_conn,
     open_source,
     parse_time,
     record_serves,
     state_at,
 )
-from reportgen.replay.window import _end_state_conn
-from reportgen.town import clock
 from reportgen.town.record import load_ticks
 
 RECORDED = "recorded"
-#: The default window: the last 24 h of the source's data (as ``reportgen build``).
-DEFAULT_WINDOW_MS = 24 * clock.HOUR_MS
 
 CAVEATS = {
     RECORDED: "judged on the ticks the town recorded and the state it holds for the window's end",
@@ -168,20 +167,11 @@ def judge(inp: DiagnosisInput, kinds: Sequence[str] | None = None) -> Diagnosis:
     )
 
 
-def default_window(source: Source, start: str | None, end: str | None) -> Window:
-    """``--from``/``--to`` parsed and checked; missing ends default to the last 24 h of data."""
-    data = source.data_range()
-    if data is None:
-        raise BadInputError(f"{source.name}: the database holds no timestamps")
-    hi = parse_time(end, "--to") if end is not None else (source.default_now() or data[1])
-    if start is None:
-        start = _day_before(data[0], hi)
-    return check_window(source, start, hi)
-
-
-def _day_before(first: str, end: str) -> str:
-    """The default window start: a day before ``end``, not before the data, not after ``end``."""
-    return min(end, clock.iso(max(clock.to_ms(first), clock.to_ms(end) - DEFAULT_WINDOW_MS)))
+def window_of(source: Source, start: str | None, end: str | None) -> Window:
+    """``--from``/``--to`` parsed and checked; missing ends chosen from the data as every
+    command chooses them (:func:`reportgen.replay.choose_window`: the last 24 h)."""
+    chosen = choose_window(source, start, end)
+    return check_window(source, chosen.start, chosen.end)
 
 
 def diagnose(
@@ -193,7 +183,7 @@ def diagnose(
     """Diagnose the town database or bundle at ``path`` over ``[start, end]`` (see the module)."""
     source = open_source(path, copy=False)
     with closing(source.conn):
-        window = default_window(source, start, end)
+        window = window_of(source, start, end)
         ticks, conn, fidelity = _ticks_and_state(source, window)
         inp = DiagnosisInput(
             town_id=source.town_id or Path(path).stem,
@@ -216,7 +206,7 @@ def _ticks_and_state(
     if not source.journaled:
         return None, source.conn, APPROXIMATE
     if record_serves(source, window):
-        conn = _end_state_conn(source, window)
+        conn = end_state_conn(source, window)
         if conn is not None:
             return load_ticks(source.conn, window.start, window.end), conn, RECORDED
     with gcpause.paused():
@@ -245,12 +235,11 @@ def diagnose_state(
             conn = source.conn
         else:
             conn = state_at(source, at if rewind else None).conn
-        data = source.data_range()
-        first = data[0] if data is not None else at
+        first = choose_window(source, None, at).start if source.data_range() else at
         inp = DiagnosisInput(
             town_id=source.town_id or Path(path).stem,
             source=str(path),
-            window_from=_day_before(first, at),
+            window_from=min(first, at),
             window_to=at,
             as_of=at,
             fidelity=source.fidelity,
@@ -263,9 +252,9 @@ def diagnose_state(
 __all__ = [
     "BEHAVIOUR",
     "Diagnosis",
-    "default_window",
     "diagnose",
     "diagnose_state",
     "findings_lines",
     "judge",
+    "window_of",
 ]

@@ -108,6 +108,11 @@ class Finding:
             "href": self.href,
         }
 
+    def to_record(self) -> dict[str, Any]:
+        """:meth:`to_json` plus what a finding's page shows: its witness tick times and
+        the folded loop of what the reconciler did meanwhile."""
+        return {**self.to_json(), "witness": list(self.witness), "meanwhile": self.meanwhile}
+
 
 def finding_id(town_id: str, kind: str, subject: Subject, first_at: str) -> str:
     """The stable id of a finding: a hash of (town, kind, subject, first time)."""

@@ -366,6 +366,8 @@ class ExpectedInvariant:
     number: int
     condition: str
     rule: ExpectedRule
+    #: A few words for where such an episode is listed (``expected: PR-strategy MRs``).
+    label: str = ""
 
 
 EXPECTED_INVARIANTS: dict[int, ExpectedInvariant] = {
@@ -374,6 +376,7 @@ EXPECTED_INVARIANTS: dict[int, ExpectedInvariant] = {
         "at most one of the rig's `in_progress` merge requests has `pr_url IS NULL` (the other "
         "MRs are pull requests waiting on GitHub, which the refinery does not serialise)",
         _several_prs,
+        "PR-strategy MRs",
     ),
 }
 
@@ -443,8 +446,9 @@ def _override_section() -> list[str]:
     return [
         "## Overriding thresholds",
         "",
-        "`reportgen diagnose --diagnosis-config FILE` reads a TOML file (`.toml`) or JSON",
-        "(anything else) of `{kind: {threshold: value}}` in the units above; an unknown",
+        "`reportgen diagnose --diagnosis-config FILE` (and `reportgen build`, which judges",
+        "every town it builds) reads a TOML file (`.toml`) or JSON (anything else) of",
+        "`{kind: {threshold: value}}` in the units above; an unknown",
         "kind or threshold, or a value that is not a positive number (a whole number for",
         "counts), is refused naming the file and the key.",
         "",

@@ -11,6 +11,10 @@ entities; :mod:`reportgen.diagnose.episodes`) is reported once:
 * batch (replay, build): :func:`report_episodes` reports each episode of a
   replayed window, with its first and last tick, tick count and permalink.
 
+A build also reports each *new critical* finding of the towns' diagnoses
+once (:func:`report_new_findings`), grouped in Sentry by the finding's id:
+the same stuck bead is one issue however many nights it stays stuck.
+
 Nothing is initialised unless ``SENTRY_DSN`` is set. The DSN is a secret: it
 is never printed, logged or written anywhere by reportgen.
 """
@@ -118,6 +122,18 @@ class SentryReporter:
             sentry_sdk.capture_message(message_for(alert.invariant, alert.message))
         self.sent += 1
 
+    def send_finding(self, alert: FindingAlert) -> None:
+        """One event for one finding, grouped by its id (:func:`finding_fingerprint`)."""
+        with sentry_sdk.new_scope() as scope:
+            scope.set_level("error")
+            scope.set_tag("finding_kind", alert.kind)
+            scope.set_tag("severity", alert.severity)
+            scope.set_tag("town_id", alert.town_id)
+            scope.set_context("finding", alert.context())
+            scope.fingerprint = finding_fingerprint(alert.finding_id)
+            sentry_sdk.capture_message(alert.message())
+        self.sent += 1
+
     def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> None:
         """Deliver what is queued; a batch command calls this before it exits."""
         sentry_sdk.flush(timeout=timeout)
@@ -203,6 +219,86 @@ def report_new_episodes(
         return 0
     for eid in sorted(records):
         reporter.send(alert_from_record(eid, records[eid], permalink(eid)))
+    reporter.flush()
+    return len(records)
+
+
+def finding_fingerprint(finding_id: str) -> list[str]:
+    """Group by the finding's id (a hash of town, kind, subject and first time)."""
+    return ["reconciler-finding", finding_id]
+
+
+@dataclass(frozen=True)
+class FindingAlert:
+    """What one Sentry event says about one finding of a town's diagnosis."""
+
+    finding_id: str
+    town_id: str
+    kind: str
+    severity: str
+    subject: Mapping[str, str]
+    subject_name: str
+    first_at: str
+    last_at: str
+    because: str
+    replay_command: str
+    permalink: str | None = None
+
+    def message(self) -> str:
+        """``Reconciler finding dispatch-loop: <subject>: <because>``."""
+        return f"Reconciler finding {self.kind}: {self.subject_name}: {self.because}"
+
+    def context(self) -> dict[str, Any]:
+        """The event's ``finding`` context: the finding's contract fields and its permalink."""
+        return {
+            "finding_id": self.finding_id,
+            "town_id": self.town_id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "subject": dict(self.subject),
+            "subject_name": self.subject_name,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+            "because": self.because,
+            "replay_command": self.replay_command,
+            "permalink": self.permalink,
+        }
+
+
+def finding_alert(
+    finding_id: str, record: Mapping[str, Any], permalink: str | None = None
+) -> FindingAlert:
+    """An alert from a finding's history record (its JSON contract and ``town_id``)."""
+    subject = record.get("subject") or {}
+    return FindingAlert(
+        finding_id=finding_id,
+        town_id=str(record.get("town_id", "")),
+        kind=str(record["kind"]),
+        severity=str(record["severity"]),
+        subject={"kind": str(subject.get("kind", "")), "id": str(subject.get("id", ""))},
+        subject_name=str(record.get("subject_name", "")),
+        first_at=str(record["first_at"]),
+        last_at=str(record["last_at"]),
+        because=str(record.get("because", "")),
+        replay_command=str(record.get("replay_command", "")),
+        permalink=permalink,
+    )
+
+
+def report_new_findings(
+    reporter: SentryReporter | None,
+    records: Mapping[str, Mapping[str, Any]],
+    permalink: Callable[[str], str | None] = lambda fid: None,
+) -> int:
+    """Batch (``build``): one event per new critical finding of a run; flushes; returns the count.
+
+    ``records`` are already the new critical ones; persisting findings were
+    reported by the run that first saw them.
+    """
+    if reporter is None:
+        return 0
+    for fid in sorted(records):
+        reporter.send_finding(finding_alert(fid, records[fid], permalink(fid)))
     reporter.flush()
     return len(records)
 

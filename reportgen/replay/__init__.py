@@ -46,7 +46,15 @@ from reportgen.replay.source import (
     read_manifest,
 )
 from reportgen.replay.state import ReplayedTick, TownState, state_after, state_at, state_snapshot
-from reportgen.replay.window import record_serves, recorded_ticks, recorded_window, replay_window
+from reportgen.replay.window import (
+    end_state_conn,
+    record_serves,
+    recorded_ticks,
+    recorded_window,
+    recorded_window_state,
+    replay_window,
+    replay_window_state,
+)
 
 __all__ = [
     "APPROXIMATE",
@@ -70,6 +78,7 @@ __all__ = [
     "compare_ticks",
     "dry_run",
     "dry_run_report",
+    "end_state_conn",
     "first_difference",
     "given_window",
     "is_modelled",
@@ -83,8 +92,10 @@ __all__ = [
     "record_serves",
     "recorded_ticks",
     "recorded_window",
+    "recorded_window_state",
     "replay_events",
     "replay_window",
+    "replay_window_state",
     "state_after",
     "state_at",
     "state_snapshot",

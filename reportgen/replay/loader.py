@@ -7,17 +7,33 @@ the town's own tick record and a replay, and the window when none is given.
 
 from __future__ import annotations
 
+import sqlite3
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from reportgen.errors import BadInputError
 from reportgen.replay.source import check_window, choose_window, open_source
-from reportgen.replay.window import record_serves, recorded_window, replay_window
+from reportgen.replay.window import record_serves, recorded_window_state, replay_window_state
 from reportgen.town_run import TownRun
 
 #: Where a town's ticks come from (``reportgen build --ticks``).
 TICK_SOURCES = ("auto", "recorded", "replay")
+
+
+@dataclass(frozen=True)
+class LoadedWindow:
+    """A loaded window and the state at its end it was read against.
+
+    ``state`` is the replayed state (fidelity ``exact``), the state the file
+    holds for the window's end (``recorded``; ``None`` when it holds none,
+    e.g. ``--ticks recorded`` over an earlier window), or the file's tables
+    as stored (``approximate``: an approximate replay's end state is not the
+    town's).
+    """
+
+    run: TownRun
+    state: sqlite3.Connection | None
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,10 @@ class ReplayLoader:
         return f"ticks={self.ticks}:auto_recover={recover}"
 
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
+        return self.load(source, window_from, window_to).run
+
+    def load(self, source: Path, window_from: str | None, window_to: str | None) -> LoadedWindow:
+        """The window as :meth:`__call__` loads it, with the state at its end."""
         opened = open_source(source, copy=False)
         with closing(opened.conn):
             chosen = choose_window(opened, window_from, window_to)
@@ -61,10 +81,13 @@ class ReplayLoader:
                 and self.auto_recover is None
                 and record_serves(opened, check_window(opened, chosen.start, chosen.end))
             )
+        state: sqlite3.Connection | None
         if use_record:
-            run = recorded_window(source, chosen.start, chosen.end)
+            run, state = recorded_window_state(source, chosen.start, chosen.end)
         else:
-            run = replay_window(source, chosen.start, chosen.end, auto_recover=self.auto_recover)
+            run, state = replay_window_state(
+                source, chosen.start, chosen.end, auto_recover=self.auto_recover
+            )
         run.window_reason = chosen.reason
         run.ignored_times = [asdict(t) for t in chosen.dropped]
-        return run
+        return LoadedWindow(run, state)

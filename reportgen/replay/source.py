@@ -437,7 +437,10 @@ def choose_window(
     """A window: the bounds given (never adjusted), the missing ones from the data.
 
     The default end is :func:`choose_now`'s; the default start is
-    :data:`DEFAULT_WINDOW_MS` before it, but not before the source's first timestamp.
+    :data:`DEFAULT_WINDOW_MS` before it, but not before the source's first timestamp
+    (nor after the end: an end before the data is then named as outside it by
+    :func:`check_window`, not as a start after the end). Every command that
+    defaults a window (``build``, ``diagnose``) takes it from here.
     """
     if start is not None and end is not None:
         return given_window(start, end, names)
@@ -449,6 +452,7 @@ def choose_window(
         lo, first = parse_time(start, names[0]), f"from {names[0]}"
     else:
         span = clock.to_ms(now.end) - DEFAULT_WINDOW_MS
-        lo, first = clock.iso(max(clock.to_ms(data[0]), span)), "the last 24 h"
+        lo = min(now.end, clock.iso(max(clock.to_ms(data[0]), span)))
+        first = "the last 24 h"
     upto = names[1] if end is not None else f"the {now.reason}"
     return ChosenWindow(lo, now.end, f"{first} up to {upto}", now.dropped)

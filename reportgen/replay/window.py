@@ -3,7 +3,10 @@
 :func:`replay_window` re-runs every tick of the window and compares each
 with its recording (the first divergence); :func:`recorded_window` shows
 the recorded ticks without re-running them. Both return the
-:class:`~reportgen.town_run.TownRun` the report reads.
+:class:`~reportgen.town_run.TownRun` the report reads;
+:func:`replay_window_state` and :func:`recorded_window_state` also return the
+state at the window's end that the run was read against, so that a caller
+judging the window (:mod:`reportgen.diagnose`) never loads it a second time.
 
 Without a journal (an upstream dump) the replay is approximate: it removes
 the window's events, then ticks on the alarm cadence from ``from`` to ``to``
@@ -61,6 +64,23 @@ def replay_window(
     the recorded one (a "what if recovery had been on" replay: it diverges).
     The cyclic garbage collector is paused meanwhile (:mod:`reportgen.gcpause`).
     """
+    return replay_window_state(db, start, end, names, auto_recover=auto_recover)[0]
+
+
+def replay_window_state(
+    db: str | Path,
+    start: str,
+    end: str,
+    names: tuple[str, str] = ("--from", "--to"),
+    *,
+    auto_recover: frozenset[int] | None = None,
+) -> tuple[TownRun, sqlite3.Connection]:
+    """:func:`replay_window`, and the state at the window's end to judge it on.
+
+    With a journal that is the replayed state (what the ticks left). Without
+    one, an approximate replay's end state is not the town's, so the
+    connection holds the file's tables as stored (an in-memory copy).
+    """
     with gcpause.paused():
         return _replay_window(db, start, end, names, auto_recover)
 
@@ -71,7 +91,7 @@ def _replay_window(
     end: str,
     names: tuple[str, str],
     auto_recover: frozenset[int] | None,
-) -> TownRun:
+) -> tuple[TownRun, sqlite3.Connection]:
     source = open_source(db)
     window = check_window(source, start, end, names)
     set_aside: list[dict[str, Any]] = []
@@ -89,7 +109,7 @@ def _replay_window(
     recorded = recorded_ticks(source, [t.seq for t in state.ticks]) if source.journaled else {}
     divergence, compared = compare_ticks(state.ticks, recorded)
     ticks = [t.record for t in state.ticks]
-    return TownRun(
+    run = TownRun(
         town_id=source.town_id,
         source=source.name,
         window_from=window.start,
@@ -104,6 +124,7 @@ def _replay_window(
         compared_ticks=compared,
         journal_inputs=state.inputs,
     )
+    return run, (state.conn if source.journaled else source.conn)
 
 
 def record_serves(source: Source, window: Window) -> bool:
@@ -121,8 +142,9 @@ def _holds_end_state(source: Source, window: Window) -> bool:
     return source.manifest is None or table_exists(source.conn, "rg_end_state")
 
 
-def _end_state_conn(source: Source, window: Window) -> sqlite3.Connection | None:
-    """The state at the window's end, when the source holds it (else ``None``)."""
+def end_state_conn(source: Source, window: Window) -> sqlite3.Connection | None:
+    """The state at the window's end, when the source holds it (else ``None``): a town
+    database's own tables, or a bundle's stored end state restored in memory."""
     if not _holds_end_state(source, window):
         return None
     if source.manifest is None:
@@ -161,6 +183,15 @@ def recorded_window(
     the entities are shown as the database has them now rather than as of
     the window's end (see :func:`record_serves`).
     """
+    return recorded_window_state(db, start, end, names)[0]
+
+
+def recorded_window_state(
+    db: str | Path, start: str, end: str, names: tuple[str, str] = ("--from", "--to")
+) -> tuple[TownRun, sqlite3.Connection | None]:
+    """:func:`recorded_window`, and the state the file holds for the window's end
+    (:func:`end_state_conn`; ``None`` when it holds none: the entities are then the
+    file's latest)."""
     source = open_source(db, copy=False)
     window = check_window(source, start, end, names)
     ticks = load_ticks(source.conn, window.start, window.end)
@@ -170,10 +201,11 @@ def recorded_window(
             "build with --ticks replay to replay the window"
         )
     caveat = RECORDED_CAVEAT
-    state = _end_state_conn(source, window)
-    if state is None:
-        state, caveat = source.conn, caveat + LATEST_ENTITIES_CAVEAT
-    return TownRun(
+    held = end_state_conn(source, window)
+    state = source.conn if held is None else held
+    if held is None:
+        caveat += LATEST_ENTITIES_CAVEAT
+    run = TownRun(
         town_id=source.town_id,
         source=source.name,
         window_from=window.start,
@@ -185,6 +217,7 @@ def recorded_window(
         bead_events=bead_events_in(state, window),
         quarantined=[q for t in ticks for q in quarantined_rows(t["events"], t["at"])],
     )
+    return run, held
 
 
 def _tick_approximately(state: TownState, window: Window) -> None:

@@ -40,6 +40,15 @@ from reportgen.diagnose.episodes import find_episodes
 from reportgen.errors import BadInputError, NothingBuiltError
 from reportgen.report import history
 from reportgen.report.executors import Executor, ProcessExecutor
+from reportgen.report.findings import (
+    expected_episodes,
+    expected_reasons,
+    new_critical,
+    run_findings,
+    summarize,
+    summary_from,
+    town_findings,
+)
 from reportgen.report.fleet import (
     FILES,
     SUMMARY,
@@ -106,18 +115,20 @@ def render_town(
     as it is rendered: a town never holds its whole site in memory.
     """
     episodes = find_episodes(run.town_id, run.ticks)
+    expected = expected_episodes(run, episodes)  # by the ids the diagnosis saw
     hist.adopt(episodes)
     statuses = {ep.id: hist.status(ep.id) for ep in episodes}
-    data: TownData = compute_town(run, episodes, statuses)
+    data: TownData = compute_town(run, episodes, statuses, expected=expected_reasons(expected))
+    found = town_findings(run, hist.finding_status)
     result: dict[str, Any] = {
         "town_id": run.town_id,
-        "summary": asdict(town_summary(data)),
+        "summary": asdict(summarize(town_summary(data), run, found, data)),
         "rows": [asdict(r) for r in data.rows.values()],
         "episodes": {ep.id: history.episode_record(ep) for ep in episodes},
         "window_reason": run.window_reason,
         "ignored_times": run.ignored_times,
     }
-    return result, town_pages(data, assets)
+    return result, town_pages(data, found, assets)
 
 
 def write_town(
@@ -166,6 +177,8 @@ def _failed_summary(source: Path, error: str) -> TownSummary:
         last_tick_label="—",
         divergence=False,
         error=clean(error),
+        name=clean(source.stem),
+        source=clean(source.name),
     )
 
 
@@ -265,8 +278,9 @@ def build_site(
     key = options_key(load, window_from, window_to, refs)
     root = (cache or default_cache(out)) if key else _staging_root(out)
     ctx = FleetContext(
-        load, window_from, window_to, refs, previous_by_town(hist), root, key, incremental
-    )
+        load, window_from, window_to, refs, previous_by_town(hist), root, key, incremental,
+        previous_findings=previous_by_town(hist, findings=True),
+    )  # fmt: skip
     towns, repeated = _tasks(sources)
     summary = BuildSummary(out=out)
     try:
@@ -308,6 +322,7 @@ def _finish(
     summary.new_episode_records = {
         r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
     }
+    summary.new_finding_records = new_critical(run_findings(summaries, {}))
     summary.resolved, summary.not_rebuilt = write_run_level(
         writer, hist, summaries, rows, episodes, set(fleet.owner), refs, limit
     )
@@ -394,7 +409,7 @@ def _collect(
         summary.skipped += outcome.skipped
         result = outcome.result
         _collect_times(summary, outcome.source, result)
-        summaries.append(TownSummary(**result["summary"]))
+        summaries.append(summary_from(result["summary"]))
         town_rows = [_episode_row(r) for r in result["rows"]]
         rows += town_rows
         episodes.update(result["episodes"])

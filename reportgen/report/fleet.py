@@ -44,8 +44,8 @@ from reportgen.town_run import TownRun
 LoadRun = Callable[[Path, str | None, str | None], TownRun]
 #: Bumped when the entry layout, the summary's shape or what pages show changes within one
 #: version (old entries are then unused). 2: bidi controls are shown, not obeyed; cached
-#: summaries carry the window's reason.
-CACHE_FORMAT = 2
+#: summaries carry the window's reason. 3: towns carry their verdict and findings.
+CACHE_FORMAT = 3
 SUMMARY = "summary.json"
 FILES = "files"
 
@@ -66,6 +66,8 @@ class FleetContext:
     options_key: str = ""
     #: Reuse entries whose key matches (``False``: rebuild every town, still refreshing entries).
     incremental: bool = True
+    #: The previous run's findings, by town id (what decides a finding new or persisting).
+    previous_findings: dict[str, dict[str, dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,12 @@ def town_key(ctx: FleetContext, source: Path) -> str | None:
 
 
 def history_digest(ctx: FleetContext, town_id: str) -> str:
-    """Digest of the previous run's episodes of one town (what decides statuses and ids)."""
+    """Digest of the previous run's episodes and findings of one town (what decides
+    statuses and ids)."""
     if ctx.previous is None:
         return "no-previous-run"
-    return _sha(jsonio.canonical(ctx.previous.get(town_id, {}), compact=False))
+    findings = (ctx.previous_findings or {}).get(town_id, {})
+    return _sha(jsonio.canonical([ctx.previous.get(town_id, {}), findings], compact=False))
 
 
 def town_history(ctx: FleetContext, town_id: str) -> history.History:
@@ -158,17 +162,22 @@ def town_history(ctx: FleetContext, town_id: str) -> history.History:
     if ctx.previous is None:
         return history.History([])
     episodes = ctx.previous.get(town_id, {})
-    return history.History([history.RunRecord("previous", "", "", [], episodes, {})])
+    findings = (ctx.previous_findings or {}).get(town_id, {})
+    record = history.RunRecord("previous", "", "", [], episodes, {}, findings=findings)
+    return history.History([record])
 
 
-def previous_by_town(hist: history.History) -> dict[str, dict[str, dict[str, Any]]] | None:
-    """The previous run's episodes grouped by town id (``None`` when there is no previous run)."""
+def previous_by_town(
+    hist: history.History, *, findings: bool = False
+) -> dict[str, dict[str, dict[str, Any]]] | None:
+    """The previous run's episodes (or ``findings``) grouped by town id (``None`` when
+    there is no previous run)."""
     prev = hist.previous
     if prev is None:
         return None
     grouped: dict[str, dict[str, dict[str, Any]]] = {}
-    for eid, episode in sorted(prev.episodes.items()):
-        grouped.setdefault(str(episode.get("town_id")), {})[eid] = episode
+    for rid, record in sorted((prev.findings if findings else prev.episodes).items()):
+        grouped.setdefault(str(record.get("town_id")), {})[rid] = record
     return grouped
 
 

@@ -11,6 +11,9 @@ file). Each line is one run::
                             "first_at": "...", "last_at": "...",
                             "open_at_end": true, "status": "new"}},
      "counts": {"6": 1},                                 # episodes per invariant
+     "findings": {"9c1e…": {"town_id": "town-a", "kind": "dispatch-loop",
+                            "severity": "critical", "subject": {...}, …,
+                            "status": "new"}},           # the diagnosis's findings
      "not_rebuilt": {"town-c": "2026…Z-2026…Z"}}         # towns carried over: run last built
 
 With ``--history PREVIOUS`` (a site directory or the file itself) an episode
@@ -21,9 +24,13 @@ the start of this one keeps its id (and first tick), so its permalink
 survives the window boundary. Rebuilding the same window replaces its line
 instead of appending a duplicate.
 
+Findings (``reportgen.diagnose``) are marked the same way, by id: a
+finding's id already hashes its first time taken from the data, so the
+same problem keeps its id from one window to the next without adoption.
+
 History never forgets a town because one run could not build it: a town of
 the previous run that this run did not build (it failed, or its source was
-missing) has its previous episodes carried forward unchanged but for their
+missing) has its previous episodes and findings carried forward unchanged but for their
 ``status``, ``"not rebuilt"``, and is listed in ``not_rebuilt`` with the
 run it was last built in. The next run that builds it again compares with
 those episodes, so nothing is *new* (no second alert) just because a run
@@ -60,6 +67,8 @@ class RunRecord:
     counts: dict[str, int]
     #: Towns this run did not build whose episodes it carries: town id -> run last built in.
     not_rebuilt: dict[str, str] = field(default_factory=dict)
+    #: The findings of the run's diagnoses, by id (each with its ``town_id`` and ``status``).
+    findings: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +79,7 @@ class RunRecord:
             "episodes": self.episodes,
             "counts": self.counts,
             "not_rebuilt": self.not_rebuilt,
+            "findings": self.findings,
         }
 
 
@@ -110,6 +120,7 @@ def read_history(path: Path | None) -> list[RunRecord]:
                     dict(raw["episodes"]),
                     dict(raw["counts"]),
                     {str(k): str(v) for k, v in dict(raw.get("not_rebuilt", {})).items()},
+                    dict(raw.get("findings", {})),
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -148,6 +159,7 @@ class History:
 
     runs: list[RunRecord]
     seen: dict[str, str] = field(default_factory=dict)  # episode id -> status
+    seen_findings: dict[str, str] = field(default_factory=dict)  # finding id -> status
 
     @property
     def previous(self) -> RunRecord | None:
@@ -185,6 +197,13 @@ class History:
         self.seen[episode_id] = mark
         return mark
 
+    def finding_status(self, finding_id: str) -> str:
+        """``persisting`` when the previous run had the finding, else ``new``."""
+        prev = self.previous
+        mark = "persisting" if prev is not None and finding_id in prev.findings else "new"
+        self.seen_findings[finding_id] = mark
+        return mark
+
     def carried(
         self, built_towns: set[str], limit: int = DEFAULT_LIMIT
     ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
@@ -197,28 +216,56 @@ class History:
         prev = self.previous
         if prev is None:
             return {}, {}
+        towns = self._not_rebuilt(prev, built_towns, limit)
+        return _carried(prev.episodes, towns), towns
+
+    def carried_findings(
+        self, built_towns: set[str], limit: int = DEFAULT_LIMIT
+    ) -> dict[str, dict[str, Any]]:
+        """The previous run's findings of the towns :meth:`carried` carries, marked not rebuilt."""
+        prev = self.previous
+        if prev is None:
+            return {}
+        return _carried(prev.findings, self._not_rebuilt(prev, built_towns, limit))
+
+    def _not_rebuilt(self, prev: RunRecord, built_towns: set[str], limit: int) -> dict[str, str]:
+        """``{town id: run last built in}`` of the previous run's towns this run did not build
+        (but for those not built for as long as the history keeps runs)."""
         kept = {r.run_id for r in self.runs[-(limit - 1) :]} if limit > 1 else set()
         last_built = {**{t: prev.run_id for t in prev.towns}, **prev.not_rebuilt}
-        towns = {
+        return {
             t: run for t, run in sorted(last_built.items()) if t not in built_towns and run in kept
         }
-        episodes = {
-            eid: {**e, "status": NOT_REBUILT}
-            for eid, e in sorted(prev.episodes.items())
-            if e["town_id"] in towns
-        }
-        return episodes, towns
 
     def resolved(self, built_towns: set[str]) -> list[tuple[str, dict[str, Any]]]:
         """Previous episodes of towns built again that this run no longer has."""
         prev = self.previous
-        if prev is None:
-            return []
-        return sorted(
-            (eid, e)
-            for eid, e in prev.episodes.items()
-            if e["town_id"] in built_towns and eid not in self.seen
-        )
+        return [] if prev is None else _absent(prev.episodes, built_towns, self.seen)
+
+    def resolved_findings(self, built_towns: set[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Previous findings of towns built again that this run no longer has."""
+        prev = self.previous
+        return [] if prev is None else _absent(prev.findings, built_towns, self.seen_findings)
+
+
+def _carried(
+    records: Mapping[str, Mapping[str, Any]], towns: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """The records (episodes or findings) of ``towns``, marked not rebuilt."""
+    return {
+        rid: {**r, "status": NOT_REBUILT}
+        for rid, r in sorted(records.items())
+        if r["town_id"] in towns
+    }
+
+
+def _absent(
+    records: Mapping[str, dict[str, Any]], built_towns: set[str], seen: Mapping[str, str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The records of towns built again that this run did not see."""
+    return sorted(
+        (rid, r) for rid, r in records.items() if r["town_id"] in built_towns and rid not in seen
+    )
 
 
 def record_for(
@@ -302,15 +349,22 @@ def trends(runs: Sequence[RunRecord]) -> tuple[list[str], dict[int, list[int]]]:
     return labels, {n: [int(r.counts.get(str(n), 0)) for r in runs] for n in numbers}
 
 
-def gone(runs: Sequence[RunRecord], current: RunRecord) -> list[tuple[str, dict[str, Any], str]]:
-    """Episodes of earlier runs that the current run does not have: ``(id, episode, last run)``.
+def gone(
+    runs: Sequence[RunRecord], current: RunRecord, *, findings: bool = False
+) -> list[tuple[str, dict[str, Any], str]]:
+    """Episodes (or ``findings``) of earlier runs that the current run does not have:
+    ``(id, record, last run)``.
 
     Their permalinks get a "resolved" page for as long as their run is in the history.
     """
+
+    def of(run: RunRecord) -> dict[str, dict[str, Any]]:
+        return run.findings if findings else run.episodes
+
     latest: dict[str, tuple[dict[str, Any], str]] = {}
     for run in runs:
         if run.run_id == current.run_id:
             continue
-        for eid, e in run.episodes.items():
-            latest[eid] = (e, run.run_id)
-    return [(eid, e, r) for eid, (e, r) in sorted(latest.items()) if eid not in current.episodes]
+        for rid, e in of(run).items():
+            latest[rid] = (e, run.run_id)
+    return [(rid, e, r) for rid, (e, r) in sorted(latest.items()) if rid not in of(current)]

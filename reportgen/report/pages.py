@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from reportgen.report.findings import (
+    FindingPage,
+    FindingStubPage,
+    TownFindings,
+    finding_pages,
+    with_findings,
+)
 from reportgen.report.format import compact
 from reportgen.report.render import AssetRefs, render, site_url
 from reportgen.report.town_data import TownData
@@ -17,7 +24,16 @@ from reportgen.report.views_shared import town_href
 from reportgen.report.views_town import TicksPage, TownPage, ticks_page, town_page
 
 #: Every kind of page the site holds (the single-file bundle has its own, ``BundlePage``).
-SitePage = IndexPage | TownPage | TicksPage | EntityPage | ViolationPage | ResolvedPage
+SitePage = (
+    IndexPage
+    | TownPage
+    | TicksPage
+    | EntityPage
+    | ViolationPage
+    | ResolvedPage
+    | FindingPage
+    | FindingStubPage
+)
 
 
 def page_files(page: SitePage, path: str, assets: AssetRefs) -> list[tuple[str, str]]:
@@ -28,14 +44,17 @@ def page_files(page: SitePage, path: str, assets: AssetRefs) -> list[tuple[str, 
     return [(path, html), (json_path, compact(page) + "\n")]
 
 
-def town_pages(data: TownData, assets: AssetRefs) -> Iterator[tuple[str, str]]:
-    """Every file of one town, rendered one page at a time: the town page, its other tick
-    pages, its entities' pages and its episodes' pages."""
+def town_pages(data: TownData, found: TownFindings, assets: AssetRefs) -> Iterator[tuple[str, str]]:
+    """Every file of one town, rendered one page at a time: the town page (opening with its
+    verdict and findings), its other tick pages, its entities' pages, its episodes' pages
+    and its findings' pages."""
     href = data.pages[0].href if data.pages else town_href(data.run.town_id)
-    yield from page_files(town_page(data), href, assets)
+    yield from page_files(with_findings(town_page(data), data, found), href, assets)
     for p in data.pages[1:]:
         yield from page_files(ticks_page(data, p.number, "../../"), p.href, assets)
     for link, entity in entity_pages(data):
         yield from page_files(entity, link.href, assets)
     for vpage in violation_pages(data):
         yield from page_files(vpage, vpage.episode.href, assets)
+    for fpage in finding_pages(data, found):
+        yield from page_files(fpage, fpage.finding.href, assets)

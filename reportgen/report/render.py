@@ -29,6 +29,8 @@ TEMPLATES = {
     "entity": "entity.html",
     "violation": "violation.html",
     "resolved": "resolved.html",
+    "finding": "finding.html",
+    "finding-stub": "finding_stub.html",
     "bundle": "bundle.html",
 }
 

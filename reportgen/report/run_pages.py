@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from reportgen.report import charts, history
+from reportgen.report.findings import finding_stubs, run_findings
 from reportgen.report.format import clean
 from reportgen.report.pages import SitePage, page_files
 from reportgen.report.render import AssetRefs
@@ -56,6 +57,8 @@ def write_run_level(
         {r.id: r.status for r in rows},
         not_rebuilt,
     )
+    carried_findings = hist.carried_findings(towns, limit)
+    current.findings = run_findings(summaries, carried_findings)
     resolved = history_rows(hist.resolved(towns))
     runs = history.next_runs(hist.runs, current, limit)
     carried_rows = history_rows(sorted(carried.items()))
@@ -63,6 +66,9 @@ def write_run_level(
     _write(writer, index, "index.html", refs)
     for eid, page in stub_pages(runs, current, carried, not_rebuilt):
         _write(writer, page, violation_href(eid), refs)
+    gone = history.gone(runs, current, findings=True)
+    for fstub in finding_stubs(gone, carried_findings, not_rebuilt, RESOLVED, history.NOT_REBUILT):
+        _write(writer, fstub, fstub.href, refs)
     writer.write(history.FILE_NAME, history.dump(runs))
     return len(resolved), len(carried)
 

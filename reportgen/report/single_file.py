@@ -14,9 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reportgen.diagnose.episodes import find_episodes
 from reportgen.errors import BadInputError
 from reportgen.report.build import LoadRun
 from reportgen.report.charts import Chart, TownDatasets
+from reportgen.report.findings import (
+    expected_episodes,
+    expected_reasons,
+    town_findings,
+    with_findings,
+)
 from reportgen.report.format import slug
 from reportgen.report.render import Url, render
 from reportgen.report.site import Assets, write_file_atomic
@@ -70,8 +77,10 @@ def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
 
 def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
     """The bundle view-model and the entity-page → anchor map for its links."""
-    data = compute_town(run, per_page=ALL_ROWS)
-    town = town_page(data)
+    episodes = find_episodes(run.town_id, run.ticks)
+    expected = expected_reasons(expected_episodes(run, episodes))
+    data = compute_town(run, episodes, per_page=ALL_ROWS, expected=expected)
+    town = with_findings(town_page(data), data, town_findings(run, lambda _id: "new"))
     involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
     entities = [
         (link, page) for link, page in entity_pages(data) if (link.kind, link.id) in involved

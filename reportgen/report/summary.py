@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.report.format import clean
+from reportgen.report.verdicts import (
+    VerdictLine,
+    ordered_lines,
+    verdict_counts,
+    verdict_line,
+    verdict_markdown,
+)
 from reportgen.report.views_index import TownSummary
 from reportgen.report.views_shared import EpisodeRow
 
@@ -52,6 +59,12 @@ class BuildSummary:
     #: History records (:func:`history.episode_record`) of the new episodes, by id: what
     #: alerting needs (message, entities, extent) without the towns' Episode objects.
     new_episode_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: New episodes that the diagnosis does not mark expected (``--fail-on violations``).
+    new_unexpected: int = 0
+    #: Each built town's verdict and worst finding (``--fail-on stuck|degraded``).
+    verdicts: list[VerdictLine] = field(default_factory=list)
+    #: History records of the new critical findings that count, by id (Sentry alerts).
+    new_finding_records: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _sources(self) -> str:
         """`` (4 towns from their record, 1 replayed)``: where the ticks came from."""
@@ -87,6 +100,12 @@ class BuildSummary:
         if len(self.new_episodes) > 10:
             lines.append(f"  … and {len(self.new_episodes) - 10} more")
         lines += [f"  failed: {src}: {why}" for src, why in self.failures]
+        lines.append(f"verdicts   {verdict_counts(self.verdicts)}")
+        lines += [
+            f"  {v.verdict}: {v.name} — {v.worst}"
+            for v in ordered_lines(self.verdicts)
+            if v.verdict in ("stuck", "degraded")
+        ]
         lines.append(
             f"site       {self.out / 'index.html'} ({self.files} files, {self.bytes / 1e6:.1f} MB)"
         )
@@ -114,6 +133,7 @@ class BuildSummary:
             f"| {self.towns} | {self.towns_failed} | {self.ticks} | {self.actions} | "
             f"{self.new} | {self.persisting} | {self.resolved} | {self.not_rebuilt} |",
             "",
+            *verdict_markdown(self.verdicts, _md),
         ]
         if self.new_episodes:
             out += ["### New violation episodes", ""]
@@ -142,6 +162,8 @@ def fill_summary(
     summary.actions = sum(s.actions for s in ok)
     summary.episodes = len(rows)
     summary.new = sum(1 for r in rows if r.status == "new")
+    summary.new_unexpected = sum(1 for r in rows if r.status == "new" and not r.expected)
+    summary.verdicts = [verdict_line(s.town_id, s.name, s.verdict, s.findings) for s in ok]
     summary.persisting = sum(1 for r in rows if r.status == "persisting")
     froms = sorted(s.window_from for s in ok)
     tos = sorted(s.window_to for s in ok)

@@ -188,8 +188,13 @@ def compute_town(
     statuses: Mapping[str, str] | None = None,
     *,
     per_page: int = ROWS_PER_PAGE,
+    expected: Mapping[str, str] | None = None,
 ) -> TownData:
-    """Per-town data: episodes (found here unless given, e.g. after history adoption), paging."""
+    """Per-town data: episodes (found here unless given, e.g. after history adoption), paging.
+
+    ``expected`` maps the ids of the episodes the diagnosis marks expected to why: their
+    rows are muted on every page of the town.
+    """
     eps = episodes if episodes is not None else find_episodes(run.town_id, run.ticks)
     entities = Entities(run)
     pages_items = _paginate(run.ticks, per_page)
@@ -210,11 +215,11 @@ def compute_town(
         data.tick_index[str(tick["at"])] = i
     for ep in eps:
         data.explanations[ep.id] = explain(ep, run.ticks, entities)
-        data.rows[ep.id] = episode_row(data, ep)
+        data.rows[ep.id] = episode_row(data, ep, (expected or {}).get(ep.id))
     return data
 
 
-def episode_row(data: TownData, ep: Episode) -> EpisodeRow:
+def episode_row(data: TownData, ep: Episode, expected_why: str | None = None) -> EpisodeRow:
     """An episode as the tables of the index, the town and its entities list it."""
     return EpisodeRow(
         id=ep.id,
@@ -238,4 +243,6 @@ def episode_row(data: TownData, ep: Episode) -> EpisodeRow:
         entities=episode_links(data.entities, ep),
         summary=data.explanations[ep.id].summary,
         replay_command=replay_command(data.run.source, ep),
+        expected=expected_why is not None,
+        expected_why=expected_why or "",
     )

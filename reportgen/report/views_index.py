@@ -12,6 +12,7 @@ from typing import NewType
 
 from reportgen.diagnose.episodes import to_ms
 from reportgen.report.charts import NO_DATA, Chart, NoData, TrendData
+from reportgen.report.verdicts import UNKNOWN, VERDICTS, FindingRow, town_order, verdict_rank
 from reportgen.report.views_shared import (
     NEW,
     PERSISTING,
@@ -51,6 +52,34 @@ class TownSummary:
     last_tick_label: str
     divergence: bool
     error: str | None = None
+    #: The town's name (its file's name without the suffix) and its source file.
+    name: str = ""
+    source: str = ""
+    #: The diagnosis: the verdict (``unknown`` when the town failed or was not judged),
+    #: its findings worst first (the JSON contract), and the worst one in a sentence.
+    verdict: str = UNKNOWN
+    findings: list[FindingRow] = field(default_factory=list)
+    headline: str = ""
+
+    @property
+    def label(self) -> str:
+        """What the index calls the town: its name, else its id."""
+        return self.name or self.town_id
+
+    @property
+    def id_differs(self) -> bool:
+        """Whether the index shows the town's id under its name (they differ)."""
+        return bool(self.name) and self.name != self.town_id
+
+    @property
+    def verdict_rank(self) -> int:
+        """The verdict column's sort key: stuck 0, degraded 1, healthy 2, unknown 3."""
+        return verdict_rank(self.verdict)
+
+    @property
+    def counted_findings(self) -> int:
+        """How many of the town's findings count for its verdict (expected ones never do)."""
+        return sum(1 for f in self.findings if f.counted)
 
     @property
     def last_tick_sort(self) -> str:
@@ -113,6 +142,9 @@ class IndexTotals:
     events: int
     episodes: int
     new: int
+    new_unexpected: int
+    #: New episodes the diagnosis marks expected (shown muted).
+    new_expected: int
     persisting: int
     resolved: int
     not_rebuilt: int
@@ -124,6 +156,18 @@ class TownLine:
 
     town: TownSummary
     not_rebuilt: bool
+
+
+@dataclass(frozen=True)
+class VerdictCount:
+    """How many towns of the index have one verdict."""
+
+    verdict: str
+    towns: int
+
+    @property
+    def alert(self) -> bool:
+        return self.verdict == "stuck"
 
 
 @dataclass(frozen=True)
@@ -166,6 +210,12 @@ class IndexPage:
         return [LastBuilt(town, run) for town, run in self.not_rebuilt_towns.items()]
 
     @property
+    def verdict_counts(self) -> list[VerdictCount]:
+        """The towns per verdict, worst first (only the verdicts present)."""
+        found = [t.verdict for t in self.towns]
+        return [VerdictCount(v, found.count(v)) for v in VERDICTS if v in found]
+
+    @property
     def has_trends(self) -> bool:
         """Trends need more than one run."""
         return len(self.trend_runs) > 1
@@ -183,8 +233,9 @@ def build_index(
     charts: Sequence[Chart] = (),
     datasets: TrendData | NoData = NO_DATA,
 ) -> IndexPage:
-    """The index view-model; towns sorted by id, episodes by first tick then town."""
-    towns = sorted(summaries, key=lambda s: s.town_id)
+    """The index view-model; towns stuck → degraded → healthy → unknown (then by worst
+    severity and name), episodes by first tick then town."""
+    towns = sorted(summaries, key=lambda s: town_order(s.verdict, s.findings, s.name, s.town_id))
     froms = [s.window_from for s in towns if s.window_from]
     tos = [s.window_to for s in towns if s.window_to]
     w_from = min(froms, key=to_ms) if froms else ""
@@ -199,6 +250,8 @@ def build_index(
         events=sum(s.events for s in towns),
         episodes=len(rows),
         new=counts[NEW],
+        new_unexpected=sum(1 for r in rows if r.status == NEW and not r.expected),
+        new_expected=sum(1 for r in rows if r.status == NEW and r.expected),
         persisting=counts[PERSISTING],
         resolved=len(resolved),
         not_rebuilt=len(not_rebuilt),

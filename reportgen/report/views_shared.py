@@ -117,6 +117,9 @@ class EpisodeRow:
     entities: list[EntityLink]
     summary: str
     replay_command: str
+    #: The diagnosis marks the episode expected (shown muted, never a red banner), and why.
+    expected: bool = False
+    expected_why: str = ""
 
 
 class Entities:

@@ -10,7 +10,7 @@ rest of the table. Everything is computed from the town's
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reportgen.report import charts
@@ -19,6 +19,7 @@ from reportgen.report.explain import Part
 from reportgen.report.format import clean, compact, fmt_time
 from reportgen.report.tick_rows import IdleRow, TickRow, page_rows
 from reportgen.report.town_data import PageRange, TownData, busy
+from reportgen.report.verdicts import UNKNOWN, FindingRow, TownDiagnosis
 from reportgen.report.views_index import TownSummary
 from reportgen.report.views_shared import (
     EpisodeRow,
@@ -138,6 +139,13 @@ class InvariantGroup:
     episodes: list[EpisodeRow]
     details: list[EpisodeDetail]
 
+    @property
+    def expected_why(self) -> str:
+        """Why every episode of the group is expected ("" unless all are): the banner mutes it."""
+        if self.episodes and all(r.expected for r in self.episodes):
+            return self.episodes[0].expected_why
+        return ""
+
 
 @dataclass(frozen=True)
 class TownTotals:
@@ -191,6 +199,11 @@ class TownPage:
     datasets: TownDatasets
     ticks: TicksPage
     quarantined: list[QuarantineRow]
+    #: The town's diagnosis (:mod:`reportgen.report.findings`): its verdict, findings
+    #: worst first (the JSON contract, as on the index) and how the page shows them.
+    verdict: str = UNKNOWN
+    findings: list[FindingRow] = field(default_factory=list)
+    diagnosis: TownDiagnosis | None = None
 
 
 def ticks_page(data: TownData, number: int, root: str) -> TicksPage:

@@ -3,6 +3,12 @@
 The README's main command reports on this fleet. Simulating it takes a few
 seconds, so it is built when needed rather than shipped as binary fixtures;
 the same seed always gives the same databases.
+
+Each town's file is named after its scenario (``multi-pr-rig.sqlite``), so
+the index names the demo towns by what they show: stuck towns
+(``container-crash-loop``, ``review-round-stuck``, ``working-agent-no-hook``),
+a healthy one whose invariant 3 episodes are expected (``multi-pr-rig``) and
+a healthy day. ``reportgen.diagnose.scenarios`` documents each verdict.
 """
 
 from __future__ import annotations
@@ -21,17 +27,20 @@ DEMO_FLEET: tuple[tuple[str, float], ...] = (
     ("container-crash-loop", 1.0),
 )
 DEMO_SEED = 7
+#: Bumped when the demo's files change for the same version and seed (2: named by scenario).
+DEMO_LAYOUT = 2
 
 
 def demo_fleet(out_dir: str | Path, *, seed: int = DEMO_SEED) -> list[Path]:
-    """Simulate the demo fleet into ``out_dir``; returns the database paths in fleet order."""
+    """Simulate the demo fleet into ``out_dir`` as ``<scenario>.sqlite``; returns the
+    database paths in fleet order."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for scenario, hours in DEMO_FLEET:
         result = simulate_town(scenario, seed=seed, hours=hours, out_dir=out)
         assert result.path is not None
-        paths.append(result.path)
+        paths.append(result.path.replace(out / f"{scenario}.sqlite"))
     return paths
 
 
@@ -40,7 +49,7 @@ def demo_sources(cache: Path) -> list[Path]:
     later calls return the files a complete earlier run left there."""
     from reportgen import __version__
 
-    folder = cache / f"demo-fleet-{__version__}-seed{DEMO_SEED}"
+    folder = cache / f"demo-fleet-{__version__}-seed{DEMO_SEED}-layout{DEMO_LAYOUT}"
     marker = folder / ".complete"
     if marker.exists():
         return sorted(p for p in folder.iterdir() if p.suffix == ".sqlite")

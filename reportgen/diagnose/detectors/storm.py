@@ -34,6 +34,15 @@ def detect(inp: DiagnosisInput) -> list[Finding]:
     return found
 
 
+def expected_episodes(inp: DiagnosisInput) -> list[str]:
+    """Ids of the window's episodes (of any length) whose every violation is expected:
+    the report shows them muted, and they never fail ``build --fail-on violations``."""
+    ticks = list(inp.ticks or ())
+    if not any(t.get("violations") for t in ticks):
+        return []
+    return [ep.id for ep in find_episodes(inp.town_id, ticks) if _expected(inp, ep, ticks)]
+
+
 def _expected(inp: DiagnosisInput, ep: Episode, ticks: list[Mapping[str, Any]]) -> bool:
     """Whether every violation of the episode, on every tick, is an expected one."""
     key = (ep.invariant, ep.subject)
