@@ -11,7 +11,10 @@ town, times (best of three, ``perf_counter``):
 * ``load``: the town's window loaded as ``reportgen build`` loads it
   (:class:`~reportgen.replay.loader.ReplayLoader`, its recorded ticks);
 * ``build``: ``build_site`` of that one town into a fresh site (load,
-  episodes, pages, writing; one process, not incremental);
+  episodes, pages, writing; one process, not incremental), with the plain
+  loader and with the judging one ``reportgen build`` uses
+  (:class:`~reportgen.diagnose.loader.DiagnosingLoader`): the difference is
+  what diagnosis adds to a build;
 * ``diagnose``: :func:`reportgen.diagnose.diagnose` on the same town, on
   its own: opening the file and loading the window's ticks and end state
   (about what ``load`` costs), then judging;
@@ -82,6 +85,7 @@ def _verdicts(paths: list[Path]) -> list[dict[str, Any]]:
 
 def bench_diagnose(hours: float = 24.0, seeds: int = 5) -> dict[str, Any]:
     """Simulate, check the verdicts, time load / build / diagnose of the seed-0 town."""
+    from reportgen.diagnose.loader import DiagnosingLoader
     from reportgen.replay.loader import ReplayLoader
     from reportgen.report.build import build_site
 
@@ -99,9 +103,13 @@ def bench_diagnose(hours: float = 24.0, seeds: int = 5) -> dict[str, Any]:
         town = paths[0]
         load = _best(lambda: ReplayLoader()(town, None, None))
         sites = iter(range(100))
-        build = _best(
-            lambda: build_site([town], root / f"site{next(sites)}", incremental=False, jobs=1)
-        )
+        def build_with(loader: Any) -> Callable[[], Any]:
+            return lambda: build_site(
+                [town], root / f"site{next(sites)}", incremental=False, jobs=1, load_run=loader
+            )
+
+        build = _best(build_with(ReplayLoader()))
+        judged_build = _best(build_with(DiagnosingLoader(ReplayLoader())))
         diag = _best(lambda: diagnose(town))
         judging = min(_judge(town) for _ in range(3))
     share = judging / build
@@ -113,6 +121,8 @@ def bench_diagnose(hours: float = 24.0, seeds: int = 5) -> dict[str, Any]:
         "verdicts": [f"seed {v['seed']}: {v['verdict']} ({v['ticks']} ticks)" for v in verdicts],
         "load_seconds": round(load, 3),
         "build_seconds": round(build, 3),
+        "build_with_diagnosis_seconds": round(judged_build, 3),
+        "diagnosis_adds_to_build": round(judged_build / build - 1, 4),
         "diagnose_seconds": round(diag, 3),
         "judge_seconds": round(judging, 4),
         "judge_share_of_build": round(share, 4),
