@@ -103,6 +103,7 @@ def bench_diagnose(hours: float = 24.0, seeds: int = 5) -> dict[str, Any]:
         town = paths[0]
         load = _best(lambda: ReplayLoader()(town, None, None))
         sites = iter(range(100))
+
         def build_with(loader: Any) -> Callable[[], Any]:
             return lambda: build_site(
                 [town], root / f"site{next(sites)}", incremental=False, jobs=1, load_run=loader
