@@ -44,7 +44,7 @@ from reportgen.report.verdicts import (
 )
 from reportgen.report.views_detail import linked_entities
 from reportgen.report.views_index import TownSummary
-from reportgen.report.views_shared import entity_href, town_href
+from reportgen.report.views_shared import entity_href, town_href, town_name
 from reportgen.report.views_town import TownPage
 from reportgen.town import clock
 from reportgen.town_run import TownRun
@@ -236,13 +236,6 @@ def summarize(summary: TownSummary, run: TownRun, tf: TownFindings, data: TownDa
 def summary_from(raw: Mapping[str, Any]) -> TownSummary:
     """An index line from its JSON (a town's result, possibly from the cache)."""
     return TownSummary(**{**raw, "findings": [finding_row(f) for f in raw.get("findings") or ()]})
-
-
-def town_name(source: str, town_id: str) -> str:
-    """The name a person knows a town by: its file's name without the suffix."""
-    name = source.rsplit("/", 1)[-1]
-    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-    return clean(stem or town_id)
 
 
 # ── Finding pages ────────────────────────────────────────────────────────

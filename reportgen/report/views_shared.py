@@ -165,3 +165,10 @@ def status_counts(rows: Sequence[EpisodeRow]) -> dict[str, int]:
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
     return counts
+
+
+def town_name(source: str, town_id: str) -> str:
+    """The name a person knows a town by: its file's name without the suffix."""
+    name = source.rsplit("/", 1)[-1]
+    stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
+    return clean(stem or town_id)

@@ -26,6 +26,7 @@ from reportgen.report.views_shared import (
     invariant_description,
     invariant_title,
     town_href,
+    town_name,
     window_label,
 )
 from reportgen.town.tick import wall_clock_kind
@@ -204,6 +205,16 @@ class TownPage:
     verdict: str = UNKNOWN
     findings: list[FindingRow] = field(default_factory=list)
     diagnosis: TownDiagnosis | None = None
+
+    @property
+    def name(self) -> str:
+        """The name a person knows the town by (its file's name), shown before its id."""
+        return town_name(self.source, self.town_id)
+
+    @property
+    def id_note(self) -> str:
+        """The town's id in small print after its name (empty when the name is the id)."""
+        return "" if self.name == self.town_id else self.town_id
 
 
 def ticks_page(data: TownData, number: int, root: str) -> TicksPage:
