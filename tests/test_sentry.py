@@ -7,13 +7,17 @@ import json
 import threading
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sentry_sdk
+from click.testing import CliRunner
 from support.townbuilder import NOW, SECOND, add_agent, add_rig, new_town
 
+from reportgen.cli import main
 from reportgen.diagnose.episodes import EntityKey, find_episodes
 from reportgen.observability.sentry import (
     LiveEpisodes,
@@ -22,6 +26,7 @@ from reportgen.observability.sentry import (
     report_episodes,
     reporter_from_env,
 )
+from reportgen.sim.scenario_files import simulate_town
 from reportgen.town import clock, store
 from reportgen.town.api import Town
 from reportgen.town.effects import NullWorld
@@ -185,37 +190,49 @@ def _open(path: Any) -> Any:
     return sqlite3.connect(path)
 
 
-def test_build_alerts_new_episodes_once_with_permalinks(receiver: Any, tmp_path: Any) -> None:
-    """A nightly build alerts each new episode; the next night's persisting ones stay quiet."""
-    from click.testing import CliRunner
+BASE_URL = "https://reports.example/runs/2026-03-16/"
 
-    from reportgen.cli import main
-    from reportgen.sim.scenario_files import simulate_town
 
-    dsn, events = receiver
-    towns = tmp_path / "towns"
-    towns.mkdir()
-    result = simulate_town("multi-pr-rig", hours=0.5, out_dir=towns)
+@dataclass
+class Nightly:
+    """One scenario town built on a first night, then again with that night's history."""
+
+    dsn: str
+    tmp: Path
+    town_id: str = ""
+
+    def night(self, name: str, history: str | None = None) -> dict[str, Any]:
+        """Build into ``tmp/name`` (Sentry on) and return its ``index.json``."""
+        args = ["build", str(self.tmp / "towns"), "--jobs", "1", "--base-url", BASE_URL]
+        args += ["--out", str(self.tmp / name)]
+        args += ["--history", str(self.tmp / history)] if history else []
+        done = CliRunner().invoke(main, args, env={"SENTRY_DSN": self.dsn})
+        assert done.exit_code == 0, done.output
+        return dict(json.loads((self.tmp / name / "index.json").read_text(encoding="utf-8")))
+
+
+def nightly(dsn: str, tmp: Path, scenario: str, **options: Any) -> Nightly:
+    """Simulate ``scenario`` into ``tmp/towns`` for a :class:`Nightly`."""
+    (tmp / "towns").mkdir()
+    result = simulate_town(scenario, out_dir=tmp / "towns", **options)
     assert result.path is not None
-    base = "https://reports.example/runs/2026-03-16/"
-    args = ["build", str(towns), "--jobs", "1", "--base-url", base]
-    first = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "one")],
-                               env={"SENTRY_DSN": dsn})  # fmt: skip
-    assert first.exit_code == 0, first.output
-    index = json.loads((tmp_path / "one" / "index.json").read_text(encoding="utf-8"))
+    return Nightly(dsn, tmp, result.town_id)
+
+
+def test_build_alerts_new_episodes_once_with_permalinks(receiver: Any, tmp_path: Path) -> None:
+    """A nightly build alerts each new episode; the next night's persisting ones stay quiet."""
+    dsn, events = receiver
+    run = nightly(dsn, tmp_path, "multi-pr-rig", hours=0.5)
+    index = run.night("one")
     new = sorted(e["id"] for e in index["episodes"] if e["status"] == "new")
     assert new and sorted(e["contexts"]["violation"]["episode_id"] for e in events) == new
     for event in events:
         ctx = event["contexts"]["violation"]
-        assert ctx["permalink"] == f"{base}violations/{ctx['episode_id']}.html"
-        assert event["fingerprint"][:3] == ["reconciler-invariant", "3", result.town_id]
+        assert ctx["permalink"] == f"{BASE_URL}violations/{ctx['episode_id']}.html"
+        assert event["fingerprint"][:3] == ["reconciler-invariant", "3", run.town_id]
         assert ctx["message"].startswith("Rig ") and ctx["tick_count"] >= 1
     count = len(events)
-    again = CliRunner().invoke(
-        main, [*args, "--out", str(tmp_path / "two"), "--history", str(tmp_path / "one")],
-        env={"SENTRY_DSN": dsn},
-    )  # fmt: skip
-    assert again.exit_code == 0, again.output
+    run.night("two", history="one")
     assert len(events) == count  # nothing new: no new alert
 
 
@@ -235,25 +252,12 @@ def test_open_episodes_kept_in_a_file_survive_a_restart(tmp_path: Any) -> None:
 
 
 def test_build_alerts_each_new_critical_finding_once_grouped_by_its_id(
-    receiver: Any, tmp_path: Any
+    receiver: Any, tmp_path: Path
 ) -> None:
     """A stuck town: one event per new critical finding (not per warning, not per night)."""
-    from click.testing import CliRunner
-
-    from reportgen.cli import main
-    from reportgen.sim.scenario_files import simulate_town
-
     dsn, events = receiver
-    towns = tmp_path / "towns"
-    towns.mkdir()
-    result = simulate_town("container-crash-loop", seed=7, hours=1.0, out_dir=towns)
-    assert result.path is not None
-    base = "https://reports.example/runs/2026-03-16/"
-    args = ["build", str(towns), "--jobs", "1", "--base-url", base]
-    first = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "one")],
-                               env={"SENTRY_DSN": dsn})  # fmt: skip
-    assert first.exit_code == 0, first.output
-    index = json.loads((tmp_path / "one" / "index.json").read_text(encoding="utf-8"))
+    run = nightly(dsn, tmp_path, "container-crash-loop", seed=7, hours=1.0)
+    index = run.night("one")
     findings = [f for t in index["towns"] for f in t["findings"]]
     critical = sorted(
         f["id"] for f in findings if f["severity"] == "critical" and not f["expected"]
@@ -264,13 +268,9 @@ def test_build_alerts_each_new_critical_finding_once_grouped_by_its_id(
     for event in alerts:
         ctx = event["contexts"]["finding"]
         assert event["fingerprint"] == ["reconciler-finding", ctx["finding_id"]]
-        assert ctx["permalink"] == f"{base}findings/{ctx['finding_id']}.html"
-        assert event["tags"]["town_id"] == result.town_id and event["level"] == "error"
+        assert ctx["permalink"] == f"{BASE_URL}findings/{ctx['finding_id']}.html"
+        assert event["tags"]["town_id"] == run.town_id and event["level"] == "error"
         assert event["message"].startswith(f"Reconciler finding {ctx['kind']}: ")
     count = len(events)
-    again = CliRunner().invoke(
-        main, [*args, "--out", str(tmp_path / "two"), "--history", str(tmp_path / "one")],
-        env={"SENTRY_DSN": dsn},
-    )  # fmt: skip
-    assert again.exit_code == 0, again.output
+    run.night("two", history="one")
     assert len(events) == count  # persisting findings: no second alert

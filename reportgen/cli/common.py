@@ -84,11 +84,6 @@ def auto_recover_option(func: F) -> F:
     )(func)
 
 
-def memory_db() -> sqlite3.Connection:
-    """A scratch in-memory database (e.g. for live episode tracking across towns)."""
-    return sqlite3.connect(":memory:")
-
-
 def load_json_file(path: str | None, option: str) -> Any:
     if path is None:
         return None

@@ -7,11 +7,12 @@ group registers :data:`simulate` in ``_register_optional_commands``.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 import click
 
-from reportgen.cli.common import auto_recover_option, memory_db, reports_errors
+from reportgen.cli.common import auto_recover_option, reports_errors
 from reportgen.errors import BadInputError
 from reportgen.sim.event_loop import SimResult
 from reportgen.sim.scenarios import SCENARIOS
@@ -82,7 +83,8 @@ def simulate(
     reporter = reporter_from_env()
     observers: list[TickObserver] = []
     if reporter is not None:
-        observers.append(LiveEpisodes(memory_db(), reporter))
+        # in memory: a simulation starts from an empty town, nothing of an earlier run goes on
+        observers.append(LiveEpisodes(sqlite3.connect(":memory:"), reporter))
     results = run_simulation(
         scenario, Path(out_dir), seed=seed, towns=towns, hours=hours,
         filter_mode="off" if no_container_filter else "changes", auto_recover=recover,
