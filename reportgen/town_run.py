@@ -70,6 +70,15 @@ class TownRun:
     #: ``expected_episodes`` (ids of the violation episodes that are expected).
     #: Filled by :class:`reportgen.diagnose.loader.DiagnosingLoader`.
     diagnosis: dict[str, Any] | None = None
+    #: The name a person knows the town by (stored with the town, else its file's stem).
+    town_name: str = ""
+    #: For a source with no journal (a bare upstream dump), the source's own history
+    #: over the window, shown as its timeline instead of ticks (``ticks`` is then
+    #: empty unless synthetic ticks were asked for). Time-ordered plain-JSON entries:
+    #: ``at`` (ISO time), ``kind`` (``bead_event``, ``town_event`` or ``dry_run``),
+    #: ``label`` (one line), ``entities`` (``[kind, id]`` pairs it touched) and
+    #: ``detail`` (the stored fields, for the expanded view).
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
