@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ from reportgen.cli.common import (
     echo_ignored_times,
     reports_errors,
 )
+from reportgen.cli.progress import info, progress_bar, quiet_option
 from reportgen.errors import BadInputError, NothingBuiltError
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ _PATH = click.Path(path_type=Path)
     "replays otherwise (databases without a record, bundles, earlier windows).",
 )
 @auto_recover_option
+@quiet_option
 @reports_errors
 def build(
     sources: tuple[Path, ...],
@@ -191,22 +192,16 @@ def build(
     reporter = reporter_from_env() if single_file is None else None  # fail before the work
     paths = _paths(sources)
     if single_file is not None:
-        _single_file(single_file, paths, sources, town, window_from, window_to, loader)
+        with progress_bar("build"):
+            _single_file(single_file, paths, sources, town, window_from, window_to, loader)
         return
     try:
-        summary = build_site(
-            paths,
-            out,
-            window_from=window_from,
-            window_to=window_to,
-            history_path=history,
-            progress=_progress(len(paths)),
-            executor=runner,
-            incremental=incremental,
-            load_run=loader,
-            source_roots=sources,
-            force=force,
-        )
+        with progress_bar("build") as bar:
+            summary = build_site(
+                paths, out, window_from=window_from, window_to=window_to,
+                history_path=history, progress=bar, executor=runner, incremental=incremental,
+                load_run=loader, source_roots=sources, force=force,
+            )  # fmt: skip
     except NothingBuiltError as exc:
         _report_nothing_built(exc)
         raise
@@ -231,7 +226,10 @@ def _paths(sources: tuple[Path, ...]) -> list[Path]:
     from reportgen.report.site import cache_dir
     from reportgen.sim.demo import demo_sources
 
-    return discover_sources(list(sources)) if sources else demo_sources(cache_dir())
+    if sources:
+        return discover_sources(list(sources))
+    with progress_bar("simulating the demo fleet"):
+        return demo_sources(cache_dir())
 
 
 def _loader(
@@ -277,7 +275,7 @@ def _report_built(
     click.echo(summary.text())
     for source in dict.fromkeys(t["source"] for t in summary.ignored_times):
         echo_ignored_times([t for t in summary.ignored_times if t["source"] == source], source)
-    click.echo(summary.window_line(), err=True)
+    info(summary.window_line())
     _alert(reporter, summary, base_url)
     _step_summary(summary.markdown())
 
@@ -311,24 +309,6 @@ def _report_nothing_built(exc: NothingBuiltError) -> None:
         click.echo(f"  failed: {source}: {why}", err=True)
     lines = ["## Reconciler report", "", f"Nothing built: {exc}", ""]
     _step_summary("\n".join(lines) + "\n")
-
-
-def _progress(total: int) -> Callable[[int, int, str], None] | None:
-    """A progress callback drawing a bar on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(done: int, _total: int, label: str) -> None:
-        width = 30
-        filled = width * done // max(1, total)
-        name = Path(label).name[:40]
-        click.echo(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name:<40}",
-            err=True,
-            nl=done == total,
-        )
-
-    return show
 
 
 def _step_summary(markdown: str) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from reportgen.cli.progress import info
 from reportgen.errors import BadInputError, ReportgenError
 from reportgen.town.db import is_input_error, stray_message
 
@@ -123,10 +124,11 @@ def echo_ignored_times(times: Sequence[Mapping[str, str]], where: str) -> None:
 
 
 def echo_chosen(kind: str, chosen: ChosenWindow, where: str) -> None:
-    """``now T (why)`` or ``window A .. B (why)`` on stderr, after the timestamps set aside."""
+    """``now T (why)`` or ``window A .. B (why)`` on stderr (not with ``--quiet``), after
+    the warnings of the timestamps set aside (always)."""
     echo_ignored_times([asdict(t) for t in chosen.dropped], where)
     span = chosen.end if kind == "now" else f"{chosen.start} .. {chosen.end}"
-    click.echo(f"{kind} {span} ({chosen.reason})", err=True)
+    info(f"{kind} {span} ({chosen.reason})")
 
 
 def format_actions_table(actions: list[dict[str, Any]]) -> str:

@@ -12,6 +12,7 @@ import sys
 import click
 
 from reportgen.cli.common import json_text, reports_errors
+from reportgen.cli.progress import progress_bar, quiet_option
 
 #: ``--fail-on`` value → the verdicts that fail.
 FAILING = {"stuck": ("stuck",), "degraded": ("stuck", "degraded")}
@@ -46,6 +47,7 @@ EXIT_FAILED = 3
     type=click.Path(dir_okay=False),
     help="TOML or JSON file of threshold overrides (see docs/diagnosis.md).",
 )
+@quiet_option
 @reports_errors
 def diagnose_command(
     db: str,
@@ -70,7 +72,8 @@ def diagnose_command(
     from reportgen.diagnose import diagnose, load_config
 
     config = load_config(config_path) if config_path is not None else None
-    result = diagnose(db, start, end, config)
+    with progress_bar("diagnose"):
+        result = diagnose(db, start, end, config)
     click.echo(json_text(result.to_json()) if as_json else result.text())
     if fail_on is not None and str(result.verdict) in FAILING[fail_on]:
         sys.exit(EXIT_FAILED)

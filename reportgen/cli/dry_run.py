@@ -12,6 +12,7 @@ from reportgen.cli.common import (
     load_json_file,
     reports_errors,
 )
+from reportgen.cli.progress import progress_bar, quiet_option
 
 
 @click.command("dry-run")
@@ -29,6 +30,7 @@ from reportgen.cli.common import (
 )
 @click.option("--draining/--no-draining", default=None, help="Override the stored draining flag.")
 @click.option("--json", "as_json", is_flag=True, help="Print upstream's JSON response.")
+@quiet_option
 @reports_errors
 def dry_run_command(
     db: str, now: str | None, config_path: str | None, draining: bool | None, as_json: bool
@@ -45,8 +47,9 @@ def dry_run_command(
     """
     from reportgen.replay.commands import dry_run_report
 
-    report = dry_run_report(db, now=now, config=load_json_file(config_path, "--config"),
-                            draining=draining)  # fmt: skip
+    with progress_bar("dry-run"):
+        report = dry_run_report(db, now=now, config=load_json_file(config_path, "--config"),
+                                draining=draining)  # fmt: skip
     echo_chosen("now", report.now, db)
     if report.noncanonical:
         click.echo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from reportgen.cli.common import DB_PATH, echo_chosen, reports_errors
+from reportgen.cli.progress import progress_bar, quiet_option
 
 
 @click.command("export")
@@ -16,6 +17,7 @@ from reportgen.cli.common import DB_PATH, echo_chosen, reports_errors
     "--to", "end", required=True, help="Window end, ISO-8601 UTC (e.g. 2026-03-16T09:00:00Z)."
 )
 @click.option("--out", required=True, type=DB_PATH, help="Bundle file to write (SQLite).")
+@quiet_option
 @reports_errors
 def export_command(db: str, start: str, end: str, out: str) -> None:
     """Write a self-contained, reproducible bundle of a window of a town.
@@ -31,7 +33,8 @@ def export_command(db: str, start: str, end: str, out: str) -> None:
     from reportgen.replay.export import export
     from reportgen.replay.source import given_window
 
-    manifest = export(db, start, end, out)
+    with progress_bar("export"):
+        manifest = export(db, start, end, out)
     echo_chosen("window", given_window(start, end), db)
     for q in manifest["quarantined"]:
         click.echo(f"warning: {db}: quarantined event {q['event_id']}: {q['reason']}", err=True)

@@ -18,6 +18,7 @@ from reportgen.cli.common import (
     json_text,
     reports_errors,
 )
+from reportgen.cli.progress import progress_bar, quiet_option
 from reportgen.errors import BadInputError
 from reportgen.town.context import Action
 from reportgen.town_run import TownRun
@@ -34,6 +35,7 @@ from reportgen.town_run import TownRun
 @click.option("--ticks", is_flag=True, help="Replay tick by tick and compare with the record.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON response.")
 @auto_recover_option
+@quiet_option
 @reports_errors
 def replay_command(
     db: str, start: str, end: str, ticks: bool, as_json: bool, auto_recover: tuple[int, ...]
@@ -58,7 +60,8 @@ def replay_command(
     if auto_recover and not ticks:
         raise BadInputError("--auto-recover needs --ticks (it changes what each tick does)")
     if not ticks:
-        result = replay.replay_events(db, start, end)
+        with progress_bar("replay"):
+            result = replay.replay_events(db, start, end)
         echo_chosen("window", given_window(start, end), db)
         if as_json:
             click.echo(json_text(result))
@@ -67,7 +70,8 @@ def replay_command(
         return
     recover = validate(auto_recover) if auto_recover else None
     reporter = reporter_from_env()  # a bad SENTRY_DSN fails before the work, not after
-    run = replay.replay_window(db, start, end, auto_recover=recover)
+    with progress_bar("replay"):
+        run = replay.replay_window(db, start, end, auto_recover=recover)
     echo_chosen("window", given_window(start, end), db)
     click.echo(json_text(ticks_json(run)) if as_json else _ticks_text(run))
     report_episodes(reporter, find_episodes(run.town_id, run.ticks))

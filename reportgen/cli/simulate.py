@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from reportgen.cli.common import auto_recover_option, reports_errors
+from reportgen.cli.progress import progress_bar, quiet_option
 from reportgen.errors import BadInputError
 from reportgen.sim.event_loop import SimResult
 from reportgen.sim.scenarios import SCENARIOS
@@ -48,6 +49,7 @@ def format_list() -> str:
 )
 @click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
 @auto_recover_option
+@quiet_option
 @reports_errors
 def simulate(
     scenario: str | None,
@@ -85,11 +87,12 @@ def simulate(
     if reporter is not None:
         # in memory: a simulation starts from an empty town, nothing of an earlier run goes on
         observers.append(LiveEpisodes(sqlite3.connect(":memory:"), reporter))
-    results = run_simulation(
-        scenario, Path(out_dir), seed=seed, towns=towns, hours=hours,
-        filter_mode="off" if no_container_filter else "changes", auto_recover=recover,
-        observers=observers,
-    )  # fmt: skip
+    with progress_bar(f"simulate {scenario}"):
+        results = run_simulation(
+            scenario, Path(out_dir), seed=seed, towns=towns, hours=hours,
+            filter_mode="off" if no_container_filter else "changes", auto_recover=recover,
+            observers=observers,
+        )  # fmt: skip
     if reporter is not None:
         reporter.flush()
     for result in results:

@@ -25,6 +25,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from reportgen import progress
 from reportgen.replay.fidelity import APPROXIMATE, APPROXIMATE_CAVEAT, EXACT
 from reportgen.replay.source import HISTORY_TABLES, Source, Window
 from reportgen.town import checkpoints, clock, events, store
@@ -97,14 +98,17 @@ class TownState:
         """Re-run every journal row after this state up to ``until``.
 
         With ``alarm``, stop just before a tick at ``until``: the state at
-        ``until`` as the alarm firing then would find it.
+        ``until`` as the alarm firing then would find it. Each row re-run is
+        reported to :mod:`reportgen.progress` (this is where a long replay spends its time).
         """
-        for row in self.journal_rows(until):
+        rows = self.journal_rows(until)
+        for done, row in enumerate(rows, start=1):
             if alarm and row.call == "tick" and row.at == until:
                 return
             tick = self.apply(row)
             if keep_ticks and tick is not None:
                 self.ticks.append(tick)
+            progress.report(done, len(rows), row.at)
 
     def apply(self, row: JournalRow) -> ReplayedTick | None:
         """Re-run one journal row; a tick plays back the world's recorded answers."""

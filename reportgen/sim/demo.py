@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reportgen import progress
 from reportgen.errors import ReportgenError
 from reportgen.sim.scenario_files import simulate_town
 
@@ -37,8 +38,9 @@ def demo_fleet(out_dir: str | Path, *, seed: int = DEMO_SEED) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    for scenario, hours in DEMO_FLEET:
-        result = simulate_town(scenario, seed=seed, hours=hours, out_dir=out)
+    for i, (scenario, hours) in enumerate(DEMO_FLEET):
+        with progress.step(i, len(DEMO_FLEET), scenario):
+            result = simulate_town(scenario, seed=seed, hours=hours, out_dir=out)
         assert result.path is not None
         paths.append(result.path.replace(out / f"{scenario}.sqlite"))
     return paths

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reportgen import progress
 from reportgen.sim.container import SimContainer
 from reportgen.sim.github import SimGitHub
 from reportgen.sim.queue import Agenda
@@ -180,6 +181,8 @@ class Simulation:
             self._tick()
         self.town.save_counters()
         self.town.conn.commit()
+        span = self.end_ms - self.start_ms
+        progress.report(span, span, clock.iso(self.end_ms))
         return self.result
 
     def _tick(self) -> None:
@@ -194,6 +197,7 @@ class Simulation:
         )
         self.result.add(result)
         self.next_tick_ms = clock.to_ms(result.next_tick_at)
+        progress.report(self.now_ms - self.start_ms, self.end_ms - self.start_ms, result.now)
 
     def write(self, out_dir: Path) -> Path:
         """Write the town to ``out_dir/<townId>.sqlite`` atomically (temp file, then rename)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reportgen import progress
 from reportgen.errors import BadInputError
 from reportgen.sim.event_loop import SimResult, Simulation
 from reportgen.sim.scenarios import get_scenario
@@ -66,16 +67,12 @@ def simulate(
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out}: not a directory")
     out.mkdir(parents=True, exist_ok=True)
-    return [
-        simulate_town(
-            scenario,
-            seed=seed,
-            index=i,
-            hours=hours,
-            filter_mode=filter_mode,
-            out_dir=out,
-            auto_recover=auto_recover,
-            observers=observers,
-        )
-        for i in range(towns)
-    ]
+    results = []
+    for i in range(towns):
+        with progress.step(i, towns, f"town {i + 1}/{towns}" if towns > 1 else ""):
+            result = simulate_town(
+                scenario, seed=seed, index=i, hours=hours, filter_mode=filter_mode,
+                out_dir=out, auto_recover=auto_recover, observers=observers,
+            )  # fmt: skip
+        results.append(result)
+    return results
