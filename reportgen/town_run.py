@@ -79,6 +79,11 @@ class TownRun:
     #: ``label`` (one line), ``entities`` (``[kind, id]`` pairs it touched) and
     #: ``detail`` (the stored fields, for the expanded view).
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: The file a reader passes to ``reportgen replay --db`` to reproduce this town ("":
+    #: ``source``), and one line on where to get it; set by the report build
+    #: (:mod:`reportgen.report.reproduce`), e.g. the town's bundle in the nightly's artefact.
+    replay_db: str = ""
+    replay_where: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -124,6 +124,10 @@ while [[ -e "$PAGES_DIR/runs/$run" ]]; do # a dated URL, once published, never c
   run="$label.$n"
   n=$((n + 1))
 done
+# The pages' "Reproduce" commands name each town's bundle as the workflow's
+# bundles-<run> artefact holds it (the demo fleet has no artefact).
+reproduce=()
+if [[ ${#build_args[@]} -gt 0 ]]; then reproduce=(--artefact "bundles-$run"); fi
 history=()
 if [[ -f "$PAGES_DIR/history.jsonl" ]]; then history=(--history "$PAGES_DIR/history.jsonl"); fi
 # With SENTRY_DSN set, build sends one event per new episode, linked to its page.
@@ -131,7 +135,7 @@ links=()
 if [[ -n "${PAGES_BASE_URL:-}" ]]; then links=(--base-url "${PAGES_BASE_URL%/}/runs/$run/"); fi
 status=0
 "$REPORTGEN" build "${build_args[@]}" --ticks "${REPORTGEN_TICKS:-auto}" \
-  --out "$PAGES_DIR/runs/$run" "${history[@]}" "${links[@]}" ||
+  --out "$PAGES_DIR/runs/$run" "${history[@]}" "${links[@]}" "${reproduce[@]}" ||
   status=$?
 # The cache beside a run (.<run>.cache) only speeds up rebuilding the same
 # directory, which a dated run never is: keep caches out of the published tree.
@@ -209,9 +213,9 @@ for line in "${towns[@]}"; do
   IFS=$'\t' read -r town is_new bundle <<<"$line"
   file="$WORK_DIR/incident/${town//[^A-Za-z0-9._-]/_}.html"
   if [[ -n "$bundle" ]]; then
-    "$REPORTGEN" build "$bundle" --single-file "$file" >&2
+    "$REPORTGEN" build "$bundle" --single-file "$file" "${reproduce[@]}" >&2
   else
-    "$REPORTGEN" build "${build_args[@]}" --single-file "$file" --town "$town" >&2
+    "$REPORTGEN" build "${build_args[@]}" --single-file "$file" --town "$town" "${reproduce[@]}" >&2
   fi
   if [[ "$is_new" == new ]]; then new_towns=$((new_towns + 1)); fi
 done

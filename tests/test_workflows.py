@@ -7,9 +7,11 @@ the workflow's commands from rotting between the nights they run.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -311,6 +313,7 @@ def test_nightly_two_nights(tmp_path: Path) -> None:
     _check_exports_and_a_failing_town(published)
     _check_no_cache_published(published)
     _check_step_summary(published)
+    _check_reproduce_names_the_bundles_artefact(published)
 
 
 def _two_nights(work: Path) -> dict[str, Any]:
@@ -408,6 +411,45 @@ def _check_no_cache_published(published: dict[str, Any]) -> None:
     runs = published["pages"] / "runs"
     assert [p.name for p in runs.iterdir() if p.name.startswith(".")] == []
     assert ".cache" not in (runs / "index.html").read_text(encoding="utf-8")
+
+
+def _bundles_artefact(work: Path, outputs: dict[str, str]) -> tuple[str, set[str]]:
+    """The name of the workflow's bundles artefact for a run and the files it holds, as
+    upload-artifact lays them out (a wildcard path: the files under its fixed folder)."""
+    workflow = _load(NIGHTLY)
+    (upload,) = [
+        s["with"]
+        for s in _steps(workflow)
+        if s.get("uses", "").startswith("actions/upload-artifact@")
+        and "exports" in str(s["with"]["path"])
+    ]
+    name = upload["name"].replace("${{ steps.nightly.outputs.run_label }}", outputs["run_label"])
+    pattern = upload["path"].replace("${{ env.WORK_DIR }}", workflow["env"]["WORK_DIR"])
+    assert "${{" not in name + pattern, (name, pattern)
+    return name, {p.name for p in work.glob(pattern)}
+
+
+def _check_reproduce_names_the_bundles_artefact(published: dict[str, Any]) -> None:
+    """Every Reproduce command of the exported night names a file of its bundles artefact,
+    and says where to get it; so do the incident files."""
+    work: Path = published["work"]
+    artefact, files = _bundles_artefact(work, published["second"])
+    assert artefact == "bundles-2026-03-16.2" and files
+    run = published["pages"] / "runs" / "2026-03-16.2"
+    pages = [*run.glob("violations/*.html"), *run.glob("findings/*.html")]
+    pages += (work / published["second"]["incident_dir"]).glob("*.html")
+    commands = {
+        html.unescape(c)
+        for page in pages
+        for c in re.findall(r'data-copy="(reportgen replay [^"]*)"', page.read_text("utf-8"))
+    }
+    assert len(commands) > 3, "the demo towns have episodes and findings to reproduce"
+    for command in commands:
+        words = shlex.split(command)
+        folder, _, name = words[words.index("--db") + 1].partition("/")
+        assert folder == artefact and name in files, command
+    where = f"the {artefact} artefact of the nightly run"
+    assert all(where in page.read_text("utf-8") for page in pages)
 
 
 def _check_step_summary(published: dict[str, Any]) -> None:

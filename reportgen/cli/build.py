@@ -35,9 +35,9 @@ from reportgen.cli.progress import info, progress_bar, quiet_option
 from reportgen.errors import BadInputError, NothingBuiltError
 
 if TYPE_CHECKING:
-    from reportgen.diagnose.loader import DiagnosingLoader
     from reportgen.observability.sentry import SentryReporter
     from reportgen.report.build import BuildSummary
+    from reportgen.report.reproduce import NamingLoader, SourceNames
 
 #: ``--fail-on`` values (see :func:`reportgen.report.verdicts.fails`).
 FAIL_ON = ("stuck", "degraded", "violations")
@@ -150,6 +150,13 @@ _PATH = click.Path(path_type=Path)
     "the record when it covers the window and the database is at the window's end, and "
     "replays otherwise (databases without a record, bundles, earlier windows).",
 )
+@click.option(
+    "--artefact",
+    metavar="NAME",
+    help="The CI artefact the sources are published in (the nightly's bundles-<run>): each "
+    "page's Reproduce command names the town's file in it and says where to get it "
+    "(the run's page, from GITHUB_SERVER_URL, GITHUB_REPOSITORY and GITHUB_RUN_ID when set).",
+)
 @auto_recover_option
 @quiet_option
 @reports_errors
@@ -171,6 +178,7 @@ def build(
     diagnosis_config: Path | None,
     base_url: str | None,
     ticks: str,
+    artefact: str | None,
     auto_recover: tuple[int, ...],
 ) -> None:
     """Build the report site from town databases, bundles or directories of them
@@ -187,13 +195,12 @@ def build(
     from reportgen.report.build import build_site
     from reportgen.report.executors import make_executor
 
-    loader = _loader(ticks, auto_recover, diagnosis_config)
+    loader = _loader(ticks, auto_recover, diagnosis_config, _names(sources, artefact))
     runner = make_executor(executor, jobs, scheduler)
     reporter = reporter_from_env() if single_file is None else None  # fail before the work
     paths = _paths(sources)
     if single_file is not None:
-        with progress_bar("build"):
-            _single_file(single_file, paths, sources, town, window_from, window_to, loader)
+        _single_file(single_file, paths, sources, town, window_from, window_to, loader)
         return
     try:
         with progress_bar("build") as bar:
@@ -232,20 +239,36 @@ def _paths(sources: tuple[Path, ...]) -> list[Path]:
         return demo_sources(cache_dir())
 
 
+def _names(sources: tuple[Path, ...], artefact: str | None) -> SourceNames:
+    """How the pages name the sources: inside ``--artefact`` (with the CI run's page when
+    GitHub Actions says which), under the cache for the demo fleet, else as given."""
+    from reportgen.report.reproduce import SourceNames, run_url
+    from reportgen.report.site import cache_dir
+
+    return SourceNames(
+        artefact=artefact or "",
+        artefact_url=run_url(os.environ) if artefact else "",
+        demo_cache="" if sources else str(cache_dir()),
+    )
+
+
 def _loader(
-    ticks: str, auto_recover: tuple[int, ...], config_path: Path | None
-) -> DiagnosingLoader:
+    ticks: str, auto_recover: tuple[int, ...], config_path: Path | None, names: SourceNames
+) -> NamingLoader:
     """The town loader the build is handed: recorded or replayed ticks as ``--ticks`` says,
     with recovery or not, judged with the thresholds of ``--diagnosis-config`` (so every
-    town gets a verdict and findings)."""
+    town gets a verdict and findings), its file named on the pages as ``names`` says."""
     from reportgen.diagnose.loader import DiagnosingLoader
     from reportgen.diagnose.registry import DEFAULT_CONFIG, load_config
     from reportgen.replay.loader import ReplayLoader
+    from reportgen.report.reproduce import NamingLoader
     from reportgen.town.recovery import validate
 
     recover = validate(auto_recover) if auto_recover else None
     config = load_config(config_path) if config_path is not None else DEFAULT_CONFIG
-    return DiagnosingLoader(ReplayLoader(auto_recover=recover, ticks=ticks), config)
+    return NamingLoader(
+        DiagnosingLoader(ReplayLoader(auto_recover=recover, ticks=ticks), config), names
+    )
 
 
 def _single_file(
@@ -255,15 +278,17 @@ def _single_file(
     town: str | None,
     window_from: str | None,
     window_to: str | None,
-    loader: DiagnosingLoader,
+    loader: NamingLoader,
 ) -> None:
     """``--single-file``: one town's window as one HTML file (never over a source)."""
     from reportgen.report.single_file import build_single_file
 
     check_single_file(target, [*paths, *sources])
-    size = build_single_file(
-        paths, target, town=town, window_from=window_from, window_to=window_to, load_run=loader
-    )
+    with progress_bar("build"):
+        size = build_single_file(
+            paths, target, town=town, window_from=window_from, window_to=window_to,
+            load_run=loader,
+        )  # fmt: skip
     click.echo(f"wrote {target} ({size / 1e6:.2f} MB)")
 
 

@@ -273,6 +273,8 @@ class FindingPage:
     fidelity: str
     caveat: str
     docs_anchor: str
+    #: Where to get the file the finding's replay command names.
+    replay_where: str
 
 
 def _actions_about(tick: Mapping[str, Any], subject_id: str) -> tuple[str, ...]:
@@ -322,6 +324,7 @@ def finding_pages(data: TownData, tf: TownFindings) -> Iterator[FindingPage]:
             fidelity=tf.fidelity,
             caveat=tf.caveat,
             docs_anchor=row.kind if known else "",
+            replay_where=clean(data.run.replay_where),
         )
 
 

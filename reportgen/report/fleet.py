@@ -10,8 +10,8 @@ pages, and the parent's memory does not grow with the pages of the fleet.
 The directory is a cache entry (``<cache>/towns/<key>/``: ``files/`` mirrors
 the site, ``summary.json`` is the outcome). ``key`` is a sha256 of
 everything the town's pages depend on (:func:`town_key`: the source file's
-checksum and path, the reportgen version, the templates, the window, the
-loader's options, the asset names); an entry is only reused when the
+checksum, its path resolved and as given, the reportgen version, the templates,
+the window, the loader's options, the asset names); an entry is only reused when the
 previous run's episodes of its town (which decide new / persisting and
 carried ids) are also the same, which the entry records as
 ``history_digest``. The parent hard-links the files into the new site, so
@@ -44,8 +44,9 @@ from reportgen.town_run import TownRun
 LoadRun = Callable[[Path, str | None, str | None], TownRun]
 #: Bumped when the entry layout, the summary's shape or what pages show changes within one
 #: version (old entries are then unused). 2: bidi controls are shown, not obeyed; cached
-#: summaries carry the window's reason. 3: towns carry their verdict and findings.
-CACHE_FORMAT = 3
+#: summaries carry the window's reason. 3: towns carry their verdict and findings. 4: the
+#: Reproduce commands name the source as the build was told to (the path given, an artefact).
+CACHE_FORMAT = 4
 SUMMARY = "summary.json"
 FILES = "files"
 
@@ -145,7 +146,7 @@ def town_key(ctx: FleetContext, source: Path) -> str | None:
         checksum = file_checksum(source)
     except OSError:
         return None  # the loader will report it (or serve something else under that name)
-    return _sha(f"{ctx.options_key}\0{source.resolve()}\0{checksum}")
+    return _sha(f"{ctx.options_key}\0{source.resolve()}\0{source}\0{checksum}")
 
 
 def history_digest(ctx: FleetContext, town_id: str) -> str:

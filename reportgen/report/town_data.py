@@ -242,7 +242,7 @@ def episode_row(data: TownData, ep: Episode, expected_why: str | None = None) ->
         open_at_end=ep.open_at_end,
         entities=episode_links(data.entities, ep),
         summary=data.explanations[ep.id].summary,
-        replay_command=replay_command(data.run.source, ep),
+        replay_command=replay_command(data.run.replay_db or data.run.source, ep),
         expected=expected_why is not None,
         expected_why=expected_why or "",
     )

@@ -125,6 +125,8 @@ class ViolationPage:
     caveat: str | None
     prev_href: str | None
     next_href: str | None
+    #: Where to get the file the replay command names.
+    replay_where: str
 
 
 # ── Entity pages ─────────────────────────────────────────────────────────
@@ -338,6 +340,7 @@ def violation_pages(data: TownData) -> Iterator[ViolationPage]:
             witness=_witness(data, ep),
             fidelity=clean(data.run.fidelity),
             caveat=clean(data.run.caveat) if data.run.caveat else None,
+            replay_where=clean(data.run.replay_where),
             prev_href=data.rows[eps[i - 1].id].href if i > 0 else None,
             next_href=data.rows[eps[i + 1].id].href if i + 1 < len(eps) else None,
         )

@@ -128,6 +128,8 @@ class EpisodeDetail:
     summary: str
     parts: list[Part]
     replay_command: str
+    #: Where to get the file the replay command names.
+    replay_where: str
 
 
 @dataclass(frozen=True)
@@ -289,7 +291,12 @@ def _groups(data: TownData) -> list[InvariantGroup]:
             rows,
             [
                 EpisodeDetail(
-                    r.id, r.href, r.summary, data.explanations[r.id].parts, r.replay_command
+                    r.id,
+                    r.href,
+                    r.summary,
+                    data.explanations[r.id].parts,
+                    r.replay_command,
+                    clean(data.run.replay_where),
                 )
                 for r in rows
             ],
