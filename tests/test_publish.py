@@ -17,6 +17,7 @@ import support.report_fixtures as rf
 from click.testing import CliRunner
 
 from reportgen.cli import main
+from reportgen.errors import BadInputError
 from reportgen.report import ledger as ledgers
 from reportgen.report.publish import publish
 from reportgen.report.retention import drop_dead_links
@@ -207,8 +208,8 @@ def test_publish_bad_input_is_one_line_naming_the_file(tmp_path: Path) -> None:
     missing = _cli(str(tmp_path / "nowhere"))
     assert missing.exit_code == 2 and "no such directory" in missing.output
     assert not (tmp_path / "nowhere").exists()
-    order = _cli(str(pages), "--full-runs", "5", "--keep-runs", "2")
-    assert order.exit_code == 2 and "full runs <= kept runs" in order.output
+    with pytest.raises(BadInputError, match="at least 1"):
+        publish(pages, full_runs=0)
 
 
 @pytest.mark.parametrize("labels", [["2026-03-16.10", "2026-03-16.2", "2026-03-16", "2026-03-17"]])
@@ -219,3 +220,19 @@ def test_runs_are_ordered_as_sort_v_orders_them(labels: list[str]) -> None:
         "2026-03-16.10",
         "2026-03-17",
     ]
+
+
+def test_the_extrapolation_adds_full_runs_thinned_runs_and_permalinks() -> None:
+    from reportgen.report.budget import Measured, extrapolate
+
+    measured = Measured(
+        towns=3, full_runs=3, thinned_runs=7, full_town_bytes=1000, full_run_bytes=900,
+        thinned_town_bytes=100, thinned_run_bytes=30, permalink_entry_bytes=10,
+        entries_per_town_night=0.5,
+    )  # fmt: skip
+    plan = extrapolate(measured, towns=100, nights=90, full_runs=4, scale=2)
+    assert plan.full_bytes == 4 * (100 * 2000 + 900)
+    assert plan.thinned_bytes == 86 * (100 * 200 + 30)
+    assert plan.permalink_bytes == 100 * 90 * 1 * 10
+    modelled = extrapolate(measured, towns=100, nights=90, full_runs=4, full_town_bytes=5)
+    assert modelled.full_bytes == 4 * (100 * 5 + 900)

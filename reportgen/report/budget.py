@@ -9,7 +9,9 @@ splits it into what grows with the towns and what does not:
 * a thinned run: its index, episode and finding pages per town; its small
   assets and ``history.jsonl`` per run;
 * the permalinks: bytes per entry (page, JSON twin, index row, ledger
-  line) and entries per town and night.
+  line) and entries per town and night, bounded from above by the most
+  episodes and findings any kept run showed per town (as if all were new
+  every night: a persisting one keeps its single entry).
 
 :func:`extrapolate` scales that to ``towns`` × ``nights`` with ``full_runs``
 full sites, optionally with the per-town sizes scaled (``scale``: e.g. from
@@ -78,6 +80,14 @@ def _towns(run: Path) -> int:
     return len(json.loads((run / "index.json").read_text(encoding="utf-8"))["towns"])
 
 
+def _shown(run: Path) -> float:
+    """Episodes and findings a run showed per town: an upper bound of the new ones per town
+    and night (as if every night's were all new, none persisting)."""
+    index = json.loads((run / "index.json").read_text(encoding="utf-8"))
+    findings = sum(len(t.get("findings") or []) for t in index["towns"])
+    return (len(index["episodes"]) + findings) / max(1, len(index["towns"]))
+
+
 def _mean(values: list[int]) -> int:
     return sum(values) // len(values) if values else 0
 
@@ -92,9 +102,6 @@ def measure(pages: Path) -> Measured:
     thin_split = [_split(r, _towns(r)) for r in thinned]
     ledger = json.loads((pages / "permalinks" / LEDGER).read_text(encoding="utf-8"))
     entries = len(ledger["episodes"]) + len(ledger["findings"])
-    seen = {r.name for r in runs} | {
-        run for kind in ("episodes", "findings") for e in ledger[kind].values() for run in e["runs"]
-    }
     folder = pages / "permalinks"
     permalinks = tree_bytes(folder) - tree_bytes(folder / "assets")
     return Measured(
@@ -106,7 +113,7 @@ def measure(pages: Path) -> Measured:
         thinned_town_bytes=_mean([t for t, _ in thin_split]),
         thinned_run_bytes=_mean([r for _, r in thin_split]),
         permalink_entry_bytes=permalinks // max(1, entries),
-        entries_per_town_night=entries / max(1, towns * len(seen)),
+        entries_per_town_night=max((_shown(r) for r in runs), default=0.0),
     )
 
 

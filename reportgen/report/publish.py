@@ -67,9 +67,9 @@ def publish(
     """Retention and permalinks over ``pages`` (see the module docstring)."""
     if not pages.is_dir():
         raise BadInputError(f"PAGES_DIR {pages}: no such directory")
-    if full_runs < 1 or keep_runs < full_runs:
+    if full_runs < 1 or keep_runs < 1:
         raise BadInputError(
-            f"--full-runs {full_runs} --keep-runs {keep_runs}: need 1 <= full runs <= kept runs"
+            f"--full-runs {full_runs} --keep-runs {keep_runs}: both must be at least 1"
         )
     out = pages / FOLDER
     check_replaceable(out, f"PAGES_DIR {pages}: {FOLDER}/", SITE_MARKER, force=force)
