@@ -154,6 +154,7 @@ def test_publish_thins_deletes_and_writes_permalinks_deterministically(tmp_path:
     assert done.thinned == ["2026-03-03", "2026-03-04"] and done.runs[-1] == "2026-03-06"
     thinned = pages / "runs" / "2026-03-04"
     assert not (thinned / "towns").exists() and not (thinned / "assets" / "vega-1.js").exists()
+    assert not (thinned / "violations" / "e1.json").exists()
     page = (thinned / "violations" / "e1.html").read_text(encoding="utf-8")
     assert "the <b>agent</b>" in page and "towns/" not in page and 'href="../index.html"' in page
     assert (pages / "runs" / "notes" / "todo.txt").read_text(encoding="utf-8") == "mine\n"

@@ -3,9 +3,9 @@
 GitHub Pages deploys the whole tree every night and holds at most 1 GB, so
 only the newest runs keep their full site. An older run is *thinned* to
 what a ticket may link to: its index, its episode pages (``violations/``)
-and finding pages (``findings/``) with their JSON twins, its
-``index.json`` and ``history.jsonl``, and the small stylesheet and script.
-Town, tick and entity pages and the chart bundle go; every link of a kept
+and finding pages (``findings/``), its ``index.json`` (every episode's and
+finding's data) and ``history.jsonl``, and the small stylesheet and script.
+Town, tick and entity pages, the pages' JSON twins and the chart bundle go; every link of a kept
 page to a deleted file is dropped, its text kept (a ``<script>`` or
 ``<link>`` of a deleted asset is removed), so every link left resolves.
 Runs beyond the number kept are deleted.
@@ -41,7 +41,8 @@ EXTERNAL = ("http:", "https:", "//", "mailto:", "data:", "javascript:", "#")
 def kept_in_thinned(relpath: str) -> bool:
     """Whether a thinned run keeps this file (a POSIX path inside the run)."""
     top = relpath.split("/", 1)[0]
-    return relpath in KEPT_FILES or top in KEPT_FOLDERS or relpath.startswith(KEPT_ASSET_PREFIX)
+    page = top in KEPT_FOLDERS and relpath.endswith(".html")
+    return relpath in KEPT_FILES or page or relpath.startswith(KEPT_ASSET_PREFIX)
 
 
 def run_files(run: Path) -> list[str]:
