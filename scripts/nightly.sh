@@ -15,6 +15,8 @@
 #   REPORTGEN_WINDOW_HOURS window length in hours. Default: 24.
 #   REPORTGEN_RUN_LABEL    name of the dated directory. Default: today (UTC).
 #   REPORTGEN_KEEP_RUNS    dated runs kept in the published tree. Default: 90.
+#   REPORTGEN_FULL_RUNS    of those, the newest kept whole; older ones are thinned
+#                          to their index, episode and finding pages. Default: 4.
 #   REPORTGEN_TICKS        where the ticks come from (reportgen build --ticks):
 #                          auto (default), recorded or replay.
 #   PAGES_DIR              the published tree (restored from the data branch
@@ -37,6 +39,7 @@ PAGES_DIR=${PAGES_DIR:-pages}
 WORK_DIR=${WORK_DIR:-nightly}
 HOURS=${REPORTGEN_WINDOW_HOURS:-24}
 KEEP=${REPORTGEN_KEEP_RUNS:-90}
+FULL=${REPORTGEN_FULL_RUNS:-4}
 TOWNS=${REPORTGEN_TOWNS:-}
 
 log() { printf 'nightly: %s\n' "$*" >&2; }
@@ -130,9 +133,12 @@ reproduce=()
 if [[ ${#build_args[@]} -gt 0 ]]; then reproduce=(--artefact "bundles-$run"); fi
 history=()
 if [[ -f "$PAGES_DIR/history.jsonl" ]]; then history=(--history "$PAGES_DIR/history.jsonl"); fi
-# With SENTRY_DSN set, build sends one event per new episode, linked to its page.
+# With SENTRY_DSN set, build sends one event per new episode, linked to its stable
+# permalink (written by `reportgen publish` below); the summary links there too.
 links=()
-if [[ -n "${PAGES_BASE_URL:-}" ]]; then links=(--base-url "${PAGES_BASE_URL%/}/runs/$run/"); fi
+if [[ -n "${PAGES_BASE_URL:-}" ]]; then
+  links=(--base-url "${PAGES_BASE_URL%/}/runs/$run/" --permalink-base "${PAGES_BASE_URL%/}")
+fi
 status=0
 "$REPORTGEN" build "${build_args[@]}" --ticks "${REPORTGEN_TICKS:-auto}" \
   --out "$PAGES_DIR/runs/$run" "${history[@]}" "${links[@]}" "${reproduce[@]}" ||
@@ -168,21 +174,20 @@ redirect "$PAGES_DIR/latest/index.html" "../runs/$run/index.html"
 redirect "$PAGES_DIR/index.html" "runs/$run/index.html"
 printf '%s\n' "$run" >"$PAGES_DIR/latest/run.txt"
 
+# Retention and permalinks: the newest $FULL runs whole, older ones thinned to
+# their index, episode and finding pages, runs beyond $KEEP deleted; then
+# permalinks/ rewritten from every run it has seen (docs/nightly.md).
+"$REPORTGEN" publish "$PAGES_DIR" --full-runs "$FULL" --keep-runs "$KEEP" >&2
 mapfile -t runs < <(find "$PAGES_DIR/runs" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\n' | sort -V)
-if [[ ${#runs[@]} -gt $KEEP ]]; then
-  for old in "${runs[@]:0:${#runs[@]}-KEEP}"; do
-    log "pruning run $old (REPORTGEN_KEEP_RUNS=$KEEP)"
-    rm -rf "${PAGES_DIR:?}/runs/$old"
-  done
-  runs=("${runs[@]:${#runs[@]}-KEEP}")
-fi
 {
   printf '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">\n'
   printf '<title>Reconciler report: runs</title></head><body>\n<h1>Runs</h1>\n<ul>\n'
   for ((i = ${#runs[@]} - 1; i >= 0; i--)); do
-    printf '<li><a href="%s/index.html">%s</a></li>\n' "${runs[i]}" "${runs[i]}"
+    thin=""
+    if [[ ! -d "$PAGES_DIR/runs/${runs[i]}/towns" ]]; then thin=" (index, episodes and findings only)"; fi
+    printf '<li><a href="%s/index.html">%s</a>%s</li>\n' "${runs[i]}" "${runs[i]}" "$thin"
   done
-  printf '</ul>\n</body></html>\n'
+  printf '</ul>\n<p><a href="../permalinks/index.html">Permalinks</a>: every episode and finding, never removed.</p>\n</body></html>\n'
 } >"$PAGES_DIR/runs/index.html"
 
 # --- 5. one incident file per town with violations ----------------------------
@@ -229,7 +234,8 @@ base=${PAGES_BASE_URL:-}
 base=${base%/}
 summary "" "### Published" ""
 if [[ -n "$base" ]]; then
-  summary "- this run: $base/runs/$run/index.html" "- latest: $base/latest/"
+  summary "- this run: $base/runs/$run/index.html" "- latest: $base/latest/" \
+    "- permalinks: $base/permalinks/index.html"
 else
   summary "- this run: runs/$run/index.html (PAGES_BASE_URL not set)"
 fi

@@ -191,6 +191,7 @@ def _open(path: Any) -> Any:
 
 
 BASE_URL = "https://reports.example/runs/2026-03-16/"
+PERMALINK_BASE = "https://reports.example"
 
 
 @dataclass
@@ -200,14 +201,18 @@ class Nightly:
     dsn: str
     tmp: Path
     town_id: str = ""
+    #: The last build's stdout (its summary).
+    output: str = ""
 
-    def night(self, name: str, history: str | None = None) -> dict[str, Any]:
+    def night(self, name: str, history: str | None = None, *more: str) -> dict[str, Any]:
         """Build into ``tmp/name`` (Sentry on) and return its ``index.json``."""
-        args = ["build", str(self.tmp / "towns"), "--jobs", "1", "--base-url", BASE_URL]
+        args = ["build", str(self.tmp / "towns"), "--jobs", "1", "--base-url", BASE_URL, *more]
         args += ["--out", str(self.tmp / name)]
         args += ["--history", str(self.tmp / history)] if history else []
-        done = CliRunner().invoke(main, args, env={"SENTRY_DSN": self.dsn})
+        env = {"SENTRY_DSN": self.dsn, "GITHUB_STEP_SUMMARY": str(self.tmp / "summary.md")}
+        done = CliRunner().invoke(main, args, env=env)
         assert done.exit_code == 0, done.output
+        self.output = done.output
         return dict(json.loads((self.tmp / name / "index.json").read_text(encoding="utf-8")))
 
 
@@ -274,3 +279,28 @@ def test_build_alerts_each_new_critical_finding_once_grouped_by_its_id(
     count = len(events)
     run.night("two", history="one")
     assert len(events) == count  # persisting findings: no second alert
+
+
+def test_permalink_base_links_alerts_and_summaries_to_the_stable_permalinks(
+    receiver: Any, tmp_path: Path
+) -> None:
+    """With --permalink-base, every new episode and critical finding is linked at
+    ``<base>/permalinks/…/<id>.html`` in Sentry, the summary and the step summary; Sentry
+    keeps the run's own page too."""
+    dsn, events = receiver
+    run = nightly(dsn, tmp_path, "double-hook", seed=5, hours=0.5)
+    simulate_town("container-crash-loop", seed=7, hours=1.0, out_dir=tmp_path / "towns")
+    run.night("one", None, "--permalink-base", PERMALINK_BASE)
+    step_summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    kinds = {"violation": ("episodes", "episode_id", "violations"),
+             "finding": ("findings", "finding_id", "findings")}  # fmt: skip
+    seen = set()
+    for event in events:
+        (context,) = set(event["contexts"]) & set(kinds)
+        folder, key, run_folder = kinds[context]
+        ctx = event["contexts"][context]
+        link = f"{PERMALINK_BASE}/permalinks/{folder}/{ctx[key]}.html"
+        assert ctx["permalink"] == link and link in run.output and f"({link})" in step_summary
+        assert ctx["run_page"] == f"{BASE_URL}{run_folder}/{ctx[key]}.html"
+        seen.add(context)
+    assert seen == set(kinds)

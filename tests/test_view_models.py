@@ -22,12 +22,13 @@ import pytest
 
 from reportgen.report.charts import ChartSpec
 from reportgen.report.pages import SitePage
+from reportgen.report.permalinks import PermalinkPage, PermalinksIndex
 from reportgen.report.single_file import BundlePage
 from reportgen.report.views_index import RunByTown
 from reportgen.resources import templates_dir
 
 #: Every page model a template renders.
-PAGES: tuple[type, ...] = (*typing.get_args(SitePage), BundlePage)
+PAGES: tuple[type, ...] = (*typing.get_args(SitePage), BundlePage, PermalinkPage, PermalinksIndex)
 SCALARS = frozenset({str, int, float, bool, type(None)})
 #: The only JSON objects a page model holds as such: a Vega-Lite spec (its shape is
 #: Vega-Lite's), and a map whose keys are data (town id → run), which a dataclass cannot be.

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.nightly import run_nightly as _nightly
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -263,35 +264,6 @@ def test_nightly_script_passes_shellcheck() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def _nightly(work: Path, expect: int = 0, **env: str) -> dict[str, str]:
-    """Run scripts/nightly.sh in ``work`` as the workflow does; return its outputs."""
-    outputs, summary = work / "outputs.txt", work / "summary.md"
-    outputs.write_text("", encoding="utf-8")
-    summary.write_text("", encoding="utf-8")
-    full = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "REPORTGEN": str(BIN / "reportgen"),
-        "PYTHON": sys.executable,
-        "GITHUB_OUTPUT": str(outputs),
-        "GITHUB_STEP_SUMMARY": str(summary),
-        "SENTRY_DSN": "",
-        "REPORTGEN_TOWNS": "",
-        **env,
-    }
-    result = subprocess.run(
-        ["bash", str(SCRIPT)],
-        cwd=work,
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == expect, f"nightly.sh:\n{result.stdout}\n{result.stderr}"
-    return dict(line.split("=", 1) for line in outputs.read_text(encoding="utf-8").splitlines())
-
-
 def _redirect_target(page: Path) -> Path:
     match = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', page.read_text("utf-8"))
     assert match, f"{page} is not a redirect page"
@@ -317,12 +289,13 @@ def test_nightly_two_nights(tmp_path: Path) -> None:
 
 
 def _two_nights(work: Path) -> dict[str, Any]:
-    from reportgen.report.site import cache_dir
+    from reportgen.report.site import SITE_MARKER, cache_dir
     from reportgen.sim.demo import demo_sources
 
     old = work / "pages" / "runs" / "2000-01-01"
     old.mkdir(parents=True)
     (old / "index.html").write_text("an old run\n", encoding="utf-8")
+    (old / SITE_MARKER).write_text("{}\n", encoding="utf-8")  # reportgen wrote it: may go
     first = _nightly(work, REPORTGEN_RUN_LABEL="2026-03-16", REPORTGEN_KEEP_RUNS="1")
     first_index = (work / "pages" / "runs" / "2026-03-16" / "index.html").read_bytes()
     summary_first = (work / "summary.md").read_text(encoding="utf-8")

@@ -140,6 +140,13 @@ _PATH = click.Path(path_type=Path)
     "Sentry alerts then carry each episode's and finding's permalink.",
 )
 @click.option(
+    "--permalink-base",
+    metavar="URL",
+    help="The published tree's URL (e.g. https://org.github.io/repo): the summary, the step "
+    "summary and Sentry alerts link each new episode and finding at its stable permalink, "
+    "URL/permalinks/episodes/<id>.html (written by `reportgen publish`).",
+)
+@click.option(
     "--ticks",
     "ticks",
     type=click.Choice(["auto", "recorded", "replay"]),
@@ -177,13 +184,13 @@ def build(
     fail_on_violations: bool,
     diagnosis_config: Path | None,
     base_url: str | None,
+    permalink_base: str | None,
     ticks: str,
     artefact: str | None,
     auto_recover: tuple[int, ...],
 ) -> None:
-    """Build the report site from town databases, bundles or directories of them
-    (with no SOURCE, the bundled demo fleet, simulated once, then cached). Every town
-    gets a verdict (stuck, degraded, healthy) and named findings.
+    """Build the report site from town databases, bundles or folders of them (no SOURCE: the
+    demo fleet, simulated once, then cached); every town gets a verdict and named findings.
 
     \b
     Example:
@@ -212,7 +219,7 @@ def build(
     except NothingBuiltError as exc:
         _report_nothing_built(exc)
         raise
-    _report_built(summary, reporter, base_url)
+    _report_built(summary, reporter, base_url, permalink_base)
     _exit(summary, (*fail_on, *(("violations",) if fail_on_violations else ())))
 
 
@@ -293,10 +300,15 @@ def _single_file(
 
 
 def _report_built(
-    summary: BuildSummary, reporter: SentryReporter | None, base_url: str | None
+    summary: BuildSummary,
+    reporter: SentryReporter | None,
+    base_url: str | None,
+    permalink_base: str | None,
 ) -> None:
     """The build summary on stdout, the window and set-aside times on stderr, the Sentry
-    alerts of new episodes and findings, and the step summary."""
+    alerts of new episodes and findings, and the step summary (new episodes and findings
+    linked at their stable permalinks under ``permalink_base`` when it is given)."""
+    summary.permalink_base = permalink_base or ""
     click.echo(summary.text())
     for source in dict.fromkeys(t["source"] for t in summary.ignored_times):
         echo_ignored_times([t for t in summary.ignored_times if t["source"] == source], source)
@@ -306,17 +318,27 @@ def _report_built(
 
 
 def _alert(reporter: SentryReporter | None, summary: BuildSummary, base_url: str | None) -> None:
-    """One Sentry event per new episode and per new critical finding, with permalinks
-    under ``--base-url`` when it is given."""
+    """One Sentry event per new episode and per new critical finding, linked to its stable
+    permalink under ``--permalink-base`` and to its page in this run under ``--base-url``
+    (the permalink is the run's page when only ``--base-url`` is given)."""
     from reportgen.observability.sentry import report_new_episodes, report_new_findings
+    from reportgen.report.permalinks import permalink_url
     from reportgen.report.verdicts import finding_href
     from reportgen.report.views_shared import violation_href
 
-    def link(href: str) -> str | None:
+    def run_page(href: str) -> str | None:
         return f"{base_url.rstrip('/')}/{href}" if base_url else None
 
-    report_new_episodes(reporter, summary.new_episode_records, lambda i: link(violation_href(i)))
-    report_new_findings(reporter, summary.new_finding_records, lambda i: link(finding_href(i)))
+    def links(
+        kind: str, href: Callable[[str], str]
+    ) -> Callable[[str], tuple[str | None, str | None]]:
+        base = summary.permalink_base
+        if not base:
+            return lambda i: (run_page(href(i)), None)
+        return lambda i: (permalink_url(base, kind, i), run_page(href(i)))
+
+    report_new_episodes(reporter, summary.new_episode_records, links("episodes", violation_href))
+    report_new_findings(reporter, summary.new_finding_records, links("findings", finding_href))
 
 
 def check_single_file(target: Path, sources: list[Path]) -> None:

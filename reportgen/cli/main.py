@@ -10,6 +10,7 @@ from reportgen.cli.dashboard import dashboard
 from reportgen.cli.diagnose import diagnose_command
 from reportgen.cli.dry_run import dry_run_command
 from reportgen.cli.export import export_command
+from reportgen.cli.publish import publish_command
 from reportgen.cli.replay import replay_command
 from reportgen.cli.serve import serve_command
 from reportgen.cli.simulate import simulate
@@ -20,6 +21,7 @@ COMMANDS: tuple[click.Command, ...] = (
     diagnose_command,
     dry_run_command,
     export_command,
+    publish_command,
     replay_command,
     serve_command,
     simulate,

@@ -80,6 +80,8 @@ class EpisodeAlert:
     permalink: str | None = None
     #: The entity the invariant names (groups the Sentry issue); ``entities`` when unset.
     subject: EntityKey | None = None
+    #: The episode's page in the run that alerted (when the permalink is the stable one).
+    run_page: str | None = None
 
     def context(self) -> dict[str, Any]:
         return {
@@ -94,6 +96,7 @@ class EpisodeAlert:
             "bead_ids": list(self.entities.bead_ids),
             "rig_ids": list(self.entities.rig_ids),
             "permalink": self.permalink,
+            "run_page": self.run_page,
         }
 
 
@@ -177,7 +180,10 @@ def alert_for(episode: Episode, permalink: str | None = None) -> EpisodeAlert:
 
 
 def alert_from_record(
-    episode_id: str, record: Mapping[str, Any], permalink: str | None = None
+    episode_id: str,
+    record: Mapping[str, Any],
+    permalink: str | None = None,
+    run_page: str | None = None,
 ) -> EpisodeAlert:
     """An alert from a history record (``reportgen.report.history.episode_record``)."""
     entities = EntityKey(
@@ -203,13 +209,18 @@ def alert_from_record(
         episode_id=episode_id,
         permalink=permalink,
         subject=subject,
+        run_page=run_page,
     )
+
+
+#: An episode's or finding's links by id: ``(permalink, run page)``, each possibly None.
+Links = Callable[[str], tuple[str | None, str | None]]
 
 
 def report_new_episodes(
     reporter: SentryReporter | None,
     records: Mapping[str, Mapping[str, Any]],
-    permalink: Callable[[str], str | None] = lambda eid: None,
+    links: Links = lambda eid: (None, None),
 ) -> int:
     """Batch (``build``): one event per *new* episode of a run; flushes; returns the count.
 
@@ -218,7 +229,7 @@ def report_new_episodes(
     if reporter is None:
         return 0
     for eid in sorted(records):
-        reporter.send(alert_from_record(eid, records[eid], permalink(eid)))
+        reporter.send(alert_from_record(eid, records[eid], *links(eid)))
     reporter.flush()
     return len(records)
 
@@ -243,6 +254,8 @@ class FindingAlert:
     because: str
     replay_command: str
     permalink: str | None = None
+    #: The finding's page in the run that alerted (when the permalink is the stable one).
+    run_page: str | None = None
 
     def message(self) -> str:
         """``Reconciler finding dispatch-loop: <subject>: <because>``."""
@@ -262,11 +275,15 @@ class FindingAlert:
             "because": self.because,
             "replay_command": self.replay_command,
             "permalink": self.permalink,
+            "run_page": self.run_page,
         }
 
 
 def finding_alert(
-    finding_id: str, record: Mapping[str, Any], permalink: str | None = None
+    finding_id: str,
+    record: Mapping[str, Any],
+    permalink: str | None = None,
+    run_page: str | None = None,
 ) -> FindingAlert:
     """An alert from a finding's history record (its JSON contract and ``town_id``)."""
     subject = record.get("subject") or {}
@@ -282,13 +299,14 @@ def finding_alert(
         because=str(record.get("because", "")),
         replay_command=str(record.get("replay_command", "")),
         permalink=permalink,
+        run_page=run_page,
     )
 
 
 def report_new_findings(
     reporter: SentryReporter | None,
     records: Mapping[str, Mapping[str, Any]],
-    permalink: Callable[[str], str | None] = lambda fid: None,
+    links: Links = lambda fid: (None, None),
 ) -> int:
     """Batch (``build``): one event per new critical finding of a run; flushes; returns the count.
 
@@ -298,7 +316,7 @@ def report_new_findings(
     if reporter is None:
         return 0
     for fid in sorted(records):
-        reporter.send_finding(finding_alert(fid, records[fid], permalink(fid)))
+        reporter.send_finding(finding_alert(fid, records[fid], *links(fid)))
     reporter.flush()
     return len(records)
 

@@ -32,6 +32,8 @@ TEMPLATES = {
     "finding": "finding.html",
     "finding-stub": "finding_stub.html",
     "bundle": "bundle.html",
+    "permalink": "permalink.html",
+    "permalinks": "permalinks.html",
 }
 
 Url = Callable[[str], str]

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.report.format import clean
+from reportgen.report.permalinks import permalink_url
 from reportgen.report.verdicts import (
     VerdictLine,
+    finding_href,
     ordered_lines,
     verdict_counts,
     verdict_line,
@@ -65,6 +67,30 @@ class BuildSummary:
     verdicts: list[VerdictLine] = field(default_factory=list)
     #: History records of the new critical findings that count, by id (Sentry alerts).
     new_finding_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The published tree's URL (``--permalink-base``): new episodes and findings are then
+    #: linked at their stable permalinks (``<base>/permalinks/episodes/<id>.html``).
+    permalink_base: str = ""
+
+    def episode_link(self, episode: dict[str, Any]) -> str:
+        """A new episode's link: its stable permalink under :attr:`permalink_base`, else its
+        page in this site."""
+        if self.permalink_base:
+            return permalink_url(self.permalink_base, "episodes", str(episode["id"]))
+        return str(episode["href"])
+
+    def finding_lines(self) -> list[tuple[str, str]]:
+        """``(what, link)`` of each new critical finding, by id: its permalink or its page."""
+        lines = []
+        for fid, f in sorted(self.new_finding_records.items()):
+            link = (
+                permalink_url(self.permalink_base, "findings", fid)
+                if self.permalink_base
+                else finding_href(fid)
+            )
+            lines.append(
+                (f"{f.get('town_id', '')} {f['kind']} ({f.get('subject_name', '')})", link)
+            )
+        return lines
 
     def _sources(self) -> str:
         """`` (4 towns from their record, 1 replayed)``: where the ticks came from."""
@@ -94,11 +120,12 @@ class BuildSummary:
         ]
         lines += [
             f"  new: {e['town_id']} invariant {e['invariant']} ({e['title']}) "
-            f"{e['first_at']} → {e['href']}"
+            f"{e['first_at']} → {self.episode_link(e)}"
             for e in self.new_episodes[:10]
         ]
         if len(self.new_episodes) > 10:
             lines.append(f"  … and {len(self.new_episodes) - 10} more")
+        lines += [f"  new finding: {what} → {link}" for what, link in self.finding_lines()]
         lines += [f"  failed: {src}: {why}" for src, why in self.failures]
         lines.append(f"verdicts   {verdict_counts(self.verdicts)}")
         lines += [
@@ -139,11 +166,21 @@ class BuildSummary:
             out += ["### New violation episodes", ""]
             out += [
                 f"- `{_md(e['town_id'])}` invariant {e['invariant']} ({_md(e['title'])}) "
-                f"from {e['first_at']} — `{e['href']}`"
+                f"from {e['first_at']} — {_md_link(self.episode_link(e))}"
                 for e in self.new_episodes
             ]
+        if self.new_finding_records:
+            out += ["", "### New critical findings", ""]
+            out += [f"- {_md(what)} — {_md_link(link)}" for what, link in self.finding_lines()]
         out += [f"- failed: `{_md(src)}`: {_md(why)}" for src, why in self.failures]
         return "\n".join(out) + "\n"
+
+
+def _md_link(link: str) -> str:
+    """A URL as a Markdown link; a site-relative path as code (it only means something locally)."""
+    if link.startswith(("https://", "http://")):
+        return f"[{_md(link)}]({link.replace(' ', '%20').replace(')', '%29')})"
+    return f"`{_md(link)}`"
 
 
 def _md(text: str) -> str:
@@ -170,6 +207,7 @@ def fill_summary(
     summary.window_from, summary.window_to = (froms[0] if froms else ""), (tos[-1] if tos else "")
     summary.new_episodes = [
         {
+            "id": r.id,
             "town_id": r.town_id,
             "invariant": r.invariant,
             "title": r.title,
