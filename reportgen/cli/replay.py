@@ -38,7 +38,8 @@ from reportgen.town_run import TownRun
     flag_value="replay",
     default=None,
     type=click.Choice(["replay", "simulate"]),
-    help="Replay tick by tick and compare with the record. A database with no journal (an "
+    help="Replay tick by tick and compare with the record (--ticks alone is --ticks replay). "
+    "A database with no journal (an "
     "upstream dump) has no ticks: its own history and a dry-run at --to are shown instead, "
     "unless '--ticks simulate', which adds ticks simulated on its stored (today's) state.",
 )

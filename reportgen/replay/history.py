@@ -175,7 +175,7 @@ def _entry(
     at: str, kind: str, label: str, refs: list[list[str]], row: sqlite3.Row, drop: tuple[str, ...]
 ) -> dict[str, Any]:
     """An entry in the contract's shape; ``detail`` holds the stored row's fields, cut."""
-    detail = {key: _plain(row[key]) for key in row.keys() if key not in drop}
+    detail = {key: _plain(row[key]) for key in row if key not in drop}
     return {"at": at, "kind": kind, "label": label, "entities": refs, "detail": detail}
 
 
