@@ -175,7 +175,8 @@ def _entry(
     at: str, kind: str, label: str, refs: list[list[str]], row: sqlite3.Row, drop: tuple[str, ...]
 ) -> dict[str, Any]:
     """An entry in the contract's shape; ``detail`` holds the stored row's fields, cut."""
-    detail = {key: _plain(row[key]) for key in row if key not in drop}
+    # a Row iterates its values, not its column names: keys() is needed
+    detail = {key: _plain(row[key]) for key in row.keys() if key not in drop}  # noqa: SIM118
     return {"at": at, "kind": kind, "label": label, "entities": refs, "detail": detail}
 
 
