@@ -55,19 +55,14 @@ def _best(fn: Callable[[], object], repeat: int = 3) -> float:
 
 def _judge(path: Path) -> float:
     """Load the window as ``diagnose`` does, untimed; the seconds the detectors take."""
-    from contextlib import closing
-
-    from reportgen.diagnose.diagnose import _ticks_and_state, judge, window_of
-    from reportgen.diagnose.inputs import DiagnosisInput
-    from reportgen.replay import open_source
+    from reportgen.diagnose.diagnose import end_state, judge, window_input
+    from reportgen.diagnose.registry import DEFAULT_CONFIG
+    from reportgen.replay.loader import ReplayLoader
     from reportgen.town import clock
 
-    source = open_source(path, copy=False)
-    with closing(source.conn):
-        window = window_of(source, None, None)
-        ticks, conn, fidelity = _ticks_and_state(source, window)
-        inp = DiagnosisInput(source.town_id, str(path), window.start, window.end, window.end,
-                             fidelity, conn, ticks)  # fmt: skip
+    loaded = ReplayLoader().load(path, None, None)
+    with end_state(path, loaded) as state:
+        inp = window_input(loaded.run, state, DEFAULT_CONFIG, str(path))
         clock.to_ms.cache_clear()
         started = time.perf_counter()
         judge(inp)

@@ -254,13 +254,14 @@ def _without_journal(town: Built, tmp_path: Path, bad_event_at: str) -> Path:
     return path
 
 
-def test_approximate_tick_replay_quarantines_a_bad_row_and_goes_on(
+def test_simulated_tick_replay_quarantines_a_bad_row_and_goes_on(
     town: Built, tmp_path: Path
 ) -> None:
     path = _without_journal(town, tmp_path, at(1000))
-    run = replay_window(path, at(900), at(1800))
-    assert run.fidelity == "approximate"
-    assert run.caveat and "no input journal" in run.caveat and "null world" in run.caveat
+    run = replay_window(path, at(900), at(1800), simulate=True)
+    assert run.fidelity == "simulated"
+    assert run.caveat and run.caveat.startswith("simulated on today's state: ")
+    assert "no input journal" in run.caveat and "no container or SCM answers" in run.caveat
     assert run.quarantined == [
         {
             "at": run.quarantined[0]["at"],

@@ -290,7 +290,7 @@ WINDOW = ("2026-03-15T11:55:00.000Z", "2026-03-15T12:05:00.000Z")
 
 
 def test_tick_replay_quarantines_event_times_upstream_never_writes(odd: Path) -> None:
-    run = replay_window(odd, *WINDOW)
+    run = replay_window(odd, *WINDOW, simulate=True)
     _assert_quarantined(run.quarantined)
     assert {q["at"] for q in run.quarantined} == {WINDOW[0]}
     drained = [e["event_id"] for t in run.ticks for e in t["events"]]

@@ -149,13 +149,16 @@ _PATH = click.Path(path_type=Path)
 @click.option(
     "--ticks",
     "ticks",
-    type=click.Choice(["auto", "recorded", "replay"]),
+    type=click.Choice(["auto", "recorded", "replay", "simulate"]),
     default="auto",
     show_default=True,
     help="Where each town's ticks come from: 'replay' re-runs the engine on every tick and "
     "compares it with the town's record; 'recorded' shows the record unchecked; 'auto' shows "
     "the record when it covers the window and the database is at the window's end, and "
-    "replays otherwise (databases without a record, bundles, earlier windows).",
+    "replays otherwise (databases without a record, bundles, earlier windows). A database "
+    "with no journal (an upstream dump) has no ticks: it shows its own history and a dry-run "
+    "at the window's end, except with 'simulate', which adds ticks simulated on its stored "
+    "(today's) state, labelled so (journaled towns are replayed).",
 )
 @click.option(
     "--artefact",

@@ -32,18 +32,29 @@ from reportgen.town_run import TownRun
 @click.option(
     "--to", "end", required=True, help="Window end, ISO-8601 UTC (e.g. 2026-03-16T09:00:00Z)."
 )
-@click.option("--ticks", is_flag=True, help="Replay tick by tick and compare with the record.")
+@click.option(
+    "--ticks",
+    "ticks",
+    is_flag=False,
+    flag_value="replay",
+    default=None,
+    type=click.Choice(["replay", "simulate"]),
+    help="Replay tick by tick and compare with the record (--ticks alone is --ticks replay). "
+    "A database with no journal (an "
+    "upstream dump) has no ticks: its own history and a dry-run at --to are shown instead, "
+    "unless '--ticks simulate', which adds ticks simulated on its stored (today's) state.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON response.")
 @auto_recover_option
 @quiet_option
 @reports_errors
 def replay_command(
-    db: str, start: str, end: str, ticks: bool, as_json: bool, auto_recover: tuple[int, ...]
+    db: str, start: str, end: str, ticks: str | None, as_json: bool, auto_recover: tuple[int, ...]
 ) -> None:
     """Rebuild the state at --from and replay the window (read-only).
 
     With --ticks and SENTRY_DSN set, each violation episode found is sent to
-    Sentry once (flushed before the command exits).
+    Sentry once (flushed before the command exits); simulated ticks never alert.
 
     \b
     Examples:
@@ -71,10 +82,13 @@ def replay_command(
     recover = validate(auto_recover) if auto_recover else None
     reporter = reporter_from_env()  # a bad SENTRY_DSN fails before the work, not after
     with progress_bar("replay"):
-        run = replay.replay_window(db, start, end, auto_recover=recover)
+        run = replay.replay_window(
+            db, start, end, auto_recover=recover, simulate=ticks == "simulate"
+        )
     echo_chosen("window", given_window(start, end), db)
     click.echo(json_text(ticks_json(run)) if as_json else _ticks_text(run))
-    report_episodes(reporter, find_episodes(run.town_id, run.ticks))
+    if run.fidelity != replay.SIMULATED:  # ticks that never happened raise no alert
+        report_episodes(reporter, find_episodes(run.town_id, run.ticks))
 
 
 def _events_text(result: dict[str, Any]) -> str:
@@ -92,8 +106,9 @@ def _events_text(result: dict[str, Any]) -> str:
 
 
 def _ticks_text(run: TownRun) -> str:
-    """One line per tick that did something; quiet ticks are counted, then the summary."""
-    lines: list[str] = []
+    """A dump's own history first (one line per entry), then one line per tick that did
+    something; quiet ticks are counted, then the summary."""
+    lines = [f"{h['at']}  {h['kind']}  {h['label']}" for h in run.history]
     quiet = 0
     for t in run.ticks:
         m = t["metrics"]
@@ -109,7 +124,8 @@ def _ticks_text(run: TownRun) -> str:
             line += "  violations: " + "; ".join(v["message"] for v in t["violations"])
         lines.append(line)
     s = summary(run)
-    lines.append(f"({quiet} quiet tick(s) not shown)")
+    if run.ticks:
+        lines.append(f"({quiet} quiet tick(s) not shown)")
     lines.append(
         f"{s['ticks']} tick(s), {s['eventsDrained']} event(s), {s['actionsEmitted']} action(s), "
         f"{s['sideEffectsFailed']} failed side effect(s), {s['invariantViolations']} "
@@ -182,6 +198,7 @@ def ticks_json(run: TownRun) -> dict[str, Any]:
         out["caveat"] = run.caveat
     div = run.divergence
     out |= {
+        "history": run.history,
         "ticks": [tick_view(t) for t in run.ticks],
         "summary": summary(run),
         "quarantined": run.quarantined,

@@ -1,15 +1,18 @@
 """``diagnose``: open a town database or bundle, judge its window, give a verdict and findings.
 
-Which ticks and which state the detectors see:
+Which ticks and which state the detectors see is what the build's loader
+(:class:`reportgen.replay.loader.ReplayLoader`, ``--ticks auto``) loads, so
+``reportgen diagnose`` and ``reportgen build`` judge a window alike:
 
 * a journaled town or bundle whose record of the window can stand for a
   replay (:func:`reportgen.replay.record_serves`): the recorded ticks, and
-  the state the file holds for the window's end (fidelity ``recorded``);
+  the state the file holds for the window's end (fidelity ``recorded``;
+  rebuilt from the journal when the file holds none);
 * another journaled source: the window replayed tick by tick from the
   state at ``--from``; the state is the replay's at ``--to`` (``exact``);
 * no journal (an upstream dump): no ticks (behaviour kinds are listed as
-  not judged, never passed) and the file's tables *as stored*, never the
-  state after an approximate replay (``approximate``).
+  not judged, never passed, and ticks simulated on its stored state are
+  never judged) and the file's tables *as stored* (``approximate``).
 
 Ages are measured from ``--to`` when given, even past the file's newest
 time (a town that stopped writing is judged as of the time asked about),
@@ -21,13 +24,12 @@ else from the newest time in the file. The default window is the last
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reportgen import gcpause
 from reportgen.diagnose.detectors import DETECTORS
 from reportgen.diagnose.detectors.common import when
 from reportgen.diagnose.inputs import DiagnosisInput
@@ -44,17 +46,15 @@ from reportgen.humanize import clean
 from reportgen.replay import (
     APPROXIMATE,
     EXACT,
-    Source,
-    Window,
-    check_window,
+    SIMULATED,
     choose_window,
-    end_state_conn,
     open_source,
     parse_time,
-    record_serves,
+    state_after,
     state_at,
 )
-from reportgen.town.record import load_ticks
+from reportgen.replay.loader import LoadedWindow, ReplayLoader
+from reportgen.town_run import TownRun
 
 RECORDED = "recorded"
 
@@ -62,7 +62,11 @@ CAVEATS = {
     RECORDED: "judged on the ticks the town recorded and the state it holds for the window's end",
     EXACT: "judged on the window replayed tick by tick from the journal",
     APPROXIMATE: "no journal: judged on the file's tables as stored; behaviour kinds not judged",
+    SIMULATED: "no journal: judged on the file's tables as stored; ticks simulated on today's "
+    "state are not judged, so behaviour kinds are not judged",
 }
+#: Fidelities whose ticks are not what the town did: behaviour kinds are not judged on them.
+UNJUDGED_TICKS = (APPROXIMATE, SIMULATED)
 
 
 @dataclass(frozen=True)
@@ -167,13 +171,6 @@ def judge(inp: DiagnosisInput, kinds: Sequence[str] | None = None) -> Diagnosis:
     )
 
 
-def window_of(source: Source, start: str | None, end: str | None) -> Window:
-    """``--from``/``--to`` parsed and checked; missing ends chosen from the data as every
-    command chooses them (:func:`reportgen.replay.choose_window`: the last 24 h)."""
-    chosen = choose_window(source, start, end)
-    return check_window(source, chosen.start, chosen.end)
-
-
 def diagnose(
     path: str | Path,
     start: str | None = None,
@@ -181,38 +178,40 @@ def diagnose(
     config: DiagnosisConfig | None = None,
 ) -> Diagnosis:
     """Diagnose the town database or bundle at ``path`` over ``[start, end]`` (see the module)."""
-    source = open_source(path, copy=False)
-    with closing(source.conn):
-        window = window_of(source, start, end)
-        ticks, conn, fidelity = _ticks_and_state(source, window)
-        inp = DiagnosisInput(
-            town_id=source.town_id or Path(path).stem,
-            source=str(path),
-            window_from=window.start,
-            window_to=window.end,
-            as_of=window.end,
-            fidelity=fidelity,
-            conn=conn,
-            ticks=ticks,
-            config=config or DEFAULT_CONFIG,
-        )
-        return judge(inp)
+    loaded = ReplayLoader().load(Path(path), start, end)
+    with end_state(Path(path), loaded) as state:
+        return judge(window_input(loaded.run, state, config or DEFAULT_CONFIG, str(path)))
 
 
-def _ticks_and_state(
-    source: Source, window: Window
-) -> tuple[list[dict[str, Any]] | None, sqlite3.Connection, str]:
-    """The window's ticks and the state at its end, as the module docstring says."""
-    if not source.journaled:
-        return None, source.conn, APPROXIMATE
-    if record_serves(source, window):
-        conn = end_state_conn(source, window)
-        if conn is not None:
-            return load_ticks(source.conn, window.start, window.end), conn, RECORDED
-    with gcpause.paused():
-        state = state_at(source, window.start)
-        state.advance(window.end, keep_ticks=True)
-    return [t.record for t in state.ticks], state.conn, EXACT
+def window_input(
+    run: TownRun, state: sqlite3.Connection, config: DiagnosisConfig, source: str | None = None
+) -> DiagnosisInput:
+    """What the detectors read of a loaded window: its ticks unless they are not the town's
+    (:data:`UNJUDGED_TICKS`), and ``state``, as of the window's end."""
+    return DiagnosisInput(
+        town_id=run.town_id,
+        source=run.source if source is None else source,
+        window_from=run.window_from,
+        window_to=run.window_to,
+        as_of=run.window_to,
+        fidelity=run.fidelity,
+        conn=state,
+        ticks=None if run.fidelity in UNJUDGED_TICKS else run.ticks,
+        config=config,
+    )
+
+
+@contextmanager
+def end_state(source: Path, loaded: LoadedWindow) -> Iterator[sqlite3.Connection]:
+    """The state at the loaded window's end, closed after use: the one it was read against,
+    else (a record over an earlier window) rebuilt from the journal up to the window's end."""
+    state = loaded.state
+    if state is None:
+        opened = open_source(source, copy=False)
+        with closing(opened.conn):
+            state = state_after(opened, loaded.run.window_to).conn
+    with closing(state):
+        yield state
 
 
 def diagnose_state(
@@ -256,5 +255,4 @@ __all__ = [
     "diagnose_state",
     "findings_lines",
     "judge",
-    "window_of",
 ]

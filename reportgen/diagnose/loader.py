@@ -10,7 +10,8 @@ load was read against, as ``reportgen diagnose`` would:
   window, the state is rebuilt from the journal up to the window's end);
 * ``exact``: the replayed ticks and the replayed state;
 * ``approximate`` (no journal): no ticks (behaviour kinds are listed as not
-  judged) and the file's tables as stored.
+  judged) and the file's tables as stored; ``simulated`` likewise (ticks
+  simulated on a dump's stored state are shown, never judged).
 
 The diagnosis travels on the :class:`~reportgen.town_run.TownRun` as plain
 JSON (:func:`diagnosis_record`), so a fleet build can send it between
@@ -22,17 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from reportgen.diagnose.detectors.storm import expected_episodes
-from reportgen.diagnose.diagnose import Diagnosis, judge
-from reportgen.diagnose.inputs import DiagnosisInput
+from reportgen.diagnose.diagnose import Diagnosis, end_state, judge, window_input
 from reportgen.diagnose.registry import DEFAULT_CONFIG, DiagnosisConfig
-from reportgen.replay import APPROXIMATE, open_source, state_after
-from reportgen.replay.loader import LoadedWindow, ReplayLoader
+from reportgen.replay.loader import ReplayLoader
 from reportgen.town_run import TownRun
 
 
@@ -61,35 +59,17 @@ class DiagnosingLoader:
 
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
         loaded = self.loader.load(source, window_from, window_to)
-        state = loaded.state if loaded.state is not None else _rebuilt_end_state(source, loaded)
-        with closing(state):
+        with end_state(source, loaded) as state:
             loaded.run.diagnosis = diagnose_run(loaded.run, state, self.config)
         return loaded.run
-
-
-def _rebuilt_end_state(source: Path, loaded: LoadedWindow) -> sqlite3.Connection:
-    """The state at the window's end from the journal, when the file does not hold it."""
-    opened = open_source(source, copy=False)
-    with closing(opened.conn):
-        return state_after(opened, loaded.run.window_to).conn
 
 
 def diagnose_run(
     run: TownRun, state: sqlite3.Connection, config: DiagnosisConfig = DEFAULT_CONFIG
 ) -> dict[str, Any]:
-    """Judge a loaded window on its ticks (none when approximate) and ``state``."""
-    inp = DiagnosisInput(
-        town_id=run.town_id,
-        source=run.source,
-        window_from=run.window_from,
-        window_to=run.window_to,
-        as_of=run.window_to,
-        fidelity=run.fidelity,
-        conn=state,
-        ticks=None if run.fidelity == APPROXIMATE else run.ticks,
-        config=config,
-    )
-    # which episodes are expected is asked of every tick shown, approximate ones too
+    """Judge a loaded window on its ticks (none without a journal) and ``state``."""
+    inp = window_input(run, state, config)
+    # which episodes are expected is asked of every tick shown, simulated ones too
     expected = expected_episodes(replace(inp, ticks=run.ticks))
     return diagnosis_record(judge(inp), expected)
 

@@ -2,9 +2,14 @@
 
 One map of the package (imports point down the list):
 
-``commands``, ``window``
-    dry-run and replay-events (one reconcile, nothing applied); a window tick
-    by tick, replayed and compared, or the record as it is.
+``loader``
+    the build's town loader: a source's window from its record, a replay, or
+    (no journal) its own history.
+``window``, ``history``
+    a window tick by tick, replayed and compared, or the record as it is; a
+    dump's window as its own history (ticks only when simulated, on request).
+``commands``
+    dry-run and replay-events (one reconcile, nothing applied).
 ``state``, ``compare``, ``entities``
     the working copy at a time; the first field a replayed tick differs in;
     the beads and agents a window names.
@@ -25,6 +30,7 @@ from reportgen.replay.fidelity import (
     EXACT,
     LATEST_ENTITIES_CAVEAT,
     RECORDED_CAVEAT,
+    SIMULATED,
     is_modelled,
     modelled_wall_clock,
 )
@@ -61,6 +67,7 @@ __all__ = [
     "EXACT",
     "LATEST_ENTITIES_CAVEAT",
     "RECORDED_CAVEAT",
+    "SIMULATED",
     "ChosenWindow",
     "DryRun",
     "Newest",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from reportgen.replay.source import Window
@@ -31,14 +32,27 @@ def _ids_in(value: Any, key: str = "") -> list[tuple[str, str]]:
     return found
 
 
+def entity_refs(value: Any) -> list[list[str]]:
+    """``[kind, id]`` (``agent`` or ``bead``) for every entity a JSON value names, once each."""
+    refs: dict[str, str] = {}
+    for key, entity_id in _ids_in(value):
+        refs.setdefault(entity_id, "agent" if "agent" in key else "bead")
+    return [[kind, entity_id] for entity_id, kind in refs.items()]
+
+
 def collect_entities(
-    conn: sqlite3.Connection, ticks: list[dict[str, Any]]
+    conn: sqlite3.Connection,
+    ticks: list[dict[str, Any]],
+    named: Iterable[list[str]] = (),
 ) -> dict[str, EntityInfo]:
-    """Every bead and agent named by the window's events, actions or violations."""
+    """Every bead and agent named by the window's events, actions or violations, and the
+    ``[kind, id]`` pairs of ``named`` (a dump's history, which has no ticks)."""
     ids: dict[str, str] = {}
     for t in ticks:
         for key, value in _ids_in([t["events"], t["actions"], t["violations"]]):
             ids.setdefault(value, key)
+    for kind, value in named:
+        ids.setdefault(value, f"{kind}_id")
     entities: dict[str, EntityInfo] = {}
     for entity_id in sorted(ids):
         info = _entity(conn, entity_id, ids[entity_id])

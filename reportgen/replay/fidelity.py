@@ -7,7 +7,12 @@ report shows it beside every figure it derives:
     The source has an input journal: the state is rebuilt and every tick
     re-run with the world's recorded answers.
 ``approximate``
-    The source has no journal (an upstream dump); see :data:`APPROXIMATE_CAVEAT`.
+    The source has no journal (an upstream dump). Replay-events and dry-run
+    work on its stored state (:data:`APPROXIMATE_CAVEAT`); a window shows the
+    dump's own history, never ticks (:data:`HISTORY_CAVEAT`).
+``simulated``
+    Ticks run on a dump's stored state only when asked for
+    (``--ticks simulate``): they never happened (:data:`SIMULATED_CAVEAT`).
 ``recorded``
     The town's own tick record, shown without re-running the engine.
 
@@ -23,6 +28,7 @@ from reportgen.town.tick import modelled_wall_clock as modelled_wall_clock
 
 EXACT = "exact"
 APPROXIMATE = "approximate"
+SIMULATED = "simulated"
 
 APPROXIMATE_CAVEAT = (
     "approximate: {name} has no input journal, so the state at the window start cannot be "
@@ -30,9 +36,24 @@ APPROXIMATE_CAVEAT = (
     "(as upstream's replay-events does), so actions and state may differ from what "
     "production did"
 )
-APPROXIMATE_TICKS_CAVEAT = (
-    "; ticks ran on the alarm cadence from the window start with a null world (no container "
-    "or SCM answers) and each event re-inserted at its time; wallClockMs is modelled"
+#: What a window of an upstream dump shows, and what it cannot (the town page says it).
+HISTORY_CAVEAT = (
+    "upstream dump: {name} has no input journal and no tick record. Shown: its own history "
+    "over the window (bead_events and town_events at their times, with when each event was "
+    "processed) and, at the window's end, a dry-run of what the reconciler would do on the "
+    "stored state, which did not happen. Not shown: the reconciler's ticks, actions and "
+    "invariant checks (a dump keeps none), so there are no violation episodes and the "
+    "behaviour findings are not judged; states and titles are as stored when the dump was "
+    "taken, not as of the window. Ask for --ticks simulate to see ticks simulated on "
+    "today's state"
+)
+#: Synthetic ticks of a dump (``--ticks simulate``): labelled so wherever they show.
+SIMULATED_CAVEAT = (
+    "simulated on today's state: {name} has no input journal, so these ticks never "
+    "happened. They ran on the alarm cadence from the window start over the dump's stored "
+    "(current) state, not the state at the window start, with no container or SCM answers, "
+    "each event re-inserted at its time; their actions, violations and wallClockMs are not "
+    "what production did"
 )
 REWIND_CAVEAT = (
     "approximate: {name} has no input journal and holds data newer than {at}; the current "

@@ -18,7 +18,7 @@ from reportgen.replay.window import record_serves, recorded_window_state, replay
 from reportgen.town_run import TownRun
 
 #: Where a town's ticks come from (``reportgen build --ticks``).
-TICK_SOURCES = ("auto", "recorded", "replay")
+TICK_SOURCES = ("auto", "recorded", "replay", "simulate")
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,8 @@ class LoadedWindow:
     ``state`` is the replayed state (fidelity ``exact``), the state the file
     holds for the window's end (``recorded``; ``None`` when it holds none,
     e.g. ``--ticks recorded`` over an earlier window), or the file's tables
-    as stored (``approximate``: an approximate replay's end state is not the
-    town's).
+    as stored (no journal: ``approximate``, and ``simulated`` whose ticks do
+    not leave the town's state).
     """
 
     run: TownRun
@@ -47,6 +47,12 @@ class ReplayLoader:
     every tick in the window is recorded and whose tables are the window's end
     state) and replays otherwise. ``auto_recover`` replays with that recovery
     setting instead of the recorded one (so it always replays).
+
+    A source with no journal (an upstream dump) has no ticks to show or
+    replay: whatever ``ticks`` says, its window is its own history
+    (:mod:`reportgen.replay.history`), except ``"simulate"``, which adds ticks
+    simulated on its stored state, labelled so. With a journal, ``"simulate"``
+    replays as ``"replay"`` does (a folder may mix both kinds).
 
     A class rather than a closure so that it can be sent to worker processes.
     """
@@ -76,17 +82,24 @@ class ReplayLoader:
         opened = open_source(source, copy=False)
         with closing(opened.conn):
             chosen = choose_window(opened, window_from, window_to)
-            use_record = self.ticks == "recorded" or (
-                self.ticks == "auto"
-                and self.auto_recover is None
-                and record_serves(opened, check_window(opened, chosen.start, chosen.end))
+            use_record = opened.journaled and (
+                self.ticks == "recorded"
+                or (
+                    self.ticks == "auto"
+                    and self.auto_recover is None
+                    and record_serves(opened, check_window(opened, chosen.start, chosen.end))
+                )
             )
         state: sqlite3.Connection | None
         if use_record:
             run, state = recorded_window_state(source, chosen.start, chosen.end)
         else:
             run, state = replay_window_state(
-                source, chosen.start, chosen.end, auto_recover=self.auto_recover
+                source,
+                chosen.start,
+                chosen.end,
+                auto_recover=self.auto_recover,
+                simulate=self.ticks == "simulate",
             )
         run.window_reason = chosen.reason
         run.ignored_times = [asdict(t) for t in chosen.dropped]

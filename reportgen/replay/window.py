@@ -8,13 +8,15 @@ the recorded ticks without re-running them. Both return the
 state at the window's end that the run was read against, so that a caller
 judging the window (:mod:`reportgen.diagnose`) never loads it a second time.
 
-Without a journal (an upstream dump) the replay is approximate: it removes
-the window's events, then ticks on the alarm cadence from ``from`` to ``to``
-with a :class:`~reportgen.town.effects.NullWorld`, re-inserting each event
-(pending, with its own id and time) at the first tick at or after its
-``created_at``. An event whose ``created_at`` is not in upstream's form has
-no such tick: it is quarantined at ``from``
-(:func:`~reportgen.replay.state.quarantine_noncanonical`).
+Without a journal (an upstream dump) there is nothing to replay: the window
+is the dump's own history (:mod:`reportgen.replay.history`), with no ticks.
+Only when asked for (``simulate``) are ticks simulated on the dump's stored
+state, labelled so (fidelity ``simulated``): it removes the window's events,
+then ticks on the alarm cadence from ``from`` to ``to`` with a
+:class:`~reportgen.town.effects.NullWorld`, re-inserting each event (pending,
+with its own id and time) at the first tick at or after its ``created_at``.
+An event whose ``created_at`` is not in upstream's form has no such tick: it
+is quarantined at ``from`` (:func:`~reportgen.replay.state.quarantine_noncanonical`).
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from reportgen.errors import BadWindowError
 from reportgen.replay.compare import compare_ticks
 from reportgen.replay.entities import bead_events_in, collect_entities
 from reportgen.replay.fidelity import (
-    APPROXIMATE_TICKS_CAVEAT,
     LATEST_ENTITIES_CAVEAT,
     RECORDED_CAVEAT,
+    SIMULATED,
+    SIMULATED_CAVEAT,
 )
+from reportgen.replay.history import history_window_state, source_history
 from reportgen.replay.source import Source, Window, check_window, open_source
 from reportgen.replay.state import (
     ReplayedTick,
@@ -56,15 +60,19 @@ def replay_window(
     names: tuple[str, str] = ("--from", "--to"),
     *,
     auto_recover: frozenset[int] | None = None,
+    simulate: bool = False,
 ) -> TownRun:
     """Seed deliverable 2: the window tick by tick, compared with the recorded ticks.
 
     This is what the report reads (:class:`~reportgen.town_run.TownRun`).
     ``auto_recover`` replays every tick with that recovery setting instead of
     the recorded one (a "what if recovery had been on" replay: it diverges).
+    A source with no journal has no ticks to replay: the run holds its history,
+    and ``simulate`` adds ticks simulated on its stored state (see the module).
     The cyclic garbage collector is paused meanwhile (:mod:`reportgen.gcpause`).
     """
-    return replay_window_state(db, start, end, names, auto_recover=auto_recover)[0]
+    return replay_window_state(db, start, end, names, auto_recover=auto_recover,
+                               simulate=simulate)[0]  # fmt: skip
 
 
 def replay_window_state(
@@ -74,13 +82,18 @@ def replay_window_state(
     names: tuple[str, str] = ("--from", "--to"),
     *,
     auto_recover: frozenset[int] | None = None,
+    simulate: bool = False,
 ) -> tuple[TownRun, sqlite3.Connection]:
     """:func:`replay_window`, and the state at the window's end to judge it on.
 
     With a journal that is the replayed state (what the ticks left). Without
-    one, an approximate replay's end state is not the town's, so the
-    connection holds the file's tables as stored (an in-memory copy).
+    one it is the file's tables as stored (simulated ticks do not leave the
+    town's state).
     """
+    opened = open_source(db, copy=False)
+    if not opened.journaled and not simulate:
+        return history_window_state(opened, start, end, names)
+    opened.conn.close()
     with gcpause.paused():
         return _replay_window(db, start, end, names, auto_recover)
 
@@ -95,17 +108,20 @@ def _replay_window(
     source = open_source(db)
     window = check_window(source, start, end, names)
     set_aside: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
     if source.journaled:
         state = state_at(source, window.start)
         state.auto_recover = auto_recover
         state.advance(window.end, keep_ticks=True)
         caveat = None
     else:
+        history = source_history(source, window)
         state = state_at(source, None)
         state.auto_recover = auto_recover
+        state.fidelity = SIMULATED
         set_aside = quarantine_noncanonical(state, window)
-        _tick_approximately(state, window)
-        caveat = (state.caveat or "") + APPROXIMATE_TICKS_CAVEAT
+        _simulate_ticks(state, window)
+        caveat = SIMULATED_CAVEAT.format(name=source.name)
     recorded = recorded_ticks(source, [t.seq for t in state.ticks]) if source.journaled else {}
     divergence, compared = compare_ticks(state.ticks, recorded)
     ticks = [t.record for t in state.ticks]
@@ -123,6 +139,7 @@ def _replay_window(
         divergence=divergence,
         compared_ticks=compared,
         journal_inputs=state.inputs,
+        history=history,
     )
     return run, (state.conn if source.journaled else source.conn)
 
@@ -220,8 +237,9 @@ def recorded_window_state(
     return run, held
 
 
-def _tick_approximately(state: TownState, window: Window) -> None:
-    """Tick on the alarm cadence over the current state, re-inserting the window's events."""
+def _simulate_ticks(state: TownState, window: Window) -> None:
+    """Tick on the alarm cadence over the stored (current) state, re-inserting the window's
+    events: synthetic ticks, only ever run when asked for (``--ticks simulate``)."""
     conn = state.conn
     cursor = conn.execute(
         """SELECT event_id, event_type, agent_id, bead_id, payload, created_at

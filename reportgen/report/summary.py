@@ -49,7 +49,8 @@ class BuildSummary:
     window_from: str = ""
     window_to: str = ""
     #: Built towns by fidelity: ``recorded`` (shown from their record), ``exact``
-    #: (replayed and compared), ``approximate`` (replayed without a journal).
+    #: (replayed and compared), ``approximate`` (no journal: their own history, no
+    #: ticks), ``simulated`` (no journal: ticks simulated on today's state).
     fidelities: dict[str, int] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
     #: Each built town's window and why (``source``, ``from``, ``to``, ``reason``).
@@ -93,13 +94,19 @@ class BuildSummary:
         return lines
 
     def _sources(self) -> str:
-        """`` (4 towns from their record, 1 replayed)``: where the ticks came from."""
-        replayed = self.fidelities.get("exact", 0) + self.fidelities.get("approximate", 0)
+        """`` (4 towns from their record, 1 replayed)``: where the ticks came from, and how
+        many towns had none (no journal: their own history) or simulated ones."""
+        replayed = self.fidelities.get("exact", 0)
         recorded = self.fidelities.get("recorded", 0)
-        if not recorded and not replayed:
-            return ""
-        towns = "town" if recorded == 1 else "towns"
-        return f" ({recorded} {towns} from their record, {replayed} replayed)"
+        parts = [] if not recorded and not replayed else [
+            f"{recorded} {'town' if recorded == 1 else 'towns'} from their record",
+            f"{replayed} replayed",
+        ]  # fmt: skip
+        if dumps := self.fidelities.get("approximate", 0):
+            parts.append(f"{dumps} with no journal shown by their history")
+        if simulated := self.fidelities.get("simulated", 0):
+            parts.append(f"{simulated} simulated on today's state")
+        return f" ({', '.join(parts)})" if parts else ""
 
     def _carried(self) -> str:
         """``; 3 carried from towns not rebuilt this run`` (empty when none)."""

@@ -324,7 +324,8 @@ def town_page(data: TownData) -> TownPage:
         compared_ticks=run.compared_ticks,
         totals=totals(run),
         groups=_groups(data),
-        charts=charts.town_charts(step, wall_clock_kind(run.ticks)),
+        # no ticks (a dump's history): no per-tick charts to draw, rather than empty ones
+        charts=charts.town_charts(step, wall_clock_kind(run.ticks)) if run.ticks else [],
         datasets=datasets,
         ticks=ticks_page(data, 1, "../../"),
         quarantined=[quarantine_row(q) for q in run.quarantined],
