@@ -93,7 +93,7 @@ class BuildSummary:
             f"persisting, {self.resolved} resolved" + self._carried(),
         ]
         lines += [
-            f"  new: {e['town_id']} invariant {e['invariant']} ({e['title']}) "
+            f"  new: {_town(e)} invariant {e['invariant']} ({e['title']}) "
             f"{e['first_at']} → {e['href']}"
             for e in self.new_episodes[:10]
         ]
@@ -138,12 +138,18 @@ class BuildSummary:
         if self.new_episodes:
             out += ["### New violation episodes", ""]
             out += [
-                f"- `{_md(e['town_id'])}` invariant {e['invariant']} ({_md(e['title'])}) "
+                f"- `{_md(_town(e))}` invariant {e['invariant']} ({_md(e['title'])}) "
                 f"from {e['first_at']} — `{e['href']}`"
                 for e in self.new_episodes
             ]
         out += [f"- failed: `{_md(src)}`: {_md(why)}" for src, why in self.failures]
         return "\n".join(out) + "\n"
+
+
+def _town(episode: dict[str, Any]) -> str:
+    """A town as the summary names it: ``name (id)``, or its id when it has no other name."""
+    name, town_id = str(episode.get("town_name") or ""), str(episode["town_id"])
+    return f"{name} ({town_id})" if name and name != town_id else town_id
 
 
 def _md(text: str) -> str:
@@ -171,6 +177,7 @@ def fill_summary(
     summary.new_episodes = [
         {
             "town_id": r.town_id,
+            "town_name": r.town_name,
             "invariant": r.invariant,
             "title": r.title,
             "first_at": r.first_at,
