@@ -1,12 +1,15 @@
-"""The beads and agents a window names, and the bead history inside it."""
+"""The beads, agents and rigs a window names, the bead history inside it, and the town's name."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
-from reportgen.replay.source import Window
+from reportgen.replay.source import Source, Window
+from reportgen.town import store
+from reportgen.town.schema import table_exists
 from reportgen.town_run import EntityInfo
 
 #: ``*_id`` keys that do not name a bead or an agent.
@@ -45,8 +48,9 @@ def collect_entities(
     ticks: list[dict[str, Any]],
     named: Iterable[list[str]] = (),
 ) -> dict[str, EntityInfo]:
-    """Every bead and agent named by the window's events, actions or violations, and the
-    ``[kind, id]`` pairs of ``named`` (a dump's history, which has no ticks)."""
+    """Every bead and agent named by the window's events, actions or violations, the
+    ``[kind, id]`` pairs of ``named`` (a dump's history, which has no ticks), and every rig
+    of the town (a handful: their names label rig links and check messages)."""
     ids: dict[str, str] = {}
     for t in ticks:
         for key, value in _ids_in([t["events"], t["actions"], t["violations"]]):
@@ -58,7 +62,44 @@ def collect_entities(
         info = _entity(conn, entity_id, ids[entity_id])
         if info is not None:
             entities[entity_id] = info
+    for rig in _rigs(conn):
+        entities.setdefault(rig.id, rig)
     return entities
+
+
+def _rigs(conn: sqlite3.Connection) -> list[EntityInfo]:
+    """The town's rigs, named by ``rigs.name`` (none when the table is missing)."""
+    if not table_exists(conn, "rigs"):
+        return []
+    rows = conn.execute("SELECT id, name, git_url FROM rigs ORDER BY id").fetchall()
+    return [
+        EntityInfo(
+            id=str(r[0]),
+            kind="rig",
+            type="",
+            title="" if r[1] is None else str(r[1]),
+            status=None,
+            extra={"git_url": r[2]},
+        )
+        for r in rows
+        if r[0] is not None
+    ]
+
+
+def town_name_of(source: Source) -> str:
+    """The name a person knows the town by: the one stored with it (``rg_meta``), else its
+    bundle's, else the stem of the file it came from (a bundle's source, or the file itself)."""
+    name = store.town_name(source.conn)
+    if not name and source.manifest is not None:
+        name = str(source.manifest.get("town_name") or "")
+        name = name or _stem(str(source.manifest.get("source_name") or ""))
+    return name or _stem(source.name)
+
+
+def _stem(file_name: str) -> str:
+    """A file's name without its suffix (``a.sqlite`` → ``a``; ``.hidden`` stays whole)."""
+    name = PurePath(file_name).name if file_name else ""
+    return name.rsplit(".", 1)[0] if "." in name[1:] else name
 
 
 def _entity(conn: sqlite3.Connection, entity_id: str, key: str) -> EntityInfo | None:

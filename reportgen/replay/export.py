@@ -51,6 +51,7 @@ import sqlite_utils
 
 from reportgen import __version__, jsonio
 from reportgen.errors import BadInputError
+from reportgen.replay.entities import town_name_of
 from reportgen.replay.fidelity import APPROXIMATE_CAVEAT
 from reportgen.replay.source import (
     BUNDLE_FORMAT,
@@ -148,6 +149,7 @@ def _manifest(
         "format": BUNDLE_FORMAT,
         "bundle_version": BUNDLE_VERSION,
         "town_id": source.town_id,
+        "town_name": town_name_of(source),
         "from": window.start,
         "to": window.end,
         "base_seq": None if base is None else base.seq,

@@ -26,7 +26,7 @@ from typing import Any
 
 from reportgen import jsonio
 from reportgen.replay.commands import dry_run_report
-from reportgen.replay.entities import bead_events_in, collect_entities, entity_refs
+from reportgen.replay.entities import bead_events_in, collect_entities, entity_refs, town_name_of
 from reportgen.replay.fidelity import APPROXIMATE, HISTORY_CAVEAT
 from reportgen.replay.source import Source, Window, check_window
 from reportgen.replay.state import noncanonical_events
@@ -68,6 +68,7 @@ def history_window_state(
             bead_events=bead_events_in(conn, window) if table_exists(conn, "bead_events") else [],
             quarantined=[{"at": window.start, **q} for q in noncanonical_events(conn, window)],
             history=history,
+            town_name=town_name_of(source),
         )
     except BaseException:
         source.conn.close()

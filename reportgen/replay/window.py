@@ -28,7 +28,7 @@ from typing import Any
 from reportgen import gcpause
 from reportgen.errors import BadWindowError
 from reportgen.replay.compare import compare_ticks
-from reportgen.replay.entities import bead_events_in, collect_entities
+from reportgen.replay.entities import bead_events_in, collect_entities, town_name_of
 from reportgen.replay.fidelity import (
     LATEST_ENTITIES_CAVEAT,
     RECORDED_CAVEAT,
@@ -140,6 +140,7 @@ def _replay_window(
         compared_ticks=compared,
         journal_inputs=state.inputs,
         history=history,
+        town_name=town_name_of(source),
     )
     return run, (state.conn if source.journaled else source.conn)
 
@@ -233,6 +234,7 @@ def recorded_window_state(
         entities=collect_entities(state, ticks),
         bead_events=bead_events_in(state, window),
         quarantined=[q for t in ticks for q in quarantined_rows(t["events"], t["at"])],
+        town_name=town_name_of(source),
     )
     return run, held
 

@@ -224,7 +224,7 @@ def summarize(summary: TownSummary, run: TownRun, tf: TownFindings, data: TownDa
         state = "expected"
     return replace(
         summary,
-        name=town_name(run.source, run.town_id),
+        name=town_name(run.source, run.town_id, run.town_name),
         source=clean(run.source),
         verdict=tf.verdict,
         findings=list(tf.rows),
@@ -311,7 +311,7 @@ def finding_pages(data: TownData, tf: TownFindings) -> Iterator[FindingPage]:
             root="../",
             finding=row,
             town_id=town,
-            town_name=town_name(data.run.source, data.run.town_id),
+            town_name=town_name(data.run.source, data.run.town_id, data.run.town_name),
             town_href=town_href(data.run.town_id),
             verdict=tf.verdict,
             summary=kind(row.kind).summary if known else "",

@@ -126,7 +126,7 @@ class BuildSummary:
             f"persisting, {self.resolved} resolved" + self._carried(),
         ]
         lines += [
-            f"  new: {e['town_id']} invariant {e['invariant']} ({e['title']}) "
+            f"  new: {_town(e)} invariant {e['invariant']} ({e['title']}) "
             f"{e['first_at']} → {self.episode_link(e)}"
             for e in self.new_episodes[:10]
         ]
@@ -172,7 +172,7 @@ class BuildSummary:
         if self.new_episodes:
             out += ["### New violation episodes", ""]
             out += [
-                f"- `{_md(e['town_id'])}` invariant {e['invariant']} ({_md(e['title'])}) "
+                f"- `{_md(_town(e))}` invariant {e['invariant']} ({_md(e['title'])}) "
                 f"from {e['first_at']} — {_md_link(self.episode_link(e))}"
                 for e in self.new_episodes
             ]
@@ -188,6 +188,12 @@ def _md_link(link: str) -> str:
     if link.startswith(("https://", "http://")):
         return f"[{_md(link)}]({link.replace(' ', '%20').replace(')', '%29')})"
     return f"`{_md(link)}`"
+
+
+def _town(episode: dict[str, Any]) -> str:
+    """A town as the summary names it: ``name (id)``, or its id when it has no other name."""
+    name, town_id = str(episode.get("town_name") or ""), str(episode["town_id"])
+    return f"{name} ({town_id})" if name and name != town_id else town_id
 
 
 def _md(text: str) -> str:
@@ -216,6 +222,7 @@ def fill_summary(
         {
             "id": r.id,
             "town_id": r.town_id,
+            "town_name": r.town_name,
             "invariant": r.invariant,
             "title": r.title,
             "first_at": r.first_at,

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reportgen.diagnose.episodes import to_ms
-from reportgen.report.entity_fields import ids_in, kind_of_field
+from reportgen.report.entity_fields import ids_in, kind_of_field, violation_ids
+from reportgen.report.explain import Part
 from reportgen.report.format import clean, compact, fmt_time
+from reportgen.report.messages import named_message
 from reportgen.report.town_data import TownData, violation_keys
 from reportgen.report.views_shared import EntityLink, tick_anchor, violation_href
 
@@ -63,11 +65,18 @@ class EffectItem:
 
 @dataclass(frozen=True)
 class ViolationItem:
-    """A violation the tick's checks reported; ``href`` is its episode's page."""
+    """A violation the tick's checks reported; ``href`` is its episode's page.
+
+    ``message`` is the check's own text (ids and all, the HTML's ``title``),
+    ``text`` the same with names (:mod:`reportgen.report.messages`), ``parts``
+    what the row shows: text and links to the entities it names.
+    """
 
     invariant: int
     message: str
     href: str | None
+    text: str
+    parts: list[Part]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,7 +156,12 @@ def _violations(data: TownData, tick: Mapping[str, Any], at: str) -> list[Violat
     for v in tick.get("violations") or ():
         ep = data.episode_for(v, at)
         href = violation_href(ep.id) if ep else None
-        items.append(ViolationItem(int(v["invariant"]), clean(str(v.get("message"))), href))
+        named = named_message(
+            str(v.get("message")), data.entities, {i for _, i in violation_ids(v)}, 200
+        )
+        items.append(
+            ViolationItem(int(v["invariant"]), named.message, href, named.text, named.parts)
+        )
     return items
 
 

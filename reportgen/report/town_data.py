@@ -26,6 +26,7 @@ from reportgen.report.views_shared import (
     invariant_title,
     ticks_href,
     town_href,
+    town_name,
     violation_href,
 )
 from reportgen.town_run import TownRun
@@ -245,4 +246,5 @@ def episode_row(data: TownData, ep: Episode, expected_why: str | None = None) ->
         replay_command=replay_command(data.run.replay_db or data.run.source, ep),
         expected=expected_why is not None,
         expected_why=expected_why or "",
+        town_name=town_name(data.run.source, data.run.town_id, data.run.town_name),
     )

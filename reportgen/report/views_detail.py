@@ -10,6 +10,7 @@ from reportgen.diagnose.episodes import Episode, to_ms
 from reportgen.report.entity_fields import ids_in, violation_ids
 from reportgen.report.explain import Part
 from reportgen.report.format import clean, compact, ellipsis, fmt_time, slug
+from reportgen.report.messages import NamedMessage, named_message, named_text
 from reportgen.report.tick_rows import TickRow, WitnessRow, tick_row
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import (
@@ -17,6 +18,7 @@ from reportgen.report.views_shared import (
     EpisodeRow,
     invariant_description,
     town_href,
+    town_name,
 )
 
 ENTITY_ROOT = "../../../"
@@ -101,6 +103,8 @@ class EntityPage:
     anchor: str
     town_id: str
     town_href: str
+    #: The name a person knows the town by, shown before its id.
+    town_name: str
     entity: EntityFacts
     strip: list[StripSegment]
     transitions: list[Transition]
@@ -119,7 +123,8 @@ class ViolationPage:
     description: str
     explanation: list[Part]
     explanation_text: str
-    messages: list[str]
+    #: What the episode's checks said, with names (:mod:`reportgen.report.messages`).
+    messages: list[NamedMessage]
     witness: list[WitnessRow]
     fidelity: str
     caveat: str | None
@@ -157,7 +162,8 @@ def entity_rows(data: TownData) -> dict[tuple[str, str], list[EntityRow]]:
     rows: dict[tuple[str, str], list[EntityRow]] = {}
     for tick in data.run.ticks:
         at = str(tick["at"])
-        for what, type_, text, touched in _items(tick):
+        for what, type_, said, touched in _items(tick):
+            text = named_text(said, data.entities) if what == "violation" else said
             for kind, entity_id in sorted(touched):
                 lst = rows.setdefault((data.entities.kind(kind, entity_id), entity_id), [])
                 last = lst[-1] if lst else None
@@ -263,6 +269,7 @@ def entity_pages(data: TownData) -> Iterator[tuple[EntityLink, EntityPage]]:
                 anchor=f"e-{link.kind}-{slug(entity_id)}",
                 town_id=clean(data.run.town_id),
                 town_href=town_href(data.run.town_id),
+                town_name=town_name(data.run.source, data.run.town_id, data.run.town_name),
                 entity=facts,
                 strip=_strip(data, transitions, facts.status),
                 transitions=transitions,
@@ -336,7 +343,7 @@ def violation_pages(data: TownData) -> Iterator[ViolationPage]:
             description=invariant_description(ep.invariant),
             explanation=expl.parts,
             explanation_text=expl.plain,
-            messages=[clean(m) for m in ep.messages],
+            messages=[named_message(m, data.entities, ep.entities.all_ids()) for m in ep.messages],
             witness=_witness(data, ep),
             fidelity=clean(data.run.fidelity),
             caveat=clean(data.run.caveat) if data.run.caveat else None,

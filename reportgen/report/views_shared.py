@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reportgen.diagnose.episodes import Episode, to_ms
+from reportgen.report.entity_fields import KINDS
 from reportgen.report.format import clean, ellipsis, fmt_duration, fmt_time, short_id, slug
 from reportgen.town.invariants import INVARIANTS
 from reportgen.town_run import EntityInfo, TownRun
@@ -120,10 +121,17 @@ class EpisodeRow:
     #: The diagnosis marks the episode expected (shown muted, never a red banner), and why.
     expected: bool = False
     expected_why: str = ""
+    #: The name a person knows the town by (:func:`town_name`; ``""`` in rows of older runs).
+    town_name: str = ""
 
 
 class Entities:
-    """Entity lookup for one town: labels, kinds and the pages that exist."""
+    """Entity lookup for one town: labels, kinds and the pages that exist.
+
+    A label is the name a person knows the entity by: a bead's title (an MR
+    bead's too), an agent's name and role ("Toast (polecat)"), a rig's
+    ``rigs.name``; an id the town's tables do not name shows shortened.
+    """
 
     def __init__(self, run: TownRun) -> None:
         self.town_id = run.town_id
@@ -131,13 +139,13 @@ class Entities:
 
     def kind(self, kind_hint: str, entity_id: str) -> str:
         info = self.info.get(entity_id)
-        return info.kind if info is not None and info.kind in ("bead", "agent") else kind_hint
+        return info.kind if info is not None and info.kind in KINDS else kind_hint
 
     def label(self, entity_id: str) -> str:
         info = self.info.get(entity_id)
         if info is None or not info.title:
             return short_id(entity_id)
-        return ellipsis(info.title, 48)
+        return ellipsis(_named(info), 48)
 
     def link(self, kind_hint: str, entity_id: str) -> EntityLink:
         kind = self.kind(kind_hint, entity_id)
@@ -147,6 +155,15 @@ class Entities:
             label=self.label(entity_id),
             href=entity_href(self.town_id, kind, entity_id),
         )
+
+
+def _named(info: EntityInfo) -> str:
+    """An entity's name as pages show it: an agent's with its role unless that is its name."""
+    title = clean(info.title)
+    role = clean(info.type)
+    if info.kind == "agent" and role and role.casefold() != title.casefold():
+        return f"{title} ({role})"
+    return title
 
 
 def episode_links(entities: Entities, episode: Episode) -> list[EntityLink]:
@@ -167,8 +184,11 @@ def status_counts(rows: Sequence[EpisodeRow]) -> dict[str, int]:
     return counts
 
 
-def town_name(source: str, town_id: str) -> str:
-    """The name a person knows a town by: its file's name without the suffix."""
+def town_name(source: str, town_id: str, stored: str = "") -> str:
+    """The name a person knows a town by: the one stored with it (``TownRun.town_name``),
+    else its file's name without the suffix, else its id."""
+    if stored:
+        return clean(stored)
     name = source.rsplit("/", 1)[-1]
     stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
     return clean(stem or town_id)

@@ -80,6 +80,8 @@ class TicksPage:
     number: int
     pages: list[PageRange]
     rows: list[TickRow | IdleRow]
+    #: The name a person knows the town by, shown before its id.
+    town_name: str = ""
 
     @property
     def page_count(self) -> int:
@@ -207,11 +209,13 @@ class TownPage:
     verdict: str = UNKNOWN
     findings: list[FindingRow] = field(default_factory=list)
     diagnosis: TownDiagnosis | None = None
+    #: The name stored with the town (``""``: none, the page uses its file's name).
+    town_name: str = ""
 
     @property
     def name(self) -> str:
-        """The name a person knows the town by (its file's name), shown before its id."""
-        return town_name(self.source, self.town_id)
+        """The name a person knows the town by (stored, else its file's), shown before its id."""
+        return town_name(self.source, self.town_id, self.town_name)
 
     @property
     def id_note(self) -> str:
@@ -221,16 +225,18 @@ class TownPage:
 
 def ticks_page(data: TownData, number: int, root: str) -> TicksPage:
     """Tick-table page ``number`` of the town (page 1 is the town page's table)."""
-    town = clean(data.run.town_id)
+    run = data.run
+    name = town_name(run.source, run.town_id, run.town_name)
     return TicksPage(
         kind="ticks",
-        title=f"{town} · ticks page {number}",
+        title=f"{name} · ticks page {number}",
         root=root,
-        town_id=town,
-        town_href=town_href(data.run.town_id),
+        town_id=clean(run.town_id),
+        town_href=town_href(run.town_id),
         number=number,
         pages=nearby_pages(data.pages, number),
         rows=page_rows(data, number),
+        town_name=name,
     )
 
 
@@ -311,7 +317,7 @@ def town_page(data: TownData) -> TownPage:
     step, datasets = charts.datasets(run.ticks, run.window_from, run.window_to)
     return TownPage(
         kind="town",
-        title=clean(run.town_id),
+        title=town_name(run.source, run.town_id, run.town_name),
         root="../../",
         town_id=clean(run.town_id),
         source=clean(run.source),
@@ -329,6 +335,7 @@ def town_page(data: TownData) -> TownPage:
         datasets=datasets,
         ticks=ticks_page(data, 1, "../../"),
         quarantined=[quarantine_row(q) for q in run.quarantined],
+        town_name=clean(run.town_name),
     )
 
 

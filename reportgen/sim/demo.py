@@ -28,8 +28,9 @@ DEMO_FLEET: tuple[tuple[str, float], ...] = (
     ("container-crash-loop", 1.0),
 )
 DEMO_SEED = 7
-#: Bumped when the demo's files change for the same version and seed (2: named by scenario).
-DEMO_LAYOUT = 2
+#: Bumped when the demo's files change for the same version and seed (2: named by
+#: scenario; 3: the name stored in the file).
+DEMO_LAYOUT = 3
 
 
 def demo_fleet(out_dir: str | Path, *, seed: int = DEMO_SEED) -> list[Path]:

@@ -31,7 +31,7 @@ from reportgen.sim.github import SimGitHub
 from reportgen.sim.queue import Agenda
 from reportgen.sim.users import schedule_users
 from reportgen.sim.world import SimWorld
-from reportgen.town import clock
+from reportgen.town import clock, store
 from reportgen.town.api import TickObserver, Town
 from reportgen.town.config import resolve, rig_config_text
 from reportgen.town.db import configure
@@ -53,6 +53,11 @@ def _digest(scenario: str, seed: int, index: int) -> bytes:
 def town_id_for(scenario: str, seed: int, index: int) -> str:
     """The town id of town ``index`` of a run: a UUID derived from the run's arguments."""
     return str(uuid.UUID(bytes=_digest(scenario, seed, index)[:16], version=4))
+
+
+def town_name_for(scenario: str, index: int) -> str:
+    """The name of town ``index`` of a run: its scenario's, then ``-2``, ``-3`` … for the others."""
+    return scenario if index == 0 else f"{scenario}-{index + 1}"
 
 
 def town_rng(scenario: str, seed: int, index: int) -> random.Random:
@@ -119,6 +124,7 @@ class Simulation:
         self.alarm_blocked_until_ms = 0
         conn = configure(sqlite3.connect(":memory:"))
         self.town = Town.create(conn, self.town_id, dict(scenario.config))
+        store.put_town_name(conn, town_name_for(scenario.name, index))
         self.town.observers = list(observers or [])
         self.auto_recover = auto_recover
         add_work_indexes(conn)

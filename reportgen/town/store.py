@@ -63,3 +63,25 @@ def town_id(conn: sqlite3.Connection, default: str = "") -> str:
 
 def draining(conn: sqlite3.Connection) -> bool:
     return bool(get(conn, DRAINING))
+
+
+#: The ``rg_meta`` key of the name a person knows the town by (the simulator's scenario name).
+TOWN_NAME = "town_name"
+
+
+def town_name(conn: sqlite3.Connection) -> str:
+    """The town's stored name, or ``""`` when it has none (every upstream dump)."""
+    if not table_exists(conn, "rg_meta"):
+        return ""
+    row = conn.execute("SELECT value FROM rg_meta WHERE key = ?", (TOWN_NAME,)).fetchone()
+    return "" if row is None or row[0] is None else str(row[0])
+
+
+def put_town_name(conn: sqlite3.Connection, name: str) -> None:
+    """Store the town's name in ``rg_meta`` (a fact about the file, not upstream state)."""
+    ensure_reportgen_tables(conn)
+    conn.execute(
+        "INSERT INTO rg_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (TOWN_NAME, name),
+    )
