@@ -66,28 +66,29 @@ def time_formats(window: Window) -> tuple[str, str, int]:
 
 
 def x_encoding(window: Window, field: str = "t", *, domain: bool = False) -> Json:
-    """The x channel: a UTC time axis readable at any width. The layer that carries the
+    """The x channel on the one UTC time scale of a chart. The layer that carries the
     ``domain`` (one per chart, so the layers never disagree) sets it to the window exactly,
-    never nice-rounded."""
+    never nice-rounded, and draws the axis: readable at any width (the tick count follows
+    the width, labels that would crowd are dropped, the first and last stay inside)."""
+    x: Json = {"field": field, "type": "temporal", "title": None, "scale": {"type": "utc"}}
+    if not domain:
+        return x
     label, _, px = time_formats(window)
-    scale: Json = {"type": "utc"}
-    if domain:
-        # as an expression: a literal list is parsed once per channel (x and x2), and the two
-        # parses disagree in form (Vega-Lite warns), though not in value
-        scale.update(domain={"expr": f"[{window.start}, {window.end}]"}, nice=False)
-    return {
-        "field": field,
-        "type": "temporal",
-        "title": None,
-        "scale": scale,
-        "axis": {
-            "format": label,
-            "labelOverlap": "greedy",
-            "labelSeparation": 8,
-            "labelFlush": True,
-            "tickCount": {"expr": f"max(2, floor(width / {px}))"},
-        },
+    # the domain as an expression: a literal list is parsed once per channel (x and x2),
+    # and the two parses disagree in form (Vega-Lite warns), though not in value
+    x["scale"] = {
+        "type": "utc",
+        "domain": {"expr": f"[{window.start}, {window.end}]"},
+        "nice": False,
     }
+    x["axis"] = {
+        "format": label,
+        "labelOverlap": "greedy",
+        "labelSeparation": 8,
+        "labelFlush": True,
+        "tickCount": {"expr": f"max(2, floor(width / {px}))"},
+    }
+    return x
 
 
 def bucket_fields(window: Window) -> list[JsonValue]:

@@ -176,18 +176,19 @@ def _activity_charts(ds: TownDatasets, origin: str) -> list[Chart]:
     ticks = cs.tip("n", "ticks")
     return [
         Chart("actions", "Actions by type", True,
-              f"One bar: the actions emitted in {every}, stacked by type ({origin}).",
+              f"One bar per {every} bucket: the actions emitted, stacked by type ({origin}).",
               _breakdown(ds, "a", "type", "actions", "action type")),
         Chart("drained", "Events drained", False,
-              f"One bar: the town events drained by the ticks of {every} ({origin}).",
+              f"One bar per {every} bucket: the town events its ticks drained ({origin}).",
               _metric_bars(ds, "dr", "events", [cs.tip("dr", "events drained"), ticks], False)),
         Chart("effects", "Side effects", False,
-              f"One point per {every}: side effects attempted, succeeded and failed ({origin}).",
+              f"One point per {every} bucket: side effects attempted, succeeded and failed "
+              f"({origin}).",
               _metric_lines(ds.window, {"fa": "attempted", "fs": "succeeded", "ff": "failed"},
                             "side effects")),
         Chart("violations", "Violating ticks", False,
-              f"One bar: the ticks of {every} that reported a violation, each counted once "
-              f"however many it reported ({origin}).",
+              f"One bar per {every} bucket: its ticks that reported a violation, each counted "
+              f"once however many it reported ({origin}).",
               _metric_bars(ds, "vt", "violating ticks",
                            [cs.tip("vt", "violating ticks"), ticks,
                             cs.tip("vm", "most violations in one tick")], True)),
@@ -199,15 +200,15 @@ def _health_charts(window: Window, origin: str, wall_clock: str) -> list[Chart]:
     every = _every(window.step)
     return [
         Chart("wall", "Wall clock", False,
-              f"One point: the slowest tick of {every} (ms, {_wall_clock_note(wall_clock)}); "
+              f"One point per {every} bucket: its slowest tick (ms, {_wall_clock_note(wall_clock)}); "
               f"the dashed line is the {WALL_CLOCK_THRESHOLD_MS} ms alert threshold.",
               _metric_lines(window, {"w": "slowest tick (ms)"}, "ms", WALL_CLOCK_THRESHOLD_MS)),
         Chart("pending", "Pending event queue", False,
-              f"One point: the deepest pending queue in {every} ({origin}); the dashed line is "
+              f"One point per {every} bucket: its deepest pending queue ({origin}); the dashed line is "
               f"the {PENDING_THRESHOLD}-event alert threshold.",
               _metric_lines(window, {"q": "deepest queue"}, "events", PENDING_THRESHOLD)),
         Chart("container", "container_status events", False,
-              f"One point per {every}: container observations, and those recorded as events "
+              f"One point per {every} bucket: container observations, and those recorded as events "
               f"after the filter ({origin}).",
               _metric_lines(window, {"co": "observed", "cr": "recorded"}, "observations")),
     ]  # fmt: skip
@@ -217,7 +218,7 @@ def _history_chart(ds: TownDatasets) -> Chart:
     """A source with no ticks: its own history entries (bead and town events) per bucket."""
     every = _every(ds.window.step)
     caption = (
-        f"One bar: the source's own history entries in {every} (bead_events, town_events), "
+        f"One bar per {every} bucket: the source's own history entries (bead_events, town_events), "
         "stacked by kind; recorded by the town, not replayed."
     )
     return Chart(
