@@ -284,7 +284,9 @@ def _town_page(site: Path, town_id: str) -> dict[str, object]:
     return loaded
 
 
-PROVENANCE = {"fidelity", "caveat", "compared_ticks"}
+#: Where the ticks come from: the fidelity, its caveat, the compared ticks, and the chart
+#: captions (each says whether its figures are recorded or replayed).
+PROVENANCE = {"fidelity", "caveat", "compared_ticks", "caption"}
 
 
 def _without(value: object, keys: set[str]) -> object:

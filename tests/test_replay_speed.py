@@ -113,6 +113,7 @@ def test_gc_helpers_restore_the_collector() -> None:
 
 
 def test_wall_clock_is_labelled_modelled_or_measured() -> None:
+    from reportgen.report.chart_data import TownDatasets, tick_buckets, window_of
     from reportgen.report.charts import town_charts
     from reportgen.town.tick import MODEL_FORMULA, wall_clock_kind
 
@@ -122,7 +123,10 @@ def test_wall_clock_is_labelled_modelled_or_measured() -> None:
     assert wall_clock_kind([modelled, modelled]) == "modelled"
     assert wall_clock_kind([measured]) == "measured"
     assert wall_clock_kind([modelled, measured]) == "partly modelled"
-    (wall,) = [c for c in town_charts(60_000, "modelled") if c.id == "wall"]
+    window = window_of("2026-03-01T00:00:00.000Z", "2026-03-01T01:00:00.000Z")
+    m, a = tick_buckets([{"at": "2026-03-01T00:00:05.000Z", **modelled}], window)
+    ds = TownDatasets(window, m, a, [], [], [], [])
+    (wall,) = [c for c in town_charts(ds, "modelled") if c.id == "wall"]
     assert "not measured" in wall.caption and MODEL_FORMULA in wall.caption
-    (wall,) = [c for c in town_charts(60_000, "measured") if c.id == "wall"]
+    (wall,) = [c for c in town_charts(ds, "measured") if c.id == "wall"]
     assert "measured by the town" in wall.caption

@@ -8,7 +8,7 @@ import pytest
 import support.report_fixtures as rf
 
 from reportgen.diagnose.episodes import entity_key, episode_id, find_episodes
-from reportgen.report import charts, history
+from reportgen.report import history
 from reportgen.report.explain import LinkPart, explain, replay_command
 from reportgen.report.views_shared import Entities
 
@@ -135,21 +135,6 @@ def test_history_file_round_trips_and_replaces_a_rebuilt_window(tmp_path: Any) -
     path.write_text("not json\n", encoding="utf-8")
     with pytest.raises(Exception, match="not a history record"):
         history.read_history(path)
-
-
-@pytest.mark.parametrize(
-    ("window_ms", "step"), [(60_000, 1_000), (3_600_000, 15_000), (86_400_000, 300_000)]
-)
-def test_buckets_keep_charts_small(window_ms: int, step: int) -> None:
-    assert charts.bucket_size(window_ms) == step
-    assert window_ms / step <= charts.MAX_BUCKETS
-
-
-def test_datasets_aggregate_per_bucket(alpha: Any) -> None:
-    _, ds = charts.datasets(alpha.ticks, alpha.window_from, alpha.window_to)
-    assert sum(r.n for r in ds.m) == len(alpha.ticks)
-    assert sum(r.n for r in ds.a) == sum(t["metrics"]["actionsEmitted"] for t in alpha.ticks)
-    assert len(ds.m) <= charts.MAX_BUCKETS
 
 
 def test_an_episode_follows_its_subject_while_the_other_entities_change() -> None:

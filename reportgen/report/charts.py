@@ -1,30 +1,27 @@
-"""Vega-Lite specs for the town page and the index, built with altair.
+"""The charts of the town page and the index: what each one shows, in words and as a spec.
 
-Ticks are aggregated into at most :data:`MAX_BUCKETS` time buckets before
-charting (a 24 h window of 5 s ticks is 17,280 points; a chart needs no more
-points than it has pixels), and the aggregated rows live once per page in
-named datasets (``m`` for metrics, ``a`` for actions by type) that every
-spec references by name, so a page carries its data once, not once per
-chart. Specs never carry a random name: selections are named explicitly so
-the output is byte-identical run to run.
+A town page's charts read named datasets (:mod:`chart_data`: metrics,
+actions, history and bands per bucket, carried once per page) and are drawn
+by specs built from :mod:`chart_specs`. Every time chart spans exactly the
+run's window, says in its caption what one bar or line point is and whether
+the figures were recorded or replayed (measured or modelled, for the wall
+clock), and opens the bucket's tick on a click. The action, violation and
+history charts carry the episode and finding bands.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NewType
 
 import altair as alt
 
-from reportgen.diagnose.episodes import to_ms
+from reportgen.report import chart_specs as cs
+from reportgen.report.chart_data import ActionBucket, HistoryBucket, TownDatasets, Window
+from reportgen.report.chart_specs import ChartSpec, Json, JsonValue
 from reportgen.town.tick import MODEL_FORMULA
 
-#: A JSON value: what Vega-Lite specs are made of.
-JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
-#: A Vega-Lite spec, as altair writes it: the one JSON value a page model holds as such
-#: (its shape is Vega-Lite's, not the report's; site.js hands it to vega-embed).
-ChartSpec = NewType("ChartSpec", dict[str, JsonValue])
+__all__ = ["NO_DATA", "Chart", "ChartSpec", "JsonValue", "NoData", "TownDatasets", "TrendData"]
 
 
 @dataclass(frozen=True)
@@ -36,40 +33,6 @@ class Chart:
     wide: bool
     caption: str
     spec: ChartSpec
-
-
-@dataclass(frozen=True)
-class MetricBucket:
-    """Tick metrics of one time bucket (dataset ``m``; short names, a page holds hundreds)."""
-
-    t: int  # bucket start, epoch ms
-    n: int  # ticks in the bucket
-    dr: int  # events drained (sum)
-    fa: int  # side effects attempted (sum)
-    fs: int  # side effects succeeded (sum)
-    ff: int  # side effects failed (sum)
-    v: int  # invariant violations (sum of the per-tick counter)
-    w: float  # slowest tick's wall clock, ms
-    q: int  # deepest pending event queue
-    co: int  # container observations (sum)
-    cr: int  # container observations recorded as events (sum)
-
-
-@dataclass(frozen=True)
-class ActionBucket:
-    """Actions of one type in one time bucket (dataset ``a``)."""
-
-    t: int
-    type: str
-    n: int
-
-
-@dataclass(frozen=True)
-class TownDatasets:
-    """The named datasets of a town page's charts."""
-
-    m: list[MetricBucket]
-    a: list[ActionBucket]
 
 
 @dataclass(frozen=True)
@@ -87,6 +50,11 @@ class TrendData:
 
     trends: list[TrendPoint]
 
+    @property
+    def hrefs(self) -> list[str]:
+        """Pages a click on the chart opens: none."""
+        return []
+
 
 @dataclass(frozen=True)
 class NoData:
@@ -95,177 +63,25 @@ class NoData:
 
 NO_DATA = NoData()
 
-
-#: The most buckets a window is cut into.
-MAX_BUCKETS = 300
-#: Bucket sizes to choose from (ms): the smallest that keeps ≤ MAX_BUCKETS wins.
-STEPS_MS = (
-    1_000,
-    5_000,
-    10_000,
-    15_000,
-    30_000,
-    60_000,
-    120_000,
-    300_000,
-    600_000,
-    900_000,
-    1_800_000,
-    3_600_000,
-    7_200_000,
-    21_600_000,
-    43_200_000,
-    86_400_000,
-)
 #: Upstream's alert thresholds, drawn on the charts.
 WALL_CLOCK_THRESHOLD_MS = 500
 PENDING_THRESHOLD = 50
-HEIGHT = 150
 
 
-def bucket_size(window_ms: int) -> int:
-    """The bucket size (ms) for a window: the smallest step giving ≤ MAX_BUCKETS buckets."""
-    for step in STEPS_MS:
-        if window_ms / step <= MAX_BUCKETS:
-            return step
-    return STEPS_MS[-1] * (1 + window_ms // (STEPS_MS[-1] * MAX_BUCKETS))
+def _every(step: int) -> str:
+    """``15 s`` / ``5 min`` / ``2 h``: a bucket's size in words."""
+    if step < 60_000:
+        return f"{step // 1000} s"
+    if step < 3_600_000:
+        return f"{step // 60_000} min"
+    return f"{step // 3_600_000} h"
 
 
-def datasets(
-    ticks: Sequence[Mapping[str, Any]], window_from: str, window_to: str
-) -> tuple[int, TownDatasets]:
-    """The bucket size (ms) and the page's chart data: metrics, and actions by type, per bucket."""
-    start = to_ms(window_from)
-    step = bucket_size(max(1, to_ms(window_to) - start))
-    metrics: dict[int, dict[str, Any]] = {}
-    actions: dict[tuple[int, str], int] = {}
-    for tick in ticks:
-        t = start + ((to_ms(str(tick["at"])) - start) // step) * step
-        m = tick.get("metrics") or {}
-        row = metrics.setdefault(t, _empty_bucket(t))
-        row["n"] += 1
-        row["dr"] += m.get("eventsDrained", 0)
-        row["fa"] += m.get("sideEffectsAttempted", 0)
-        row["fs"] += m.get("sideEffectsSucceeded", 0)
-        row["ff"] += m.get("sideEffectsFailed", 0)
-        row["v"] += m.get("invariantViolations", 0)
-        row["w"] = max(row["w"], float(m.get("wallClockMs", 0)))
-        row["q"] = max(row["q"], m.get("pendingEventCount", 0))
-        container = tick.get("container") or {}
-        row["co"] += container.get("observed", 0)
-        row["cr"] += container.get("recorded", 0)
-        for type_, n in sorted((m.get("actionsByType") or {}).items()):
-            actions[(t, str(type_))] = actions.get((t, str(type_)), 0) + int(n)
-    return step, TownDatasets(
-        m=[MetricBucket(**metrics[t]) for t in sorted(metrics)],
-        a=[ActionBucket(t, k, n) for (t, k), n in sorted(actions.items())],
-    )
-
-
-def _empty_bucket(t: int) -> dict[str, Any]:
-    """A bucket's running sums (the record's numbers are added as they are, never coerced)."""
-    return {"t": t, "n": 0, "dr": 0, "fa": 0, "fs": 0, "ff": 0, "v": 0, "w": 0.0, "q": 0,
-            "co": 0, "cr": 0}  # fmt: skip
-
-
-def _x(step: int) -> alt.X:
-    return alt.X(
-        "t:T",
-        scale=alt.Scale(type="utc"),
-        title=None,
-        axis=alt.Axis(format="%H:%M", labelOverlap=True),
-    )
-
-
-def _time_tip() -> alt.Tooltip:
-    return alt.Tooltip(
-        "t:T", title="bucket from (UTC)", format="%Y-%m-%d %H:%M:%S", formatType="utc"
-    )
-
-
-def _zoom(name: str) -> Any:
-    return alt.selection_interval(name=name, bind="scales", encodings=["x"])
-
-
-def _spec(chart: Any) -> ChartSpec:
-    """altair's spec without its default config (the page's CSS and site.js theme it)."""
-    spec: dict[str, JsonValue] = chart.to_dict(validate=False)
-    spec.pop("config", None)
-    return ChartSpec(spec)
-
-
-def actions_chart(step: int) -> ChartSpec:
-    """Actions per bucket, stacked by type; drag to pan, wheel to zoom, click to open the ticks."""
-    chart = (
-        alt.Chart(alt.NamedData(name="a"))
-        .mark_bar()
-        .encode(
-            x=_x(step),
-            y=alt.Y("sum(n):Q", title="actions"),
-            color=alt.Color(
-                "type:N", title="action type", legend=alt.Legend(orient="bottom", columns=4)
-            ),
-            tooltip=[
-                _time_tip(),
-                alt.Tooltip("type:N", title="type"),
-                alt.Tooltip("sum(n):Q", title="actions"),
-            ],
-        )
-        .add_params(_zoom("zoom_actions"))
-        .properties(width="container", height=220)
-    )
-    return _spec(chart)
-
-
-def _metric_line(
-    field: str, title: str, zoom: str, *, mark: str = "bar", threshold: float | None = None
-) -> ChartSpec:
-    """One metric of dataset ``m`` over time, with an alert threshold when given."""
-    base = alt.Chart(alt.NamedData(name="m"))
-    marked = base.mark_bar() if mark == "bar" else base.mark_line(interpolate="step-after")
-    layer = marked.encode(
-        x=_x(0),
-        y=alt.Y(f"{field}:Q", title=title),
-        tooltip=[
-            _time_tip(),
-            alt.Tooltip(f"{field}:Q", title=title),
-            alt.Tooltip("n:Q", title="ticks"),
-        ],
-    ).add_params(_zoom(zoom))
-    if threshold is None:
-        return _spec(layer.properties(width="container", height=HEIGHT))
-    rule = base.mark_rule(color="#d62728", strokeDash=[4, 3]).encode(y=alt.datum(threshold))
-    return _spec(alt.layer(layer, rule).properties(width="container", height=HEIGHT))
-
-
-def _folded(fields: dict[str, str], title: str, zoom: str) -> ChartSpec:
-    """Several metrics of dataset ``m`` as one line each (``fields``: name → legend)."""
-    chart = (
-        alt.Chart(alt.NamedData(name="m"))
-        .transform_fold(list(fields), as_=["k", "v"])
-        .transform_calculate(
-            series=" + ".join(f"(datum.k == '{k}' ? '{v}' : '')" for k, v in fields.items())
-        )
-        .mark_line(interpolate="step-after")
-        .encode(
-            x=_x(0),
-            y=alt.Y("v:Q", title=title),
-            color=alt.Color(
-                "series:N",
-                title=None,
-                sort=list(fields.values()),
-                legend=alt.Legend(orient="bottom"),
-            ),
-            tooltip=[
-                _time_tip(),
-                alt.Tooltip("series:N", title="series"),
-                alt.Tooltip("v:Q", title=title),
-            ],
-        )
-        .add_params(_zoom(zoom))
-        .properties(width="container", height=HEIGHT)
-    )
-    return _spec(chart)
+def _origin(fidelity: str) -> str:
+    """Where the ticks come from: read from the town's own record, or replayed from its inputs."""
+    if fidelity == "recorded":
+        return "recorded ticks"
+    return f"replayed ticks, {fidelity}" if fidelity else "replayed ticks"
 
 
 def _wall_clock_note(kind: str) -> str:
@@ -275,79 +91,140 @@ def _wall_clock_note(kind: str) -> str:
     return f"{kind}, not measured: {MODEL_FORMULA}"
 
 
-def town_charts(step: int, wall_clock: str = "measured") -> list[Chart]:
+def town_charts(ds: TownDatasets, wall_clock: str = "measured", fidelity: str = "") -> list[Chart]:
     """The town page's charts, in reading order: what the reconciler did, then its health.
 
-    ``wall_clock`` says what the ticks' wall clock is (:func:`~reportgen.town.tick.wall_clock_kind`):
-    a modelled one is labelled with its formula, never passed off as a measurement.
+    With no ticks, the source's own history per bucket (or nothing, and the page says so
+    in one line: :attr:`TownDatasets.note`). ``wall_clock`` says what the ticks' wall
+    clock is (:func:`~reportgen.town.tick.wall_clock_kind`): a modelled one is labelled
+    with its formula, never passed off as a measurement.
     """
-    every = f"per {step // 1000} s bucket" if step < 60_000 else f"per {step // 60_000} min bucket"
-    return _activity_charts(step, every) + _health_charts(every, wall_clock)
+    if not ds.m:
+        return [_history_chart(ds)] if ds.h else []
+    origin = _origin(fidelity)
+    return _activity_charts(ds, origin) + _health_charts(ds.window, origin, wall_clock)
 
 
-def _activity_charts(step: int, every: str) -> list[Chart]:
-    """Actions, events drained, side effects and violations per bucket."""
-    effects = {"fa": "attempted", "fs": "succeeded", "ff": "failed"}
-    return [
-        Chart(
-            "actions",
-            "Actions by type",
-            True,
-            f"Actions emitted {every}, stacked by type. Drag to pan, scroll to zoom, "
-            "click a bar to open its ticks.",
-            actions_chart(step),
-        ),
-        Chart(
-            "drained",
-            "Events drained",
-            False,
-            f"Town events drained {every} (sum).",
-            _metric_line("dr", "events", "zoom_drained"),
-        ),
-        Chart(
-            "effects",
-            "Side effects",
-            False,
-            f"Side effects attempted, succeeded and failed {every} (sum).",
-            _folded(effects, "side effects", "zoom_effects"),
-        ),
-        Chart(
-            "violations",
-            "Invariant violations",
-            False,
-            f"Violations reported by the checks {every} (sum of the per-tick counter).",
-            _metric_line("v", "violations", "zoom_violations"),
-        ),
+def _with_bands(ds: TownDatasets, layers: list[Json]) -> list[Json]:
+    """``layers`` with the bands behind the marks and their markers on top (when any)."""
+    if not ds.b:
+        return layers
+    region, marker = cs.band_layers(ds.window)
+    return [layers[0], region, *layers[1:], marker]
+
+
+def _breakdown(ds: TownDatasets, data: str, field: str, title: str, legend: str) -> ChartSpec:
+    """Stacked bars of a breakdown per bucket (actions by type, history entries by kind)."""
+    w = ds.window
+    rows: list[ActionBucket] | list[HistoryBucket] = ds.a if data == "a" else ds.h
+    stacked = cs.bars(
+        w,
+        data,
+        cs.count_y("n", title, not any(r.n for r in rows)),
+        {
+            "color": {"field": field, "type": "nominal", "legend": cs.legend(legend)},
+            "tooltip": [cs.when_tip(), cs.tip(field, legend, "nominal"), cs.tip("n", title)],
+        },
+        stack_by=field,
+    )
+    hover = cs.hover_layer(w, "k", [], f"zoom_{data}")
+    return cs.spec(_with_bands(ds, [hover, stacked]), height=200)
+
+
+def _metric_bars(
+    ds: TownDatasets, field: str, title: str, tips: list[Json], bands: bool
+) -> ChartSpec:
+    """One count of dataset ``m`` per bucket as bars."""
+    empty = not any(getattr(r, field) for r in ds.m)
+    layers = [
+        cs.hover_layer(ds.window, "m", tips, f"zoom_{field}"),
+        cs.bars(ds.window, "m", cs.count_y(field, title, empty)),
     ]
+    return cs.spec(_with_bands(ds, layers) if bands else layers)
 
 
-def _health_charts(every: str, wall_clock: str) -> list[Chart]:
+def _metric_lines(
+    w: Window, fields: dict[str, str], title: str, threshold: float | None = None
+) -> ChartSpec:
+    """Metrics of dataset ``m`` as step lines (``fields``: name → series), a threshold when given."""
+    tips = [cs.tip(k, v) for k, v in fields.items()]
+    hover = cs.hover_layer(w, "m", tips, "zoom_" + "_".join(fields))
+    y: Json = {"field": "v", "type": "quantitative", "title": title, "axis": {"tickCount": 4}}
+    if len(fields) == 1:
+        field = next(iter(fields))
+        line = cs.lines(w, {**y, "field": field})
+    else:
+        color: Json = {"field": "series", "type": "nominal", "sort": list(fields.values()),
+                       "legend": cs.legend(None)}  # fmt: skip
+        line = cs.lines(w, y, color)
+        line["transform"] = [
+            {"fold": list(fields), "as": ["k", "v"]},
+            {
+                "calculate": " + ".join(
+                    f"(datum.k == '{k}' ? '{v}' : '')" for k, v in fields.items()
+                ),
+                "as": "series",
+            },
+        ]
+    layers = [hover, line] + ([cs.threshold(threshold)] if threshold is not None else [])
+    return cs.spec(layers)
+
+
+def _activity_charts(ds: TownDatasets, origin: str) -> list[Chart]:
+    """Actions, events drained, side effects and violating ticks per bucket."""
+    every = _every(ds.window.step)
+    ticks = cs.tip("n", "ticks")
+    return [
+        Chart("actions", "Actions by type", True,
+              f"One bar per {every} bucket: the actions emitted, stacked by type ({origin}).",
+              _breakdown(ds, "a", "type", "actions", "action type")),
+        Chart("drained", "Events drained", False,
+              f"One bar per {every} bucket: the town events its ticks drained ({origin}).",
+              _metric_bars(ds, "dr", "events", [cs.tip("dr", "events drained"), ticks], False)),
+        Chart("effects", "Side effects", False,
+              f"One point per {every} bucket: side effects attempted, succeeded and failed "
+              f"({origin}).",
+              _metric_lines(ds.window, {"fa": "attempted", "fs": "succeeded", "ff": "failed"},
+                            "side effects")),
+        Chart("violations", "Violating ticks", False,
+              f"One bar per {every} bucket: its ticks that reported a violation, each counted "
+              f"once however many it reported ({origin}).",
+              _metric_bars(ds, "vt", "violating ticks",
+                           [cs.tip("vt", "violating ticks"), ticks,
+                            cs.tip("vm", "most violations in one tick")], True)),
+    ]  # fmt: skip
+
+
+def _health_charts(window: Window, origin: str, wall_clock: str) -> list[Chart]:
     """Wall clock and pending queue against upstream's alert thresholds, and container events."""
+    every = _every(window.step)
     return [
-        Chart(
-            "wall",
-            "Wall clock",
-            False,
-            f"Slowest tick {every} (ms, {_wall_clock_note(wall_clock)}); the dashed line is "
-            f"the {WALL_CLOCK_THRESHOLD_MS} ms alert threshold.",
-            _metric_line("w", "ms", "zoom_wall", mark="line", threshold=WALL_CLOCK_THRESHOLD_MS),
-        ),
-        Chart(
-            "pending",
-            "Pending event queue",
-            False,
-            f"Deepest pending queue {every}; the dashed line is the {PENDING_THRESHOLD}-event "
-            "alert threshold.",
-            _metric_line("q", "events", "zoom_pending", mark="line", threshold=PENDING_THRESHOLD),
-        ),
-        Chart(
-            "container",
-            "container_status events",
-            False,
-            f"Container observations {every}: observed, and recorded as events after the filter.",
-            _folded({"co": "observed", "cr": "recorded"}, "observations", "zoom_container"),
-        ),
-    ]
+        Chart("wall", "Wall clock", False,
+              f"One point per {every} bucket: its slowest tick (ms, {_wall_clock_note(wall_clock)}); "
+              f"the dashed line is the {WALL_CLOCK_THRESHOLD_MS} ms alert threshold.",
+              _metric_lines(window, {"w": "slowest tick (ms)"}, "ms", WALL_CLOCK_THRESHOLD_MS)),
+        Chart("pending", "Pending event queue", False,
+              f"One point per {every} bucket: its deepest pending queue ({origin}); the dashed line is "
+              f"the {PENDING_THRESHOLD}-event alert threshold.",
+              _metric_lines(window, {"q": "deepest queue"}, "events", PENDING_THRESHOLD)),
+        Chart("container", "container_status events", False,
+              f"One point per {every} bucket: container observations, and those recorded as events "
+              f"after the filter ({origin}).",
+              _metric_lines(window, {"co": "observed", "cr": "recorded"}, "observations")),
+    ]  # fmt: skip
+
+
+def _history_chart(ds: TownDatasets) -> Chart:
+    """A source with no ticks: its own history entries (bead and town events) per bucket."""
+    every = _every(ds.window.step)
+    caption = (
+        f"One bar per {every} bucket: the source's own history entries (bead_events, town_events), "
+        "stacked by kind; recorded by the town, not replayed."
+    )
+    return Chart(
+        "history", "History entries", True, caption,
+        _breakdown(ds, "h", "kind", "entries", "kind"),
+    )  # fmt: skip
 
 
 def trend_chart() -> ChartSpec:
@@ -357,22 +234,27 @@ def trend_chart() -> ChartSpec:
         .mark_line(point=True)
         .encode(
             x=alt.X(
-                "run:O", title="run (data window end)", sort=None, axis=alt.Axis(labelAngle=-30)
+                "run:O",
+                title="run (data window end)",
+                sort=None,
+                axis=alt.Axis(labelAngle=-30, labelOverlap="greedy"),
             ),
             y=alt.Y("n:Q", title="episodes"),
-            color=alt.Color("invariant:N", title="invariant", legend=alt.Legend(orient="bottom")),
+            color=alt.Color("invariant:N", title="invariant", legend=cs.legend("invariant")),
             tooltip=["run:O", "invariant:N", alt.Tooltip("n:Q", title="episodes")],
         )
-        .properties(width="container", height=HEIGHT)
+        .properties(width="container", height=cs.HEIGHT)
     )
-    return _spec(chart)
+    spec: dict[str, JsonValue] = chart.to_dict(validate=False)
+    spec.pop("config", None)  # the page's CSS and site.js theme it
+    return ChartSpec(spec)
 
 
 def trend_charts(labels: Sequence[str]) -> list[Chart]:
     """The index's trend chart: only when there is more than one run to compare."""
     if len(labels) <= 1:
         return []
-    caption = "Violation episodes per invariant in each of the last runs."
+    caption = "One point: the violation episodes of one invariant in one of the last runs."
     return [Chart("trends", "Episodes per invariant", True, caption, trend_chart())]
 
 

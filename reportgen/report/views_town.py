@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reportgen.report import charts
+from reportgen.report import chart_data, charts
 from reportgen.report.charts import Chart, TownDatasets
 from reportgen.report.explain import Part
 from reportgen.report.format import clean, compact, fmt_time
@@ -314,7 +314,7 @@ def _groups(data: TownData) -> list[InvariantGroup]:
 def town_page(data: TownData) -> TownPage:
     """The town page's view-model (its charts cover the whole window)."""
     run = data.run
-    step, datasets = charts.datasets(run.ticks, run.window_from, run.window_to)
+    datasets = chart_data.town_datasets(data)
     return TownPage(
         kind="town",
         title=town_name(run.source, run.town_id, run.town_name),
@@ -330,8 +330,7 @@ def town_page(data: TownData) -> TownPage:
         compared_ticks=run.compared_ticks,
         totals=totals(run),
         groups=_groups(data),
-        # no ticks (a dump's history): no per-tick charts to draw, rather than empty ones
-        charts=charts.town_charts(step, wall_clock_kind(run.ticks)) if run.ticks else [],
+        charts=charts.town_charts(datasets, wall_clock_kind(run.ticks), run.fidelity),
         datasets=datasets,
         ticks=ticks_page(data, 1, "../../"),
         quarantined=[quarantine_row(q) for q in run.quarantined],

@@ -23,27 +23,44 @@
     var charts = document.querySelectorAll(".chart[data-spec]");
     if (!charts.length || typeof window.vegaEmbed !== "function") { return; }
     var datasets = readJson("datasets") || {};
+    var named = {};
+    Object.keys(datasets).forEach(function (k) { if (Array.isArray(datasets[k])) { named[k] = datasets[k]; } });
+    var open = chartLinks(datasets, readJson("chart-hrefs") || {});
     var dark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
     charts.forEach(function (el) {
       var spec = readJson(el.getAttribute("data-spec"));
       if (!spec) { return; }
-      spec.datasets = Object.assign({}, spec.datasets || {}, datasets);
+      spec.datasets = Object.assign({}, spec.datasets || {}, named);
       spec.background = null;
       var options = { actions: false, renderer: "svg", tooltip: { theme: dark ? "dark" : "light" } };
       if (dark) { options.theme = "dark"; }
       window.vegaEmbed(el, spec, options).then(function (result) {
         el.setAttribute("data-rendered", "true");
-        if (el.id === "chart-actions") { result.view.addEventListener("click", openTicksAt); }
+        result.view.addEventListener("click", function (event, item) {
+          var target = item && item.datum ? open(item.datum) : null;
+          if (target) { window.location.href = target; }
+        });
       }).catch(function (err) {
         el.textContent = "Chart could not be drawn: " + err;
       });
     });
   }
 
-  function openTicksAt(event, item) {
-    if (!item || !item.datum || typeof item.datum.t !== "number") { return; }
-    var target = locate(item.datum.t, true);
-    if (target) { window.location.href = target; }
+  /* Where a click on a chart leads: a band's page, else the permalink of the bucket's tick
+     (TownData.tick_href, split into a page and a fragment). Page hrefs were mapped by the
+     page's url() (relative to it, or to an anchor of the single-file bundle, "" when it does
+     not hold the page); a tick page the bundle maps to nothing is its own tick anchor. */
+  function chartLinks(datasets, hrefs) {
+    var pages = datasets.tick_pages || [];
+    var byBucket = {};
+    (datasets.k || []).forEach(function (k) { byBucket[k.t] = k; });
+    return function (datum) {
+      if (typeof datum.href === "string") { return hrefs[datum.href] || null; }
+      var link = typeof datum.t === "number" ? byBucket[datum.t] : null;
+      if (!link || !pages[link.p]) { return null; }
+      var page = hrefs[pages[link.p].href] || "";
+      return (page && page.charAt(0) !== "#" ? page : "") + "#" + link.f;
+    };
   }
 
   /* ── Tick permalinks across pages ───────────────────────────────────── */
