@@ -28,7 +28,9 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from reportgen.report.build import build_site
 from reportgen.report.site import Assets
 
-STUB_ASSETS = Assets(css="/* css */", js="// js", vega="// vega", vega_version="test")
+STUB_ASSETS = Assets(
+    css="/* css */", js="// js", vega="// vega", vega_version="test", timeline="// timeline"
+)
 
 
 class HTMLSnapshotExtension(SingleFileSnapshotExtension):
