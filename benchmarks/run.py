@@ -79,6 +79,12 @@ def _diagnose() -> dict[str, Any]:
     return bench_diagnose()
 
 
+def _size() -> dict[str, Any]:
+    from bench_size import bench_size
+
+    return bench_size()
+
+
 def _build(towns: int, jobs: int) -> Callable[[], dict[str, Any]]:
     def run() -> dict[str, Any]:
         module = importlib.import_module("bench_build")
@@ -108,6 +114,13 @@ def run_all(towns: int, jobs: int) -> list[tuple[str, str, dict[str, Any] | None
             "`diagnose` of a 24 h town against its build; five healthy days judged healthy "
             "(benchmarks/bench_diagnose.py)",
             _diagnose,
+        ),
+        (
+            "site size",
+            "files and bytes under `towns/<dir>/` of a 24 h `review-round-stuck` town by kind, "
+            "and its single-file bundle (benchmarks/bench_size.py; budget: town page ≤ 150 KB, "
+            "timeline files each ≤ 500 KB, bundle ≤ 2 MB)",
+            _size,
         ),
         (
             "site build",

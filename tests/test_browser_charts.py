@@ -102,7 +102,7 @@ def test_a_click_opens_the_buckets_tick_and_a_band_its_episode(browser: Any, tow
     assert first["t"] == ds["m"][0]["t"]
     v.page.wait_for_function(f"location.hash === '#{first['f']}'", timeout=5_000)
     assert v.page.url.split("#")[0] == town.as_uri()
-    v.page.wait_for_selector(f"#{first['f']}.target, #{first['f']}:target", timeout=5_000)
+    v.page.wait_for_selector("#tl-detail[data-ms]", timeout=5_000)  # the timeline selected it
     band = ds["b"][0]
     v.page.locator("#chart-violations path[aria-label*='band: '] >> nth=0").click(force=True)
     v.page.wait_for_url(f"**/{band['href']}", timeout=5_000)

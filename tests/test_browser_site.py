@@ -1,8 +1,8 @@
 """The site in a real browser: headless Debian Chromium through Playwright, pages from file://.
 
 Checks what only a browser can: no console errors, no network request of any
-kind, charts drawn (an SVG with marks), tick and violation permalinks landing
-on their element, keyboard navigation, the single-file bundle offline, and
+kind, charts drawn (an SVG with marks), violation permalinks landing on their
+element (tick permalinks and the timeline: test_browser_timeline.py), keyboard navigation, the single-file bundle offline, and
 verdicts as people see them: stuck towns first in red, a finding's link
 landing on the tick that shows the loop, healthy towns green, expected
 episodes muted.
@@ -69,23 +69,6 @@ def test_town_page_draws_every_chart(browser: Any, demo: Path, scheme: str) -> N
     shot = os.environ.get("REPORTGEN_SCREENSHOT")
     if shot and scheme == "light":  # the README's screenshot: REPORTGEN_SCREENSHOT=docs/img/…
         v.page.screenshot(path=shot, full_page=False)
-    v.close()
-
-
-def test_tick_permalinks_land_even_on_another_page(browser: Any, demo: Path) -> None:
-    town = _index(demo)["towns"][0]
-    pages = json.loads((demo / town["href"]).with_suffix(".json").read_text(encoding="utf-8"))[
-        "ticks"
-    ]["pages"]
-    assert len(pages) > 1
-    target = json.loads((demo / pages[-1]["href"]).with_suffix(".json").read_text(encoding="utf-8"))
-    row = next(r for r in target["rows"] if r["kind"] == "tick")
-    # a link to the town page with a tick that lives on the last page is forwarded there
-    v = Visit(browser, (demo / town["href"]).as_uri() + f"#{row['anchor']}")
-    v.page.wait_for_url(f"**/{Path(pages[-1]['href']).name}*", timeout=10_000)
-    v.page.wait_for_selector(f"#{row['anchor']}.target")
-    assert v.page.locator(f"#{row['anchor']}").is_visible()
-    assert v.errors == [] and v.requests == []
     v.close()
 
 
@@ -173,14 +156,11 @@ def test_a_findings_link_lands_on_the_tick_showing_the_looping_action(
     link = first.locator("a.tick-link")
     anchor = str(link.get_attribute("href")).split("#", 1)[1]
     assert anchor.startswith("tick-")
-    link.click()  # one click from the finding to the looping actions
-    v.page.wait_for_function(
-        f"document.querySelector(':target') && document.querySelector(':target').id === '{anchor}'",
-        timeout=10_000,
-    )
-    row = v.page.locator(f"#{anchor}")
-    assert row.is_visible()
-    actions = row.locator(".item.act .t").all_inner_texts()
+    link.click()  # one click from the finding to the looping actions, selected in the timeline
+    ms = anchor.removeprefix("tick-")
+    v.page.wait_for_selector(f"#tl-detail[data-ms='{ms}']", timeout=10_000)
+    assert v.page.locator(f".tl-row.selected[data-ms='{ms}']").is_visible()
+    actions = v.page.locator("#tl-detail .item.act .t").all_inner_texts()
     meanwhile = twin["diagnosis"]["views"][0]["meanwhile"]
     assert actions and any(a in meanwhile for a in actions), (actions, meanwhile)
     assert v.errors == [] and v.requests == []

@@ -20,9 +20,15 @@ from reportgen.diagnose.episodes import to_ms
 from reportgen.report import chart_data
 from reportgen.report.build import build_site
 from reportgen.report.charts import Chart
-from reportgen.report.town_data import compute_town
+from reportgen.report.timeline_files import build_timeline
+from reportgen.report.town_data import TownData, compute_town
 from reportgen.report.views_town import TownPage, town_page
 from reportgen.town_run import TownRun
+
+
+def _town_page(data: TownData) -> TownPage:
+    """The town page's view-model, with its timeline built as a build builds it."""
+    return town_page(data, build_timeline(data).summary)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,7 @@ def alpha() -> TownRun:
 
 
 def _page(run: TownRun) -> TownPage:
-    return town_page(compute_town(run))
+    return _town_page(compute_town(run))
 
 
 def _layers(chart: Chart) -> list[dict[str, Any]]:
@@ -140,7 +146,7 @@ def test_violation_chart_is_named_and_drawn_as_ticks(alpha: TownRun) -> None:
 
 def test_episodes_are_bands_on_the_action_and_violation_charts(alpha: TownRun) -> None:
     data = compute_town(alpha)
-    page = town_page(data)
+    page = _town_page(data)
     bands = [b for b in page.datasets.b if b.kind == "episode"]
     assert len(bands) == len(data.episodes) >= 2
     for ep in data.episodes:
@@ -185,7 +191,7 @@ def test_findings_are_bands_to_the_window_end_while_open(alpha: TownRun) -> None
 def test_a_click_on_a_bucket_opens_the_tick_href_of_its_tick(alpha: TownRun) -> None:
     """Each bucket links to ``TownData.tick_href`` of its first tick that did something."""
     data = compute_town(alpha)
-    ds = town_page(data).datasets
+    ds = _town_page(data).datasets
     assert {k.t for k in ds.k} == {m.t for m in ds.m}
     busy = next(t for t in alpha.ticks if t["actions"])
     link = next(k for k in ds.k if k.t <= to_ms(busy["at"]) < k.t + ds.window.step)

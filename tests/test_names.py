@@ -201,9 +201,9 @@ def test_the_rig_and_the_agents_are_named_on_their_pages(site: Path) -> None:
     assert '<h1><span class="muted">Rig</span> webapp</h1>' in rig_page
     bead_pages = "".join(p.read_text(encoding="utf-8") for p in entity_dir.glob("bead-*.html"))
     assert f'title="rig {rig_id}">webapp</a>' in bead_pages
-    town = (site / "towns" / town_id / "index.html").read_text(encoding="utf-8")
-    agent_id, name, role = agents[0]
-    assert f'title="agent {agent_id}">{name} ({role})</a>' in town
+    timeline = (site / "towns" / town_id / "timeline" / "index.js").read_text(encoding="utf-8")
+    _agent_id, name, role = agents[0]
+    assert f'"{name} ({role})"' in timeline
 
 
 def test_a_violation_message_links_the_agent_by_name_and_keeps_the_raw_message(

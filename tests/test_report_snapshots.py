@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import support.report_fixtures as rf
+from support.timeline_data import chunks_of, read_part
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.json import JSONSnapshotExtension
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
@@ -27,7 +28,9 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from reportgen.report.build import build_site
 from reportgen.report.site import Assets
 
-STUB_ASSETS = Assets(css="/* css */", js="// js", vega="// vega", vega_version="test")
+STUB_ASSETS = Assets(
+    css="/* css */", js="// js", vega="// vega", vega_version="test", timeline="// timeline"
+)
 
 
 class HTMLSnapshotExtension(SingleFileSnapshotExtension):
@@ -72,7 +75,6 @@ PAGES = {
 }
 TWINS = {
     **PAGES,
-    "ticks": "towns/town-alpha/ticks-2.html",
     "entity_bead": "towns/town-alpha/e/bead-*.html",
     "entity_agent": "towns/town-alpha/e/agent-*.html",
 }
@@ -89,6 +91,12 @@ def test_view_model(site: Path, name: str, json_snapshot: SnapshotAssertion) -> 
         _first(site, TWINS[name]).with_suffix(".json").read_text(encoding="utf-8")
     )
     assert model == json_snapshot
+
+
+def test_timeline_data(site: Path, json_snapshot: SnapshotAssertion) -> None:
+    """The town's timeline files (its tick twin): the index and every chunk."""
+    folder = site / "towns" / "town-alpha" / "timeline"
+    assert [read_part(folder / "index.js"), *chunks_of(folder)] == json_snapshot
 
 
 def test_resolved_page_view_model(tmp_path: Path, json_snapshot: SnapshotAssertion) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import support.report_fixtures as rf
 from click.testing import CliRunner
+from support.timeline_data import inline_lands
 
 from reportgen.cli import main
 from reportgen.report.build import BuildSummary, build_site
@@ -188,10 +189,11 @@ def test_single_file_bundle_is_self_contained(runs: dict[str, Any], tmp_path: Pa
     page = rf.parse(out)
     assert [r for t, r in page.refs if t in ("script", "link")] == []  # everything inline
     assert [r for t, r in page.refs if t == "a" and not r.startswith("#")] == []
-    assert all(
-        r[1:] in page.ids for t, r in page.refs if t == "a" and r.startswith("#") and r != "#"
-    )
     text = out.read_text(encoding="utf-8")
+    fragments = [r[1:] for t, r in page.refs if t == "a" and r.startswith("#") and r != "#"]
+    ticks = [int(f.removeprefix("tick-")) for f in fragments if f.startswith("tick-")]
+    assert ticks and all(inline_lands(text, ms) for ms in ticks)  # the timeline selects them
+    assert all(f in page.ids for f in fragments if not f.startswith("tick-"))
     assert "window.vegaEmbed" in text and 'id="spec-actions"' in text
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 import support.report_fixtures as rf
 from click.testing import CliRunner
+from support.timeline_data import actions, chunks_of
 
 from reportgen.cli import main
 from reportgen.diagnose.diagnose import Diagnosis
@@ -178,9 +178,13 @@ def test_town_page_opens_with_findings_linking_the_looping_ticks(
     ms = clock.to_ms(polls[0])
     assert view["tick_href"].endswith(f"#tick-{ms}")
     page, anchor = view["tick_href"].split("#")
-    row = re.search(rf'<tr class="tick[^"]*" id="{anchor}".*?</tr>', (site / page).read_text(
-        encoding="utf-8"), re.S)  # fmt: skip
-    assert row is not None and "poll_pr" in row.group(0)
+    rows = [  # the timeline's row for that tick shows the poll
+        actions(chunk, r)
+        for chunk in chunks_of((site / page).parent / "timeline")
+        for r in chunk["rows"]
+        if r[1] == ms
+    ]
+    assert anchor == f"tick-{ms}" and any("poll_pr" in a for a in rows)
     assert "since 2026-03-01 00:02:05.000" in view["sentence"]
 
 

@@ -17,22 +17,16 @@ from reportgen.report.findings import (
 )
 from reportgen.report.format import compact
 from reportgen.report.render import AssetRefs, render, site_url
+from reportgen.report.timeline_files import build_timeline
 from reportgen.report.town_data import TownData
 from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
 from reportgen.report.views_index import IndexPage, ResolvedPage
 from reportgen.report.views_shared import town_href
-from reportgen.report.views_town import TicksPage, TownPage, ticks_page, town_page
+from reportgen.report.views_town import TownPage, town_page
 
 #: Every kind of page the site holds (the single-file bundle has its own, ``BundlePage``).
 SitePage = (
-    IndexPage
-    | TownPage
-    | TicksPage
-    | EntityPage
-    | ViolationPage
-    | ResolvedPage
-    | FindingPage
-    | FindingStubPage
+    IndexPage | TownPage | EntityPage | ViolationPage | ResolvedPage | FindingPage | FindingStubPage
 )
 
 
@@ -46,12 +40,12 @@ def page_files(page: SitePage, path: str, assets: AssetRefs) -> list[tuple[str, 
 
 def town_pages(data: TownData, found: TownFindings, assets: AssetRefs) -> Iterator[tuple[str, str]]:
     """Every file of one town, rendered one page at a time: the town page (opening with its
-    verdict and findings), its other tick pages, its entities' pages, its episodes' pages
-    and its findings' pages."""
-    href = data.pages[0].href if data.pages else town_href(data.run.town_id)
-    yield from page_files(with_findings(town_page(data), data, found), href, assets)
-    for p in data.pages[1:]:
-        yield from page_files(ticks_page(data, p.number, "../../"), p.href, assets)
+    verdict and findings), its timeline's data files, its entities' pages, its episodes'
+    pages and its findings' pages."""
+    timeline = build_timeline(data)
+    town = with_findings(town_page(data, timeline.summary), data, found)
+    yield from page_files(town, town_href(data.run.town_id), assets)
+    yield from timeline.files
     for link, entity in entity_pages(data):
         yield from page_files(entity, link.href, assets)
     for vpage in violation_pages(data):

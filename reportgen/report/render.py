@@ -25,7 +25,6 @@ from reportgen.resources import templates_dir
 TEMPLATES = {
     "index": "index.html",
     "town": "town.html",
-    "ticks": "ticks.html",
     "entity": "entity.html",
     "violation": "violation.html",
     "resolved": "resolved.html",
@@ -46,10 +45,13 @@ class AssetRefs:
     css: str = ""
     js: str = ""
     vega: str = ""
+    #: The timeline viewer (town pages and the bundle).
+    timeline: str = ""
     #: Inline text (already safe ``Markup`` when set by :meth:`Assets.inline_refs`).
     css_text: str = ""
     js_text: str = ""
     vega_text: str = ""
+    timeline_text: str = ""
     inline: bool = False
 
 

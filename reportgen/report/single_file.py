@@ -2,10 +2,11 @@
 
 Everything is inline (CSS, JS, the Vega bundle, the data), so the file opens
 from disk, from a ticket attachment or from an unzipped CI artefact with no
-server and no network. It holds the town page (every tick on one page), every
-violation episode with its explanation and witness, and the entities those
-episodes involve; links between them are in-page anchors, and links to pages
-the bundle does not hold are printed as plain text.
+server and no network. It holds the town page with its timeline (the same
+viewer as the site's, its data files inline, scrolled inside a fixed-height
+viewport), every violation episode with its explanation and witness, and the
+entities those episodes involve; links between them are in-page anchors, and
+links to pages the bundle does not hold are printed as plain text.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from markupsafe import Markup
 
 from reportgen.diagnose.episodes import find_episodes
 from reportgen.errors import BadInputError
@@ -27,13 +30,11 @@ from reportgen.report.findings import (
 from reportgen.report.format import slug
 from reportgen.report.render import Url, render
 from reportgen.report.site import Assets, write_file_atomic
+from reportgen.report.timeline_files import build_timeline
 from reportgen.report.town_data import compute_town
 from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
 from reportgen.report.views_town import TownPage, town_page
 from reportgen.town_run import TownRun
-
-#: Every tick row on one page (the bundle has no other pages to page into).
-ALL_ROWS = 10**9
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class BundlePage:
     town: TownPage
     violations: list[ViolationPage]
     entities: list[EntityPage]
+    #: The timeline's data files (index first), inline in the bundle.
+    timeline: list[str]
 
     @property
     def charts(self) -> list[Chart]:
@@ -79,12 +82,15 @@ def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
     """The bundle view-model and the entity-page → anchor map for its links."""
     episodes = find_episodes(run.town_id, run.ticks)
     expected = expected_reasons(expected_episodes(run, episodes))
-    data = compute_town(run, episodes, per_page=ALL_ROWS, expected=expected)
-    town = with_findings(town_page(data), data, town_findings(run, lambda _id: "new"))
+    data = compute_town(run, episodes, expected=expected)
     involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
     entities = [
         (link, page) for link, page in entity_pages(data) if (link.kind, link.id) in involved
     ]
+    anchors = {link.href: p.anchor for link, p in entities}
+    timeline = build_timeline(data, bundle_url(run.town_id, anchors))
+    town_view = town_page(data, timeline.summary)
+    town = with_findings(town_view, data, town_findings(run, lambda _id: "new"))
     page = BundlePage(
         kind="bundle",
         title=f"Incident bundle · {town.title}",
@@ -92,8 +98,9 @@ def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
         town=town,
         violations=list(violation_pages(data)),
         entities=[p for _, p in entities],
+        timeline=[Markup(text) for _, text in timeline.files],  # script-safe JSON
     )
-    return page, {link.href: p.anchor for link, p in entities}
+    return page, anchors
 
 
 def build_single_file(

@@ -37,7 +37,7 @@ from reportgen.errors import BadInputError
 from reportgen.report.render import AssetRefs
 from reportgen.resources import templates_dir
 
-ASSET_SOURCES = ("site.css", "site.js")
+ASSET_SOURCES = ("site.css", "site.js", "timeline.js")
 #: The file at a site's root that says reportgen wrote the directory (so may replace it).
 SITE_MARKER = ".reportgen-site"
 #: The same for the incremental-build cache beside a site (docs/fleet.md).
@@ -170,14 +170,17 @@ class Assets:
     js: str
     vega: str
     vega_version: str
+    #: The timeline viewer (``templates/assets/timeline.js``).
+    timeline: str = ""
 
     @classmethod
     def load(cls, *, with_vega: bool = True) -> Assets:
         folder = templates_dir() / "assets"
         css = (folder / "site.css").read_text(encoding="utf-8")
         js = (folder / "site.js").read_text(encoding="utf-8")
+        timeline = (folder / "timeline.js").read_text(encoding="utf-8")
         version, vega = vega_bundle() if with_vega else ("none", "")
-        return cls(css=css, js=js, vega=vega, vega_version=version)
+        return cls(css=css, js=js, vega=vega, vega_version=version, timeline=timeline)
 
     def names(self) -> dict[str, str]:
         """Site-relative asset paths, hashed by content."""
@@ -185,11 +188,12 @@ class Assets:
             "css": f"assets/site-{_hash(self.css)}.css",
             "js": f"assets/site-{_hash(self.js)}.js",
             "vega": f"assets/vega-{self.vega_version}-{_hash(self.vega)}.js",
+            "timeline": f"assets/timeline-{_hash(self.timeline)}.js",
         }
 
     def refs(self) -> AssetRefs:
         n = self.names()
-        return AssetRefs(css=n["css"], js=n["js"], vega=n["vega"])
+        return AssetRefs(css=n["css"], js=n["js"], vega=n["vega"], timeline=n["timeline"])
 
     def inline_refs(self) -> AssetRefs:
         """Asset text for ``<style>`` / ``<script>`` blocks in a single file."""
@@ -197,6 +201,7 @@ class Assets:
             css_text=Markup(self.css.replace("</", "<\\/")),
             js_text=Markup(_script_safe(self.js)),
             vega_text=Markup(_script_safe(self.vega)),
+            timeline_text=Markup(_script_safe(self.timeline)),
             inline=True,
         )
 
@@ -283,6 +288,7 @@ class SiteWriter:
         self.write(names["css"], assets.css)
         self.write(names["js"], assets.js)
         self.write(names["vega"], assets.vega)
+        self.write(names["timeline"], assets.timeline)
 
     def commit(self) -> None:
         """Swap the new site in: old site aside, new site in place, old site removed."""

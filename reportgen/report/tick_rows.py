@@ -2,8 +2,9 @@
 
 A tick row shows what the reconciler saw and did on that tick: the events it
 drained, the full action objects (entity ids linked), the side effects and
-the violations (linked to their episode). The town page, its tick pages,
-the episode pages (as witness ticks) and the bundle all show these rows.
+the violations (linked to their episode). The episode pages show them as
+witness ticks; the town's timeline (:mod:`reportgen.report.timeline`) encodes
+the same rows compactly for its viewer.
 """
 
 from __future__ import annotations
@@ -236,11 +237,3 @@ def idle_row(data: TownData, start: int, end: int) -> IdleRow:
         label=fmt_time(first),
         to_label=fmt_time(last),
     )
-
-
-def page_rows(data: TownData, number: int) -> list[TickRow | IdleRow]:
-    """The rows of tick-table page ``number`` (1-based)."""
-    return [
-        tick_row(data, a) if kind == "tick" else idle_row(data, a, b)
-        for kind, a, b in data.items[number - 1]
-    ]

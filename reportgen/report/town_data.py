@@ -1,11 +1,11 @@
-"""What a town's pages share, computed once per town: episodes, their rows, where each tick lives.
+"""What a town's pages share, computed once per town: episodes, their rows, the timeline's rows.
 
 :class:`TownData` holds the town's episodes (with their status and
-explanation), the entities its ticks touch, and the paging of its tick
-table; every page of the town reads from it. Long timelines are paged: ticks
-that did nothing visible (no event, action, side effect or violation) are
-folded into "idle" rows, and the rest is cut into pages of
-:data:`ROWS_PER_PAGE` rows; a tick's permalink is ``<page>#tick-<epoch-ms>``.
+explanation), the entities its ticks touch, and the rows of its timeline;
+every page of the town reads from it. Ticks that did nothing visible (no
+event, action, side effect or violation) are folded into "idle" rows; the
+whole window is one timeline on the town page (:mod:`reportgen.report.timeline`),
+and a tick's permalink is ``towns/<dir>/index.html#tick-<epoch-ms>``.
 """
 
 from __future__ import annotations
@@ -18,35 +18,20 @@ from typing import Any, Literal
 from reportgen.diagnose.episodes import Episode, find_episodes, to_ms, violation_key
 from reportgen.report.entity_fields import tick_ids
 from reportgen.report.explain import Explanation, explain, replay_command
-from reportgen.report.format import clean, fmt_clock, fmt_duration, fmt_time
+from reportgen.report.format import clean, fmt_duration, fmt_time
 from reportgen.report.views_shared import (
     Entities,
     EpisodeRow,
     episode_links,
     invariant_title,
-    ticks_href,
     town_href,
     town_name,
     violation_href,
 )
 from reportgen.town_run import TownRun
 
-#: Rows (active ticks or idle runs) per tick-table page; keeps a page light.
-ROWS_PER_PAGE = 40
-
-#: A row of the tick table: ``("tick", i, i)``, or ``("idle", first, last)`` for quiet ticks.
+#: A row of the timeline: ``("tick", i, i)``, or ``("idle", first, last)`` for quiet ticks.
 RowSpan = tuple[Literal["tick", "idle"], int, int]
-
-
-@dataclass(frozen=True)
-class PageRange:
-    """Which ticks a tick-table page holds (used by the tick locator script)."""
-
-    number: int
-    href: str
-    first_ms: int
-    last_ms: int
-    label: str
 
 
 @dataclass
@@ -59,22 +44,26 @@ class TownData:
     statuses: dict[str, str]
     explanations: dict[str, Explanation]
     rows: dict[str, EpisodeRow]
-    items: list[list[RowSpan]]  # the rows of each tick-table page
-    page_of_tick: dict[int, tuple[int, int]]  # tick ms -> (page, ms of the row holding it)
-    pages: list[PageRange]
+    #: The timeline's tick rows, in time order (active ticks alone, quiet runs folded).
+    spans: list[RowSpan]
+    #: Every tick's time (epoch ms), in order: where a permalink to any time lands.
+    tick_ms: list[int]
     touched: set[tuple[str, str]] = field(default_factory=set)
     #: Tick time → position in ``run.ticks``.
     tick_index: dict[str, int] = field(default_factory=dict)
 
     def tick_href(self, at: str) -> str:
-        """Site-relative link to a tick's row (the idle run that holds it, if idle)."""
+        """A tick's permalink: the town page's timeline, which selects the row holding it
+        (the folded quiet row when the tick was idle).
+
+        A time that is no tick (a bead event between ticks) links to the next
+        tick, which saw it; the timeline's viewer lands on the row holding it.
+        """
         ms = to_ms(at)
-        if ms not in self.page_of_tick and self.page_of_tick:
-            # not a tick time (a bead event between ticks): the next tick, which saw it
-            times = sorted(self.page_of_tick)
+        times = self.tick_ms
+        if times:
             ms = times[min(bisect.bisect_left(times, ms), len(times) - 1)]
-        page, row_ms = self.page_of_tick.get(ms, (1, ms))
-        return f"{ticks_href(self.run.town_id, page)}#tick-{row_ms}"
+        return f"{town_href(self.run.town_id)}#tick-{ms}"
 
     def episode_for(self, violation: Mapping[str, Any], at: str) -> Episode | None:
         """The episode a violation record of the tick at ``at`` belongs to."""
@@ -138,10 +127,8 @@ def _active_flags(ticks: Sequence[Mapping[str, Any]]) -> list[bool]:
     ]
 
 
-def _paginate(
-    ticks: Sequence[Mapping[str, Any]], per_page: int = ROWS_PER_PAGE
-) -> list[list[RowSpan]]:
-    """The tick table's rows, active ticks alone and quiet runs folded, cut into pages."""
+def fold_ticks(ticks: Sequence[Mapping[str, Any]]) -> list[RowSpan]:
+    """The timeline's tick rows: active ticks alone, runs of quiet ticks folded into one."""
     items: list[RowSpan] = []
     idle_start: int | None = None
     for i, active in enumerate(_active_flags(ticks)):
@@ -154,33 +141,7 @@ def _paginate(
             idle_start = i
     if idle_start is not None:
         items.append(("idle", idle_start, len(ticks) - 1))
-    pages = [items[i : i + per_page] for i in range(0, len(items), per_page)]
-    return pages or [[]]
-
-
-def _locate(
-    run: TownRun, pages_items: list[list[RowSpan]]
-) -> tuple[dict[int, tuple[int, int]], list[PageRange]]:
-    """Where every tick is shown (page, and the row holding it), and each page's range."""
-    page_of: dict[int, tuple[int, int]] = {}
-    ranges: list[PageRange] = []
-    for number, items in enumerate(pages_items, start=1):
-        for _, a, b in items:
-            row_ms = to_ms(run.ticks[a]["at"])
-            for i in range(a, b + 1):
-                page_of[to_ms(run.ticks[i]["at"])] = (number, row_ms)
-        if items:
-            first, last = run.ticks[items[0][1]]["at"], run.ticks[items[-1][2]]["at"]
-            ranges.append(
-                PageRange(
-                    number,
-                    ticks_href(run.town_id, number),
-                    to_ms(first),
-                    to_ms(last),
-                    f"{fmt_clock(first)}–{fmt_clock(last)}",
-                )
-            )
-    return page_of, ranges
+    return items
 
 
 def compute_town(
@@ -188,18 +149,15 @@ def compute_town(
     episodes: list[Episode] | None = None,
     statuses: Mapping[str, str] | None = None,
     *,
-    per_page: int = ROWS_PER_PAGE,
     expected: Mapping[str, str] | None = None,
 ) -> TownData:
-    """Per-town data: episodes (found here unless given, e.g. after history adoption), paging.
+    """Per-town data: episodes (found here unless given, e.g. after history adoption), rows.
 
     ``expected`` maps the ids of the episodes the diagnosis marks expected to why: their
     rows are muted on every page of the town.
     """
     eps = episodes if episodes is not None else find_episodes(run.town_id, run.ticks)
     entities = Entities(run)
-    pages_items = _paginate(run.ticks, per_page)
-    page_of, ranges = _locate(run, pages_items)
     data = TownData(
         run=run,
         entities=entities,
@@ -207,9 +165,8 @@ def compute_town(
         statuses={ep.id: (statuses or {}).get(ep.id, "new") for ep in eps},
         explanations={},
         rows={},
-        items=pages_items,
-        page_of_tick=page_of,
-        pages=ranges,
+        spans=fold_ticks(run.ticks),
+        tick_ms=[to_ms(t["at"]) for t in run.ticks],
     )
     for i, tick in enumerate(run.ticks):
         data.touched |= tick_ids(tick)

@@ -1,7 +1,7 @@
 """What every page's view-model shares: paths, entity links, episode rows, invariant names.
 
 The page view-models are frozen dataclasses (:mod:`views_index` for the index,
-:mod:`views_town` for a town and its tick pages, :mod:`views_detail` for
+:mod:`views_town` for a town, :mod:`views_detail` for
 entity and episode pages). Templates only read them, and each page's JSON
 twin is its dataclass as JSON (the fields, never the properties), so what the
 HTML shows and what the JSON says cannot drift apart. A property is for what
@@ -57,11 +57,6 @@ def town_dir(town_id: str) -> str:
 
 def town_href(town_id: str) -> str:
     return f"{town_dir(town_id)}/index.html"
-
-
-def ticks_href(town_id: str, page: int) -> str:
-    """Tick table page ``page`` (1-based); page 1 is the town page itself."""
-    return town_href(town_id) if page == 1 else f"{town_dir(town_id)}/ticks-{page}.html"
 
 
 def entity_href(town_id: str, kind: str, entity_id: str) -> str:

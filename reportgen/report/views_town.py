@@ -1,9 +1,10 @@
-"""The town run page and its tick table pages, and the town's line on the index.
+"""The town run page and the town's line on the index.
 
 The town page puts status and episodes first (grouped by invariant, each
-with the "why"), then the charts, the quarantined events, and the first
-page of the tick table; the other tick pages (:class:`TicksPage`) hold the
-rest of the table. Everything is computed from the town's
+with the "why"), then the charts, the quarantined events, and the town's
+timeline: the whole window in one view, its rows in data files beside the
+page (:mod:`reportgen.report.timeline_files`), summarised on the page for
+readers without JavaScript. Everything is computed from the town's
 :class:`~reportgen.report.town_data.TownData`.
 """
 
@@ -17,8 +18,8 @@ from reportgen.report import chart_data, charts
 from reportgen.report.charts import Chart, TownDatasets
 from reportgen.report.explain import Part
 from reportgen.report.format import clean, compact, fmt_time
-from reportgen.report.tick_rows import IdleRow, TickRow, page_rows
-from reportgen.report.town_data import PageRange, TownData, busy
+from reportgen.report.timeline_files import TimelineSummary
+from reportgen.report.town_data import TownData, busy
 from reportgen.report.verdicts import UNKNOWN, FindingRow, TownDiagnosis
 from reportgen.report.views_index import TownSummary
 from reportgen.report.views_shared import (
@@ -31,74 +32,6 @@ from reportgen.report.views_shared import (
 )
 from reportgen.town.tick import wall_clock_kind
 from reportgen.town_run import TownRun
-
-#: A tick page lists every page when there are at most this many, else only its neighbours.
-PAGES_LISTED = 12
-#: How many pages either side of a tick page it lists (with the first and the last).
-PAGES_NEAR = 3
-
-
-def listed(number: int, current: int, last: int) -> bool:
-    """Whether page ``current``'s pager shows page ``number``: all of a short timeline, else
-    the first, the last and those near ``current`` (never hundreds of links)."""
-    return last <= PAGES_LISTED or number in (1, last) or abs(number - current) <= PAGES_NEAR
-
-
-def nearby_pages(pages: list[PageRange], number: int) -> list[PageRange]:
-    """The pages a tick page lists: those its pager shows (the town page, page 1, all of them).
-
-    Listing every page on every page made a long timeline's output grow with
-    the square of its length; the town page still lists them all, for the
-    tick locator.
-    """
-    if number == 1 or not pages:
-        return pages
-    last = pages[-1].number
-    return [p for p in pages if listed(p.number, number, last)]
-
-
-@dataclass(frozen=True)
-class PagerLink:
-    """One entry of a pager: a page, the one shown, and whether pages were left out before it."""
-
-    number: int
-    href: str
-    label: str
-    current: bool
-    gap_before: bool
-
-
-@dataclass(frozen=True)
-class TicksPage:
-    """One page of a town's tick table (page 1 is embedded in the town page)."""
-
-    kind: str
-    title: str
-    root: str
-    town_id: str
-    town_href: str
-    number: int
-    pages: list[PageRange]
-    rows: list[TickRow | IdleRow]
-    #: The name a person knows the town by, shown before its id.
-    town_name: str = ""
-
-    @property
-    def page_count(self) -> int:
-        return self.pages[-1].number if self.pages else 1
-
-    @property
-    def pager(self) -> list[PagerLink]:
-        """The pager's entries (none when there is one page): see :func:`listed`."""
-        if len(self.pages) <= 1:
-            return []
-        last = self.pages[-1].number
-        shown = [p for p in self.pages if listed(p.number, self.number, last)]
-        before = [0] + [p.number for p in shown]
-        return [
-            PagerLink(p.number, p.href, p.label, p.number == self.number, p.number > prev + 1)
-            for p, prev in zip(shown, before, strict=False)
-        ]
 
 
 @dataclass(frozen=True)
@@ -184,7 +117,7 @@ class DivergenceView:
 
 @dataclass(frozen=True)
 class TownPage:
-    """The town run page: status and episodes first, then charts, then the tick table."""
+    """The town run page: status and episodes first, then charts, then the timeline."""
 
     kind: str
     title: str
@@ -202,7 +135,7 @@ class TownPage:
     groups: list[InvariantGroup]
     charts: list[Chart]
     datasets: TownDatasets
-    ticks: TicksPage
+    timeline: TimelineSummary
     quarantined: list[QuarantineRow]
     #: The town's diagnosis (:mod:`reportgen.report.findings`): its verdict, findings
     #: worst first (the JSON contract, as on the index) and how the page shows them.
@@ -221,23 +154,6 @@ class TownPage:
     def id_note(self) -> str:
         """The town's id in small print after its name (empty when the name is the id)."""
         return "" if self.name == self.town_id else self.town_id
-
-
-def ticks_page(data: TownData, number: int, root: str) -> TicksPage:
-    """Tick-table page ``number`` of the town (page 1 is the town page's table)."""
-    run = data.run
-    name = town_name(run.source, run.town_id, run.town_name)
-    return TicksPage(
-        kind="ticks",
-        title=f"{name} · ticks page {number}",
-        root=root,
-        town_id=clean(run.town_id),
-        town_href=town_href(run.town_id),
-        number=number,
-        pages=nearby_pages(data.pages, number),
-        rows=page_rows(data, number),
-        town_name=name,
-    )
 
 
 def totals(run: TownRun) -> TownTotals:
@@ -311,8 +227,8 @@ def _groups(data: TownData) -> list[InvariantGroup]:
     ]
 
 
-def town_page(data: TownData) -> TownPage:
-    """The town page's view-model (its charts cover the whole window)."""
+def town_page(data: TownData, timeline: TimelineSummary) -> TownPage:
+    """The town page's view-model (its charts and its timeline cover the whole window)."""
     run = data.run
     datasets = chart_data.town_datasets(data)
     return TownPage(
@@ -332,7 +248,7 @@ def town_page(data: TownData) -> TownPage:
         groups=_groups(data),
         charts=charts.town_charts(datasets, wall_clock_kind(run.ticks), run.fidelity),
         datasets=datasets,
-        ticks=ticks_page(data, 1, "../../"),
+        timeline=timeline,
         quarantined=[quarantine_row(q) for q in run.quarantined],
         town_name=clean(run.town_name),
     )

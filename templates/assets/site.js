@@ -1,4 +1,4 @@
-/* reportgen site script: charts, filters and sort kept in the URL, tick permalinks, keyboard.
+/* reportgen site script: charts, filters and sort kept in the URL, keyboard (the timeline: timeline.js).
    Plain ES2017 in one IIFE (the Vega bundle declares top-level names; ours must not clash).
    Nothing here makes a network request. */
 (function () {
@@ -61,59 +61,6 @@
       var page = hrefs[pages[link.p].href] || "";
       return (page && page.charAt(0) !== "#" ? page : "") + "#" + link.f;
     };
-  }
-
-  /* ── Tick permalinks across pages ───────────────────────────────────── */
-  function pages() { return readJson("pages") || []; }
-
-  function locate(ms, nearest) {
-    var list = pages();
-    for (var i = 0; i < list.length; i++) {
-      var p = list[i];
-      if (ms <= p.last_ms || (nearest && i === list.length - 1)) {
-        if (!nearest && ms < p.first_ms) {
-          /* a tick page lists only nearby pages: the town page (first) knows them all */
-          var gap = i > 0 && list[i - 1].number + 1 < p.number;
-          return gap ? relative(list[0].href) + "#tick-" + ms : null;
-        }
-        return relative(p.href) + "?at=" + ms;
-      }
-    }
-    return null;
-  }
-
-  function relative(href) {
-    /* page hrefs are site-relative; every tick page sits two levels down (towns/<id>/) */
-    var root = document.body.getAttribute("data-root");
-    if (root === null) { root = "../../"; }
-    return root + href;
-  }
-
-  function highlight(el) {
-    document.querySelectorAll(".target").forEach(function (t) { t.classList.remove("target"); });
-    el.classList.add("target");
-    el.scrollIntoView({ block: "center" });
-  }
-
-  function landOnTick() {
-    var at = params.get("at");
-    var hash = window.location.hash.match(/^#tick-(\d+)$/);
-    var ms = hash ? Number(hash[1]) : (at ? Number(at) : NaN);
-    if (isNaN(ms)) { return; }
-    if (hash && document.getElementById(hash[0].slice(1))) { return; }  /* the browser did it */
-    var rows = document.querySelectorAll("table.ticks tr[data-ms], table.ticks tr[data-from]");
-    for (var i = 0; i < rows.length; i++) {
-      var r = rows[i];
-      var from = Number(r.getAttribute("data-ms") || r.getAttribute("data-from"));
-      var to = Number(r.getAttribute("data-to") || from);
-      if (ms <= to || (!hash && from >= ms)) { highlight(r); return; }
-    }
-    if (hash) {
-      var elsewhere = locate(ms, false);
-      if (elsewhere && elsewhere.split("?")[0] !== window.location.pathname.split("/").pop()) {
-        window.location.replace(elsewhere);
-      }
-    }
   }
 
   /* ── Filters and sort (state in the query string) ───────────────────── */
@@ -279,8 +226,6 @@
     var help = document.querySelector(".help-toggle");
     if (help) { help.addEventListener("click", toggleHelp); }
     document.addEventListener("keydown", onKey);
-    landOnTick();
-    window.addEventListener("hashchange", landOnTick);
     renderCharts();
   });
 })();

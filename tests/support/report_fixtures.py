@@ -22,6 +22,7 @@ from reportgen.town.api import Town
 from reportgen.town.record import load_ticks
 from reportgen.town.tick import ModelStopwatch
 from reportgen.town_run import Divergence, EntityInfo, TownRun
+from support.timeline_data import lands
 from support.worlds import RecordingWorld
 
 T0 = "2026-03-01T00:00:00.000Z"
@@ -228,6 +229,17 @@ def broken_links(site: Path) -> list[str]:
                 continue
             if parts.fragment and target.suffix == ".html":
                 ids = pages[target].ids if target in pages else parse(target).ids
-                if unquote(parts.fragment) not in ids:
+                if not _lands(target, unquote(parts.fragment), ids):
                     problems.append(f"{path}: {ref} has no #{parts.fragment}")
     return problems
+
+
+def _lands(target: Path, fragment: str, ids: set[str]) -> bool:
+    """An element with the id, or (a town page's ``#tick-<ms>``) a row of its timeline."""
+    if fragment in ids:
+        return True
+    folder = target.parent / "timeline"
+    ms = fragment.removeprefix("tick-")
+    return (
+        fragment.startswith("tick-") and ms.isdigit() and folder.is_dir() and lands(folder, int(ms))
+    )

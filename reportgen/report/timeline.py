@@ -1,0 +1,190 @@
+"""A town's timeline as compact rows: every active tick, quiet runs folded, the source's history.
+
+The town page shows the whole window as one timeline (like Temporal's event
+history): its viewer (``templates/assets/timeline.js``) scrolls, searches and
+filters it in the browser. Its data must stay small whatever the window's
+length, so a row is an array, not an object, and every string is interned:
+
+- tick ``[0, ms, events, actions, effects, violations, metrics]``:
+  ``events`` ``[[type, outcome, error, [entity…]], …]``; ``actions``
+  ``[[type, failure, [key, value, …]], …]`` where a value ``v < 0`` is the
+  entity ``-1 - v`` (a linked id) and a failure is ``-1`` when applied;
+  ``effects`` ``[attempted, succeeded, failed, [[type, ok, detail, [entity…]], …]]``;
+  ``violations`` ``[[invariant, message, episode, [entity…]], …]`` (the raw
+  message and the entity ids it names; ``episode`` ``-1`` when none);
+  ``metrics`` ``[drained, pending, wall ms, draining]``;
+- quiet run ``[1, from ms, to ms, ticks, [invariant…]]`` (the violations going on);
+- history entry ``[2, ms, kind, label, [entity…], detail]`` (``bead_event``,
+  ``town_event`` or ``dry_run``, from :attr:`TownRun.history`).
+
+Strings (types, keys, values, messages) index the chunk's own table ``s``;
+entities (``[kind, id, label, href]``) and episodes (``[id, href]``) index
+the timeline's index file (:mod:`reportgen.report.timeline_files`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reportgen.diagnose.episodes import to_ms
+from reportgen.report.entity_fields import violation_ids
+from reportgen.report.format import compact, ellipsis
+from reportgen.report.tick_rows import ActionItem, EffectItem, EventItem, idle_row, tick_row
+from reportgen.report.town_data import TownData
+from reportgen.report.views_shared import EntityLink, violation_href
+
+#: Longest text a row carries (an action's field, a message, a history entry's detail).
+MAX_TEXT = 2000
+#: Source kinds of history entries, in the order their facet lists them.
+HISTORY_KINDS = ("bead_event", "town_event", "dry_run")
+TICK, IDLE, HISTORY = 0, 1, 2
+
+#: A href as the page holding the viewer links it (the site keeps it; the bundle maps it).
+Href = Callable[[str], str]
+
+
+@dataclass
+class Tables:
+    """What every chunk shares: entities and episodes, numbered in first-use order."""
+
+    href: Href
+    entities: list[list[str]] = field(default_factory=list)
+    episodes: list[list[str]] = field(default_factory=list)
+    _entity_ix: dict[tuple[str, str], int] = field(default_factory=dict)
+    _episode_ix: dict[str, int] = field(default_factory=dict)
+
+    def entity(self, link: EntityLink) -> int:
+        key = (link.kind, link.id)
+        if key not in self._entity_ix:
+            self._entity_ix[key] = len(self.entities)
+            self.entities.append([link.kind, link.id, link.label, self.href(link.href)])
+        return self._entity_ix[key]
+
+    def episode(self, episode_id: str) -> int:
+        if episode_id not in self._episode_ix:
+            self._episode_ix[episode_id] = len(self.episodes)
+            self.episodes.append([episode_id, self.href(violation_href(episode_id))])
+        return self._episode_ix[episode_id]
+
+
+@dataclass
+class Strings:
+    """One chunk's string table: each distinct text stored once, rows hold its number."""
+
+    table: list[str] = field(default_factory=list)
+    _ix: dict[str, int] = field(default_factory=dict)
+
+    def __call__(self, text: str) -> int:
+        text = ellipsis(text, MAX_TEXT)
+        if text not in self._ix:
+            self._ix[text] = len(self.table)
+            self.table.append(text)
+        return self._ix[text]
+
+
+@dataclass(frozen=True)
+class Source:
+    """One row before encoding: a tick span or a history entry, with its time."""
+
+    ms: int
+    order: int
+    kind: int
+    first: int = 0
+    last: int = 0
+    entry: Mapping[str, Any] | None = None
+
+
+def sources(data: TownData) -> list[Source]:
+    """Every row of the timeline in time order (a history entry before a tick of its ms)."""
+    ticks = data.run.ticks
+    rows = [
+        Source(to_ms(ticks[a]["at"]), 1, TICK if kind == "tick" else IDLE, a, b)
+        for kind, a, b in data.spans
+    ]
+    rows += [
+        Source(to_ms(e["at"]), 2 if e.get("kind") == "dry_run" else 0, HISTORY, entry=e)
+        for e in data.run.history
+    ]
+    rows.sort(key=lambda r: (r.ms, r.order))
+    return rows
+
+
+class Encoder:
+    """Turns rows into arrays against one chunk's strings and the shared tables."""
+
+    def __init__(self, data: TownData, tables: Tables, strings: Strings) -> None:
+        self.data, self.tables, self.s = data, tables, strings
+
+    def row(self, src: Source) -> list[Any]:
+        if src.kind == TICK:
+            return self.tick(src.first)
+        if src.kind == IDLE:
+            idle = idle_row(self.data, src.first, src.last)
+            return [IDLE, idle.from_ms, idle.to_ms, idle.count, idle.ongoing]
+        return self.history(src.entry or {})
+
+    def links(self, links: list[EntityLink]) -> list[int]:
+        return [self.tables.entity(link) for link in links]
+
+    def tick(self, index: int) -> list[Any]:
+        row = tick_row(self.data, index)
+        tick = self.data.run.ticks[index]
+        a, ok, failed = row.effect_counts
+        return [
+            TICK,
+            row.ms,
+            [self.event(e) for e in row.events],
+            [self.action(x) for x in row.actions],
+            [a, ok, failed, [self.effect(o) for o in row.effects]],
+            [self.violation(v, row.at) for v in tick.get("violations") or ()],
+            [row.drained, row.pending, row.wall_ms, int(row.draining)],
+        ]
+
+    def event(self, e: EventItem) -> list[Any]:
+        error = self.s(e.error) if e.error else -1
+        return [self.s(e.type), self.s(e.outcome), error, self.links(e.links)]
+
+    def action(self, a: ActionItem) -> list[Any]:
+        pairs: list[int] = []
+        for f in a.fields:
+            value = -1 - self.tables.entity(f.link) if f.link else self.s(f.value)
+            pairs += [self.s(f.key), value]
+        return [self.s(a.type), self.s(a.outcome) if a.failed else -1, pairs]
+
+    def effect(self, o: EffectItem) -> list[Any]:
+        return [self.s(o.type), int(o.ok), self.s(o.detail), self.links(o.links)]
+
+    def violation(self, v: Mapping[str, Any], at: str) -> list[Any]:
+        ep = self.data.episode_for(v, at)
+        ents = [self.data.entities.link(k, i) for k, i in violation_ids(v)]
+        return [
+            int(v["invariant"]),
+            self.s(str(v.get("message"))),
+            self.tables.episode(ep.id) if ep else -1,
+            self.links(ents),
+        ]
+
+    def history(self, e: Mapping[str, Any]) -> list[Any]:
+        ents = [self.data.entities.link(str(k), str(i)) for k, i in e.get("entities") or ()]
+        return [
+            HISTORY,
+            to_ms(str(e["at"])),
+            self.s(str(e.get("kind"))),
+            self.s(str(e.get("label") or "")),
+            self.links(ents),
+            self.s(compact(e.get("detail") or {})),
+        ]
+
+
+def row_types(src: Source, ticks: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
+    """``(facet, value)`` of each action, event and history kind a row holds (for counts)."""
+    if src.kind == TICK:
+        tick = ticks[src.first]
+        for a in tick.get("actions") or ():
+            yield "action", str(a.get("type"))
+        for e in tick.get("events") or ():
+            yield "event", str(e.get("event_type"))
+    elif src.kind == HISTORY and src.entry is not None:
+        yield "source", str(src.entry.get("kind"))
