@@ -30,6 +30,7 @@ from reportgen.diagnose.episodes import Episode
 from reportgen.diagnose.registry import KIND_NAMES, kind
 from reportgen.report.entity_fields import ids_in
 from reportgen.report.format import clean, fmt_duration, fmt_time
+from reportgen.report.lanes import Fold, Lane, span_folds
 from reportgen.report.town_data import TownData
 from reportgen.report.verdicts import (
     UNKNOWN,
@@ -42,9 +43,9 @@ from reportgen.report.verdicts import (
     verdict_of,
     worst_finding,
 )
-from reportgen.report.views_detail import linked_entities
+from reportgen.report.views_detail import entity_lanes
 from reportgen.report.views_index import TownSummary
-from reportgen.report.views_shared import entity_href, town_href, town_name
+from reportgen.report.views_shared import town_href, town_name
 from reportgen.report.views_town import TownPage
 from reportgen.town import clock
 from reportgen.town_run import TownRun
@@ -177,10 +178,8 @@ def subject_href(data: TownData, row: FindingRow) -> str:
     subject = row.subject
     if subject.kind == "town":
         return town_href(data.run.town_id)
-    kind_ = data.entities.kind(subject.kind, subject.id)
-    if (kind_, subject.id) not in linked_entities(data):
-        return ""  # nothing in the window touched it: it has no page
-    return entity_href(data.run.town_id, kind_, subject.id)
+    # "" when nothing in the window touched it: it has no section
+    return data.entities.link(subject.kind, subject.id).href
 
 
 def headline(tf: TownFindings) -> str:
@@ -273,6 +272,11 @@ class FindingPage:
     fidelity: str
     caveat: str
     docs_anchor: str
+    #: The subject's lane (none for the town, or a subject nothing in the window touched).
+    lanes: tuple[Lane, ...] = ()
+    #: Every item between the finding's first and last time, folded by type and subject.
+    activity: tuple[Fold, ...] = ()
+    activity_more: str = ""
 
 
 def _actions_about(tick: Mapping[str, Any], subject_id: str) -> tuple[str, ...]:
@@ -303,6 +307,12 @@ def finding_pages(data: TownData, tf: TownFindings) -> Iterator[FindingPage]:
     town = clean(data.run.town_id)
     for row in tf.rows:
         known = row.kind in KIND_NAMES
+        subject = (
+            []
+            if row.subject.kind == "town"
+            else [data.entities.link(row.subject.kind, row.subject.id)]
+        )
+        activity, more = span_folds(data, row.first_at, row.last_at)
         yield FindingPage(
             kind="finding",
             title=f"{row.kind} · {row.subject_name}",
@@ -322,6 +332,9 @@ def finding_pages(data: TownData, tf: TownFindings) -> Iterator[FindingPage]:
             fidelity=tf.fidelity,
             caveat=tf.caveat,
             docs_anchor=row.kind if known else "",
+            lanes=tuple(entity_lanes(data, subject)),
+            activity=tuple(activity),
+            activity_more=more,
         )
 
 

@@ -52,8 +52,8 @@ def town_pages(data: TownData, found: TownFindings, assets: AssetRefs) -> Iterat
     yield from page_files(with_findings(town_page(data), data, found), href, assets)
     for p in data.pages[1:]:
         yield from page_files(ticks_page(data, p.number, "../../"), p.href, assets)
-    for link, entity in entity_pages(data):
-        yield from page_files(entity, link.href, assets)
+    for path, entity in entity_pages(data):
+        yield from page_files(entity, path, assets)
     for vpage in violation_pages(data):
         yield from page_files(vpage, vpage.episode.href, assets)
     for fpage in finding_pages(data, found):

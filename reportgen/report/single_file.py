@@ -28,7 +28,12 @@ from reportgen.report.format import slug
 from reportgen.report.render import Url, render
 from reportgen.report.site import Assets, write_file_atomic
 from reportgen.report.town_data import compute_town
-from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
+from reportgen.report.views_detail import (
+    EntitySection,
+    ViolationPage,
+    entity_pages,
+    violation_pages,
+)
 from reportgen.report.views_town import TownPage, town_page
 from reportgen.town_run import TownRun
 
@@ -45,7 +50,7 @@ class BundlePage:
     root: str
     town: TownPage
     violations: list[ViolationPage]
-    entities: list[EntityPage]
+    entities: list[EntitySection]
 
     @property
     def charts(self) -> list[Chart]:
@@ -56,7 +61,7 @@ class BundlePage:
         return self.town.datasets
 
 
-def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
+def bundle_url(town_id: str, entity_anchors: set[str]) -> Url:
     """``url()`` mapping site hrefs to anchors inside the bundle ("" when not held)."""
     town_prefix = f"towns/{slug(town_id)}/"
 
@@ -66,8 +71,8 @@ def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
             return f"#{fragment}"
         if path.startswith("violations/"):
             return "#v-" + path[len("violations/") : -len(".html")]
-        if path in entity_anchors:
-            return f"#{entity_anchors[path]}"
+        if fragment in entity_anchors:
+            return f"#{fragment}"
         if path == f"{town_prefix}index.html":
             return "#top"
         return ""
@@ -75,15 +80,18 @@ def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
     return url
 
 
-def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
-    """The bundle view-model and the entity-page → anchor map for its links."""
+def bundle_page(run: TownRun) -> tuple[BundlePage, set[str]]:
+    """The bundle view-model and the anchors of the entity sections it holds."""
     episodes = find_episodes(run.town_id, run.ticks)
     expected = expected_reasons(expected_episodes(run, episodes))
     data = compute_town(run, episodes, per_page=ALL_ROWS, expected=expected)
     town = with_findings(town_page(data), data, town_findings(run, lambda _id: "new"))
     involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
     entities = [
-        (link, page) for link, page in entity_pages(data) if (link.kind, link.id) in involved
+        s
+        for _, p in entity_pages(data)
+        for s in p.sections
+        if (s.lane.entity.kind, s.lane.entity.id) in involved
     ]
     page = BundlePage(
         kind="bundle",
@@ -91,9 +99,9 @@ def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
         root="",
         town=town,
         violations=list(violation_pages(data)),
-        entities=[p for _, p in entities],
+        entities=entities,
     )
-    return page, {link.href: p.anchor for link, p in entities}
+    return page, {s.anchor for s in entities}
 
 
 def build_single_file(
