@@ -183,6 +183,8 @@ def _bucketed(act: Activity, spans: list[tuple[str, int, int]]) -> list[tuple[st
     out: list[tuple[str, int, int, int]] = []
     for col, h in enumerate(held):
         status = max(sorted(h), key=lambda s: h[s]) if h else "unknown"
+        if col == LANE_BUCKETS - 1:
+            status = spans[-1][0]  # the lane ends on the status at the window's end
         lo, hi = act.start + int(col * width), act.start + int((col + 1) * width)
         if out and out[-1][0] == status:
             out[-1] = (status, out[-1][1], hi, out[-1][3] + len(h) - 1)

@@ -85,7 +85,7 @@ def long_run(ticks: int, town_id: str = "town-long") -> TownRun:
     start = clock.to_ms(T0)
     times = [clock.iso(start + 5000 * i) for i in range(ticks)]
     entities = {
-        AGENT: EntityInfo(AGENT, "agent", "polecat", "Toast " + "t" * 300, "idle", RIG),
+        AGENT: EntityInfo(AGENT, "agent", "polecat", "Toast " + "t" * 300, "stalled", RIG),
         MR: EntityInfo(MR, "bead", "merge_request", "Review " + "m" * 300, "in_review", RIG),
     }
     finding = {
