@@ -174,9 +174,9 @@ class Activity:
             for kind, entity_id, change in tick_changes(tick):
                 add(kind, entity_id, change)
         for ev in run.bead_events:
-            change = bead_event_change(ev, run.window_from, run.window_to)
-            if change is not None:
-                add("bead", ev.get("bead_id"), change)
+            seen = bead_event_change(ev, run.window_from, run.window_to)
+            if seen is not None:
+                add("bead", ev.get("bead_id"), seen)
         # at one time, a creation comes before the changes that follow it
         self.changes = {
             k: sorted(v.values(), key=lambda c: (c.ms, c.via != "created"))
