@@ -9,9 +9,10 @@ and the finding statuses history gives (new / persisting), then:
   since when and a link to the tick permalink of its first witness tick
   (where the looping actions are);
 * :func:`finding_pages` makes ``findings/<id>.html`` (and its JSON twin):
-  kind, severity, the subject linked to its entity page, since when, the
-  *because* sentence, what the reconciler did meanwhile, the witness ticks
-  as tick permalinks and the replay command;
+  kind, severity, the subject linked to its entity section, since when, the
+  *because* sentence, what the reconciler did meanwhile, the subject's lane,
+  every item from the finding's first to its last time (folded), the witness
+  ticks as tick permalinks and the replay command;
 * :func:`expected_reasons` names the violation episodes the diagnosis marks
   expected (invariant 3 on pull-request MRs), muted so they never drive a red banner;
 * :func:`summarize` gives the index its verdict, findings and headline.

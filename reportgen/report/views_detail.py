@@ -202,11 +202,6 @@ def entity_pages(data: TownData) -> Iterator[tuple[str, EntityPage]]:
         )
 
 
-def linked_entities(data: TownData) -> set[tuple[str, str]]:
-    """``(kind, id)`` of every entity with a section the town's pages may link to."""
-    return set(data.entities.activity.pages)
-
-
 # ── Violation pages ──────────────────────────────────────────────────────
 
 
