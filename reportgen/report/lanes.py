@@ -1,12 +1,14 @@
 """Swimlanes and folded activity lists: an entity's window at a glance, bounded in size.
 
 A :class:`Lane` is one entity's status over the window as segments, with the
-items that touched it as marks below, drawn as a static SVG (``viewBox``
-0–1000 wide) with a ``<title>`` per segment and mark and an ``aria-label``
-saying the same in one line, so it reads without JavaScript and with a
-screen reader. Beyond :data:`~reportgen.report.entity_activity.LANE_BUCKETS`
-segments the lane is merged per column (the status held longest), and marks
-are counted per column, so a lane's size does not grow with the window.
+items that touched it as marks below, drawn as static HTML (positioned
+``<span>`` elements, a ``title`` on each) inside a ``role="img"`` element
+whose ``aria-label`` says the same in one sentence, so it reads without
+JavaScript and with a screen reader. Beyond
+:data:`~reportgen.report.entity_activity.LANE_BUCKETS` segments the lane is
+merged per column (the status held longest; the last column shows the status
+at the window's end), and marks are counted per column, so a lane's size does
+not grow with the window.
 
 A :class:`Fold` is one line of an activity list: items of the same type about
 the same subject, however many, as a count, a typical period ("every 30 s")
@@ -36,7 +38,7 @@ from reportgen.report.format import clean, ellipsis, fmt_clock, fmt_duration, is
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import EntityLink
 
-#: Width of a lane in SVG user units (its ``viewBox``).
+#: Width of a lane in lane units (a segment's ``x`` and ``w``; 10 units are 1 %).
 LANE_WIDTH = 1000
 #: Lines of an episode's or a finding's activity list (the rest are counted).
 MAX_SPAN_FOLDS = 150
@@ -82,7 +84,7 @@ class LaneMark:
 
 @dataclass(frozen=True)
 class Lane:
-    """An entity's status over the window and what touched it, as a static SVG."""
+    """An entity's status over the window and what touched it, as static HTML."""
 
     entity: EntityLink
     #: The status at the window's end (the state's); the last segment always shows it.
