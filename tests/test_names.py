@@ -50,7 +50,7 @@ ENTITIES = Entities(
 def test_a_rig_is_labelled_by_its_name_and_keeps_its_kind() -> None:
     link = ENTITIES.link("rig", RIG)
     assert (link.label, link.kind) == ("webapp", "rig")
-    assert link.href == f"towns/t1/e/rig-{RIG}.html"
+    assert link.href == f"towns/t1/e/rig-1.html#e-rig-{RIG}"
 
 
 def test_an_agent_is_labelled_by_name_and_role_unless_the_role_is_its_name() -> None:
@@ -83,12 +83,12 @@ def test_message_parts_link_known_ids_and_only_those_with_a_page() -> None:
     assert [p.plain for p in parts] == ["Working agent ", "refinery", " on rig ", "webapp"]
     links = [p.link for p in parts if p.is_link]  # type: ignore[union-attr]
     assert [link.href for link in links] == [
-        f"towns/t1/e/agent-{AGENT}.html",
-        f"towns/t1/e/rig-{RIG}.html",
+        f"towns/t1/e/agent-1.html#e-agent-{AGENT}",
+        f"towns/t1/e/rig-1.html#e-rig-{RIG}",
     ]
     only_agent = named_message(message, ENTITIES, {AGENT})
     hrefs = [p.link.href for p in only_agent.parts if p.is_link]  # type: ignore[union-attr]
-    assert hrefs == [f"towns/t1/e/agent-{AGENT}.html", ""]
+    assert hrefs == [f"towns/t1/e/agent-1.html#e-agent-{AGENT}", ""]
     assert only_agent.message == message
     assert only_agent.text == "Working agent refinery on rig webapp"
 
@@ -197,8 +197,8 @@ def test_the_rig_and_the_agents_are_named_on_their_pages(site: Path) -> None:
         ).fetchall()
     assert rig_name == "webapp"
     entity_dir = site / "towns" / town_id / "e"
-    rig_page = (entity_dir / f"rig-{rig_id}.html").read_text(encoding="utf-8")
-    assert '<h1><span class="muted">Rig</span> webapp</h1>' in rig_page
+    rig_page = (entity_dir / "rig-1.html").read_text(encoding="utf-8")
+    assert f'id="e-rig-{rig_id}"' in rig_page and "webapp" in rig_page
     bead_pages = "".join(p.read_text(encoding="utf-8") for p in entity_dir.glob("bead-*.html"))
     assert f'title="rig {rig_id}">webapp</a>' in bead_pages
     timeline = (site / "towns" / town_id / "timeline" / "index.js").read_text(encoding="utf-8")
@@ -222,7 +222,7 @@ def test_a_violation_message_links_the_agent_by_name_and_keeps_the_raw_message(
     assert found is not None
     agent_id, href, label = found.groups()
     assert label == "refinery"
-    assert href == f"../towns/{town_id}/e/agent-{agent_id}.html"
+    assert href == f"../towns/{town_id}/e/agent-1.html#e-agent-{agent_id}"
     # the JSON twin carries the named text beside the raw message
     twin = json.loads(
         next(p for p in sorted((site / "violations").glob("*.json")) if "Working agent" in

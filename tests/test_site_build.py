@@ -70,13 +70,16 @@ def test_pages_exist_for_towns_entities_and_violations(site: Path, runs: dict[st
         page = json.loads((site / ep["href"]).with_suffix(".json").read_text(encoding="utf-8"))
         assert page["episode"]["id"] == ep["id"]
         for entity in ep["entities"]:
-            assert (site / entity["href"]).exists()
+            path, _, anchor = entity["href"].partition("#")
+            assert f'id="{anchor}"' in (site / path).read_text(encoding="utf-8")
     alpha = runs["a.sqlite"]
     touched = {
         b for t in alpha.ticks for a in t["actions"] for k, b in a.items() if k == "bead_id" and b
     }
+    entity_files = sorted(site.glob("towns/town-alpha/e/bead-*.html"))
+    beads = "".join(p.read_text(encoding="utf-8") for p in entity_files)
     for bead in touched:
-        assert (site / f"towns/town-alpha/e/bead-{bead}.html").exists()
+        assert f'id="e-bead-{bead}"' in beads
 
 
 def test_same_inputs_give_byte_identical_sites(

@@ -197,7 +197,19 @@ def test_finding_page_and_its_json_twin(site: Path, towns: dict[str, TownRun]) -
     mr, polls = polled_mr(towns["stuck.sqlite"])
     assert [w["at"] for w in page["witness"]] == polls
     assert all("#tick-" in w["href"] and "poll_pr" in w["actions"] for w in page["witness"])
-    assert page["subject_href"].endswith(f"/e/bead-{mr}.html")
+    assert page["subject_href"].endswith(f"/e/bead-1.html#e-bead-{mr}")
+    (lane,) = page["lanes"]
+    assert lane["entity"]["id"] == mr and lane["marks"]
+    polled = [a for a in page["activity"] if a["type"] == "poll_pr" and a["what"] == "action"]
+    first, last = clock.to_ms(f["first_at"]), clock.to_ms(f["last_at"])
+    in_span = [
+        a
+        for t in towns["stuck.sqlite"].ticks
+        if first <= clock.to_ms(t["at"]) <= last
+        for a in t["actions"]
+        if a["type"] == "poll_pr"
+    ]
+    assert [(a["subject"]["id"], a["count"]) for a in polled] == [(mr, len(in_span))]
     html = (site / f["href"]).read_text(encoding="utf-8")
     for text in (f["because"], "What the reconciler did meanwhile", f["replay_command"],
                  page["since"], f'href="../{page["subject_href"]}"'):  # fmt: skip

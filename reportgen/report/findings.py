@@ -9,9 +9,10 @@ and the finding statuses history gives (new / persisting), then:
   since when and a link to the tick permalink of its first witness tick
   (where the looping actions are);
 * :func:`finding_pages` makes ``findings/<id>.html`` (and its JSON twin):
-  kind, severity, the subject linked to its entity page, since when, the
-  *because* sentence, what the reconciler did meanwhile, the witness ticks
-  as tick permalinks and the replay command;
+  kind, severity, the subject linked to its entity section, since when, the
+  *because* sentence, what the reconciler did meanwhile, the subject's lane,
+  every item from the finding's first to its last time (folded), the witness
+  ticks as tick permalinks and the replay command;
 * :func:`expected_reasons` names the violation episodes the diagnosis marks
   expected (invariant 3 on pull-request MRs), muted so they never drive a red banner;
 * :func:`summarize` gives the index its verdict, findings and headline.
@@ -30,6 +31,7 @@ from reportgen.diagnose.episodes import Episode
 from reportgen.diagnose.registry import KIND_NAMES, kind
 from reportgen.report.entity_fields import ids_in
 from reportgen.report.format import clean, fmt_duration, fmt_time
+from reportgen.report.lanes import Fold, Lane, span_folds
 from reportgen.report.town_data import TownData
 from reportgen.report.verdicts import (
     UNKNOWN,
@@ -42,9 +44,9 @@ from reportgen.report.verdicts import (
     verdict_of,
     worst_finding,
 )
-from reportgen.report.views_detail import linked_entities
+from reportgen.report.views_detail import entity_lanes
 from reportgen.report.views_index import TownSummary
-from reportgen.report.views_shared import entity_href, town_href, town_name
+from reportgen.report.views_shared import town_href, town_name
 from reportgen.report.views_town import TownPage
 from reportgen.town import clock
 from reportgen.town_run import TownRun
@@ -177,10 +179,8 @@ def subject_href(data: TownData, row: FindingRow) -> str:
     subject = row.subject
     if subject.kind == "town":
         return town_href(data.run.town_id)
-    kind_ = data.entities.kind(subject.kind, subject.id)
-    if (kind_, subject.id) not in linked_entities(data):
-        return ""  # nothing in the window touched it: it has no page
-    return entity_href(data.run.town_id, kind_, subject.id)
+    # "" when nothing in the window touched it: it has no section
+    return data.entities.link(subject.kind, subject.id).href
 
 
 def headline(tf: TownFindings) -> str:
@@ -275,6 +275,11 @@ class FindingPage:
     docs_anchor: str
     #: Where to get the file the finding's replay command names.
     replay_where: str
+    #: The subject's lane (none for the town, or a subject nothing in the window touched).
+    lanes: tuple[Lane, ...] = ()
+    #: Every item between the finding's first and last time, folded by type and subject.
+    activity: tuple[Fold, ...] = ()
+    activity_more: str = ""
 
 
 def _actions_about(tick: Mapping[str, Any], subject_id: str) -> tuple[str, ...]:
@@ -305,6 +310,12 @@ def finding_pages(data: TownData, tf: TownFindings) -> Iterator[FindingPage]:
     town = clean(data.run.town_id)
     for row in tf.rows:
         known = row.kind in KIND_NAMES
+        subject = (
+            []
+            if row.subject.kind == "town"
+            else [data.entities.link(row.subject.kind, row.subject.id)]
+        )
+        activity, more = span_folds(data, row.first_at, row.last_at)
         yield FindingPage(
             kind="finding",
             title=f"{row.kind} · {row.subject_name}",
@@ -325,6 +336,9 @@ def finding_pages(data: TownData, tf: TownFindings) -> Iterator[FindingPage]:
             caveat=tf.caveat,
             docs_anchor=row.kind if known else "",
             replay_where=clean(data.run.replay_where),
+            lanes=tuple(entity_lanes(data, subject)),
+            activity=tuple(activity),
+            activity_more=more,
         )
 
 

@@ -46,8 +46,8 @@ def town_pages(data: TownData, found: TownFindings, assets: AssetRefs) -> Iterat
     town = with_findings(town_page(data, timeline.summary), data, found)
     yield from page_files(town, town_href(data.run.town_id), assets)
     yield from timeline.files
-    for link, entity in entity_pages(data):
-        yield from page_files(entity, link.href, assets)
+    for path, entity in entity_pages(data):
+        yield from page_files(entity, path, assets)
     for vpage in violation_pages(data):
         yield from page_files(vpage, vpage.episode.href, assets)
     for fpage in finding_pages(data, found):

@@ -32,7 +32,12 @@ from reportgen.report.render import Url, render
 from reportgen.report.site import Assets, write_file_atomic
 from reportgen.report.timeline_files import build_timeline
 from reportgen.report.town_data import compute_town
-from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
+from reportgen.report.views_detail import (
+    EntitySection,
+    ViolationPage,
+    entity_pages,
+    violation_pages,
+)
 from reportgen.report.views_town import TownPage, town_page
 from reportgen.town_run import TownRun
 
@@ -46,7 +51,7 @@ class BundlePage:
     root: str
     town: TownPage
     violations: list[ViolationPage]
-    entities: list[EntityPage]
+    entities: list[EntitySection]
     #: The timeline's data files (index first), inline in the bundle.
     timeline: list[str]
 
@@ -59,7 +64,7 @@ class BundlePage:
         return self.town.datasets
 
 
-def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
+def bundle_url(town_id: str, entity_anchors: set[str]) -> Url:
     """``url()`` mapping site hrefs to anchors inside the bundle ("" when not held)."""
     town_prefix = f"towns/{slug(town_id)}/"
 
@@ -69,8 +74,8 @@ def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
             return f"#{fragment}"
         if path.startswith("violations/"):
             return "#v-" + path[len("violations/") : -len(".html")]
-        if path in entity_anchors:
-            return f"#{entity_anchors[path]}"
+        if fragment in entity_anchors:
+            return f"#{fragment}"
         if path == f"{town_prefix}index.html":
             return "#top"
         return ""
@@ -78,16 +83,19 @@ def bundle_url(town_id: str, entity_anchors: dict[str, str]) -> Url:
     return url
 
 
-def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
-    """The bundle view-model and the entity-page → anchor map for its links."""
+def bundle_page(run: TownRun) -> tuple[BundlePage, set[str]]:
+    """The bundle view-model and the anchors of the entity sections it holds."""
     episodes = find_episodes(run.town_id, run.ticks)
     expected = expected_reasons(expected_episodes(run, episodes))
     data = compute_town(run, episodes, expected=expected)
     involved = {(link.kind, link.id) for row in data.rows.values() for link in row.entities}
     entities = [
-        (link, page) for link, page in entity_pages(data) if (link.kind, link.id) in involved
+        s
+        for _, p in entity_pages(data)
+        for s in p.sections
+        if (s.lane.entity.kind, s.lane.entity.id) in involved
     ]
-    anchors = {link.href: p.anchor for link, p in entities}
+    anchors = {s.anchor for s in entities}
     timeline = build_timeline(data, bundle_url(run.town_id, anchors))
     town_view = town_page(data, timeline.summary)
     town = with_findings(town_view, data, town_findings(run, lambda _id: "new"))
@@ -97,7 +105,7 @@ def bundle_page(run: TownRun) -> tuple[BundlePage, dict[str, str]]:
         root="",
         town=town,
         violations=list(violation_pages(data)),
-        entities=[p for _, p in entities],
+        entities=entities,
         timeline=[Markup(text) for _, text in timeline.files],  # script-safe JSON
     )
     return page, anchors

@@ -1,44 +1,59 @@
-"""Entity pages ("what happened to bead X") and violation episode pages (the incident permalink)."""
+"""Entity pages ("what happened to bead X") and violation episode pages (the incident permalink).
+
+A town's entities are on a few pages per kind (``e/<kind>-<n>.html``, see
+:mod:`reportgen.report.entity_activity` for how they are cut), one section
+each under a stable anchor (``#e-<kind>-<id>``): the entity's facts at the
+window's end, its swimlane and what touched it, folded. An episode page shows
+the lanes of the entities it involves and every item between its first and
+last tick, folded (:mod:`reportgen.report.lanes`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
-from reportgen.diagnose.episodes import Episode, to_ms
-from reportgen.report.entity_fields import ids_in, violation_ids
+from reportgen.diagnose.episodes import Episode
+from reportgen.report.entity_activity import MAX_ENTITY_EPISODES
 from reportgen.report.explain import Part
-from reportgen.report.format import clean, compact, ellipsis, fmt_time, slug
-from reportgen.report.messages import NamedMessage, named_message, named_text
+from reportgen.report.format import clean
+from reportgen.report.lanes import Fold, Lane, entity_folds, lane, span_folds
+from reportgen.report.messages import NamedMessage, named_message
 from reportgen.report.tick_rows import TickRow, WitnessRow, tick_row
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import (
     EntityLink,
     EpisodeRow,
+    entity_anchor,
+    entity_page_href,
     invariant_description,
     town_href,
     town_name,
 )
 
 ENTITY_ROOT = "../../../"
-#: A status segment narrower than this (% of the window) shows no text, only its colour.
-STRIP_LABEL_PCT = 8
+#: Notes on an entity the town's tables do not hold at the window's end (by kind).
+NOT_IN_TABLES = (
+    "Not in the town's tables at the end of the window (deleted, or not a bead or agent)."
+)
 
 
 @dataclass(frozen=True)
 class EntityFacts:
-    """What the town's tables said about an entity at the window's end."""
+    """What the town's state said about an entity at the window's end."""
 
     id: str
     kind: str
     type: str | None
     title: str | None
+    #: The state's status at the window's end (``run.entities[id].status``).
     status: str | None
-    #: The bead's or agent's rig (a link only when the rig has a page).
+    #: The bead's or agent's rig (a link only when the rig has a section).
     rig: EntityLink | None
-    #: Whether the town's tables know it (a deleted bead, or an id no table holds, is not).
+    #: Whether the window's data holds the entity's row.
     known: bool
+    #: Why there is no row, when that is known ("" otherwise).
+    note: str
 
     @property
     def heading(self) -> str:
@@ -50,66 +65,42 @@ class EntityFacts:
 
 
 @dataclass(frozen=True)
-class StripSegment:
-    """One status over part of the window, as a share of its length (a CSS bar)."""
+class EntitySection:
+    """One entity on its kind's page: its facts, its lane and what touched it, folded."""
 
-    status: str
-    pct: float
-    label: str
-
-    @property
-    def labelled(self) -> bool:
-        """Whether the segment is wide enough to show its status as text."""
-        return self.pct > STRIP_LABEL_PCT
-
-
-@dataclass(frozen=True)
-class Transition:
-    """A status change: made by the reconciler (``via`` the action) or seen in a bead event."""
-
-    at: str
-    status: str
-    via: str
-    label: str
-    href: str
+    anchor: str
+    entity: EntityFacts
+    lane: Lane
+    episodes: list[EpisodeRow]
+    more_episodes: int
+    folds: list[Fold]
+    more_folds: str
 
 
 @dataclass(frozen=True)
-class EntityRow:
-    """One item that touched the entity; ``count`` identical consecutive ones folded into it."""
+class PageLink:
+    """A link to one page of a kind's entities."""
 
-    what: str  # event, action, effect or violation
-    type: str
-    full: str
-    text: str
-    at: str
-    label: str
+    number: int
     href: str
-    count: int
-    to_label: str | None
-
-    @property
-    def folded(self) -> bool:
-        return self.count > 1
+    current: bool
 
 
 @dataclass(frozen=True)
 class EntityPage:
-    """Everything that touched one bead, agent or rig in the window, in time order."""
+    """One page of a town's entities of one kind (beads, agents or rigs), one section each."""
 
     kind: str
     title: str
     root: str
-    anchor: str
     town_id: str
     town_href: str
     #: The name a person knows the town by, shown before its id.
     town_name: str
-    entity: EntityFacts
-    strip: list[StripSegment]
-    transitions: list[Transition]
-    episodes: list[EpisodeRow]
-    rows: list[EntityRow]
+    entity_kind: str
+    number: int
+    pages: list[PageLink]
+    sections: list[EntitySection]
 
 
 @dataclass(frozen=True)
@@ -132,156 +123,92 @@ class ViolationPage:
     next_href: str | None
     #: Where to get the file the replay command names.
     replay_where: str
+    #: The lanes of the entities involved.
+    lanes: list[Lane]
+    #: Every item between the first and the last tick, folded by type and subject.
+    activity: list[Fold]
+    activity_more: str
 
 
 # ── Entity pages ─────────────────────────────────────────────────────────
 
 
-def _items(tick: Mapping[str, Any]) -> Iterator[tuple[str, str, str, set[tuple[str, str]]]]:
-    """``(what, type, text, touched)`` for every item of a tick that names entities."""
-    for e in tick.get("events") or ():
-        text = f"{e.get('outcome')}" + (f": {e.get('error')}" if e.get("error") else "")
-        yield "event", str(e.get("event_type")), text, set(ids_in(e))
-    for a in tick.get("actions") or ():
-        body = {k: v for k, v in a.items() if k != "type"}
-        yield "action", str(a.get("type")), compact(body), set(ids_in(a))
-    for o in (tick.get("side_effects") or {}).get("outcomes") or ():
-        text = ("ok" if o.get("ok") else "FAILED") + f": {o.get('detail', '')}"
-        yield "effect", str(o.get("type")), text, set(ids_in(o))
-    for v in tick.get("violations") or ():
-        yield (
-            "violation",
-            f"invariant {v.get('invariant')}",
-            str(v.get("message")),
-            set(violation_ids(v)),
-        )
-
-
-def entity_rows(data: TownData) -> dict[tuple[str, str], list[EntityRow]]:
-    """Per entity, its timeline rows; identical consecutive rows fold into one with a count."""
-    rows: dict[tuple[str, str], list[EntityRow]] = {}
-    for tick in data.run.ticks:
-        at = str(tick["at"])
-        for what, type_, said, touched in _items(tick):
-            text = named_text(said, data.entities) if what == "violation" else said
-            for kind, entity_id in sorted(touched):
-                lst = rows.setdefault((data.entities.kind(kind, entity_id), entity_id), [])
-                last = lst[-1] if lst else None
-                if last and (last.what, last.type, last.full) == (what, type_, text):
-                    lst[-1] = replace(last, count=last.count + 1, to_label=fmt_time(at))
-                    continue
-                label, href = fmt_time(at), data.tick_href(at)
-                text_shown = ellipsis(text, 400)
-                lst.append(
-                    EntityRow(what, clean(type_), text, text_shown, at, label, href, 1, None)
-                )
-    return {key: [replace(row, full=clean(row.full)) for row in lst] for key, lst in rows.items()}
-
-
-def all_transitions(data: TownData) -> dict[str, list[Transition]]:
-    """Per entity id, its status changes in the window (one pass over ticks and bead events)."""
-    found: dict[str, dict[tuple[int, str], tuple[str, str, str]]] = {}
-    for tick in data.run.ticks:
-        at = str(tick["at"])
-        for a in tick.get("actions") or ():
-            kind = a.get("type")
-            if kind in ("transition_bead", "transition_agent"):
-                target = a.get("bead_id") if kind == "transition_bead" else a.get("agent_id")
-                to = str(a.get("to"))
-                found.setdefault(str(target), {})[(to_ms(at), to)] = (at, to, str(kind))
-    for ev in data.run.bead_events:
-        at = str(ev.get("created_at"))
-        if ev.get("event_type") == "status_changed" and (
-            data.run.window_from <= at <= data.run.window_to
-        ):
-            new = str(ev.get("new_value"))
-            found.setdefault(str(ev.get("bead_id")), {}).setdefault(
-                (to_ms(at), new), (at, new, "bead event")
-            )
-    return {
-        entity_id: [
-            Transition(at, clean(status), via, fmt_time(at), data.tick_href(at))
-            for at, status, via in (points[k] for k in sorted(points))
-        ]
-        for entity_id, points in found.items()
-    }
-
-
-def _strip(data: TownData, transitions: list[Transition], final: str | None) -> list[StripSegment]:
-    """Status segments across the window, as percentages of its length (a CSS bar)."""
-    start, end = to_ms(data.run.window_from), to_ms(data.run.window_to)
-    span = max(1, end - start)
-    points = [(max(start, to_ms(t.at)), t.status) for t in transitions]
-    if not points:
-        return [StripSegment(clean(final or "unknown"), 100.0, "whole window")]
-    segments: list[tuple[str, int, int]] = []
-    if points[0][0] > start:
-        segments.append(("before", start, points[0][0]))
-    for i, (ms, status) in enumerate(points):
-        nxt = points[i + 1][0] if i + 1 < len(points) else end
-        segments.append((status, ms, max(ms, nxt)))
-    return [
-        StripSegment(status, round(100.0 * (to - from_) / span, 3), f"{status}")
-        for status, from_, to in segments
-        if to > from_
-    ]
-
-
-def _rig_link(data: TownData, rig: str | None) -> EntityLink | None:
-    """A link to the rig's page, or the rig as plain text when nothing in the window touched it."""
-    if not rig:
-        return None
-    link = data.entities.link("rig", rig)
-    return link if ("rig", rig) in data.touched else replace(link, href="")
-
-
-def _facts(data: TownData, link: EntityLink, entity_id: str) -> EntityFacts:
-    info = data.entities.info.get(entity_id)
+def _facts(data: TownData, link: EntityLink) -> EntityFacts:
+    """The entity's row at the window's end; a note only where the tables could hold it."""
+    info = data.entities.info.get(link.id)
+    rig = data.entities.link("rig", info.rig_id) if info and info.rig_id else None
     return EntityFacts(
-        id=clean(entity_id),
+        id=link.id,
         kind=link.kind,
         type=clean(info.type) if info else None,
         title=clean(info.title) if info else None,
         status=clean(info.status) if info and info.status else None,
-        rig=_rig_link(data, info.rig_id if info else None),
+        rig=rig,
         known=info is not None,
+        # beads and agents are read from the tables; other kinds are not looked up there
+        note=NOT_IN_TABLES if info is None and link.kind in ("bead", "agent") else "",
     )
 
 
-def entity_pages(data: TownData) -> Iterator[tuple[EntityLink, EntityPage]]:
-    """One page per entity touched by the window's events, actions, effects or violations."""
-    all_rows = entity_rows(data)
-    transitions_of = all_transitions(data)
+def entity_lanes(data: TownData, links: Iterable[EntityLink]) -> list[Lane]:
+    """The lanes of the given entities that have a section (the others have no activity)."""
+    out = []
+    for link in links:
+        if link.href:
+            info = data.entities.info.get(link.id)
+            out.append(lane(data, link, info.status if info else None))
+    return out
+
+
+def _section(data: TownData, link: EntityLink, episodes: list[EpisodeRow]) -> EntitySection:
+    facts = _facts(data, link)
+    folds, more = entity_folds(data, (link.kind, link.id))
+    return EntitySection(
+        anchor=entity_anchor(link.kind, link.id),
+        entity=facts,
+        lane=lane(data, link, facts.status),
+        episodes=episodes[:MAX_ENTITY_EPISODES],
+        more_episodes=max(0, len(episodes) - MAX_ENTITY_EPISODES),
+        folds=folds,
+        more_folds=more,
+    )
+
+
+def entity_pages(data: TownData) -> Iterator[tuple[str, EntityPage]]:
+    """``(path, page)`` of every page of the town's entities: by kind, a few sections each."""
     by_entity: dict[tuple[str, str], list[EpisodeRow]] = {}
     for ep in data.episodes:
         for link in data.rows[ep.id].entities:
             by_entity.setdefault((link.kind, link.id), []).append(data.rows[ep.id])
-    for (kind, entity_id), rows in sorted(all_rows.items()):
-        link = data.entities.link(kind, entity_id)
-        facts = _facts(data, link, entity_id)
-        transitions = transitions_of.get(entity_id, [])
+    placed: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for key, number in data.entities.activity.pages.items():
+        placed.setdefault((key[0], number), []).append(key)
+    town = data.run.town_id
+    for (kind, number), keys in sorted(placed.items()):
+        count = max(n for k, n in placed if k == kind)
+        links = [
+            PageLink(n, entity_page_href(town, kind, n), n == number) for n in range(1, count + 1)
+        ]
+        sections = [
+            _section(data, data.entities.link(*key), by_entity.get(key, [])) for key in keys
+        ]
         yield (
-            link,
+            entity_page_href(town, kind, number),
             EntityPage(
                 kind="entity",
-                title=f"{link.kind} {link.label}",
+                title=f"{kind.capitalize()}s of "
+                + town_name(data.run.source, town, data.run.town_name)
+                + (f" ({number} of {count})" if count > 1 else ""),
                 root=ENTITY_ROOT,
-                anchor=f"e-{link.kind}-{slug(entity_id)}",
-                town_id=clean(data.run.town_id),
-                town_href=town_href(data.run.town_id),
+                town_id=clean(town),
+                town_href=town_href(town),
                 town_name=town_name(data.run.source, data.run.town_id, data.run.town_name),
-                entity=facts,
-                strip=_strip(data, transitions, facts.status),
-                transitions=transitions,
-                episodes=by_entity.get((link.kind, link.id), []),
-                rows=rows,
+                entity_kind=clean(kind),
+                number=number,
+                pages=links if count > 1 else [],
+                sections=sections,
             ),
         )
-
-
-def linked_entities(data: TownData) -> set[tuple[str, str]]:
-    """``(kind, id)`` of every entity page the town's pages may link to."""
-    return {(data.entities.kind(k, i), i) for k, i in data.touched}
 
 
 # ── Violation pages ──────────────────────────────────────────────────────
@@ -335,6 +262,7 @@ def violation_pages(data: TownData) -> Iterator[ViolationPage]:
     for i, ep in enumerate(eps):
         expl = data.explanations[ep.id]
         row = data.rows[ep.id]
+        activity, more = span_folds(data, ep.first_at, ep.last_at)
         yield ViolationPage(
             kind="violation",
             title=f"Invariant {ep.invariant}: {row.title}",
@@ -350,4 +278,7 @@ def violation_pages(data: TownData) -> Iterator[ViolationPage]:
             replay_where=clean(data.run.replay_where),
             prev_href=data.rows[eps[i - 1].id].href if i > 0 else None,
             next_href=data.rows[eps[i + 1].id].href if i + 1 < len(eps) else None,
+            lanes=entity_lanes(data, row.entities),
+            activity=activity,
+            activity_more=more,
         )

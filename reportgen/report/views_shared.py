@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from reportgen.diagnose.episodes import Episode, to_ms
+from reportgen.report.entity_activity import Activity
 from reportgen.report.entity_fields import KINDS
 from reportgen.report.format import clean, ellipsis, fmt_duration, fmt_time, short_id, slug
 from reportgen.town.invariants import INVARIANTS
@@ -59,8 +60,21 @@ def town_href(town_id: str) -> str:
     return f"{town_dir(town_id)}/index.html"
 
 
-def entity_href(town_id: str, kind: str, entity_id: str) -> str:
-    return f"{town_dir(town_id)}/e/{kind}-{slug(entity_id)}.html"
+def entity_anchor(kind: str, entity_id: str) -> str:
+    """The stable anchor of an entity's section (the same whichever page holds it)."""
+    return f"e-{kind}-{slug(entity_id)}"
+
+
+def entity_page_href(town_id: str, kind: str, page: int) -> str:
+    """Page ``page`` (1-based) of a town's entities of one kind."""
+    return f"{town_dir(town_id)}/e/{slug(kind)}-{page}.html"
+
+
+def entity_href(town_id: str, kind: str, entity_id: str, page: int | None) -> str:
+    """The entity's section on its kind's page ("" when the entity has no section)."""
+    if page is None:
+        return ""
+    return f"{entity_page_href(town_id, kind, page)}#{entity_anchor(kind, entity_id)}"
 
 
 def violation_href(episode_id: str) -> str:
@@ -77,9 +91,9 @@ def tick_anchor(at: str) -> str:
 
 @dataclass(frozen=True)
 class EntityLink:
-    """A link to an entity page, with a readable label and the full id for the tooltip.
+    """A link to an entity's section, with a readable label and the full id for the tooltip.
 
-    ``href`` is ``""`` when the entity has no page (a rig nothing in the window touched).
+    ``href`` is ``""`` when the entity has no section (nothing in the window touched it).
     """
 
     id: str
@@ -121,7 +135,7 @@ class EpisodeRow:
 
 
 class Entities:
-    """Entity lookup for one town: labels, kinds and the pages that exist.
+    """Entity lookup for one town: labels, kinds and the sections that exist (and where).
 
     A label is the name a person knows the entity by: a bead's title (an MR
     bead's too), an agent's name and role ("Toast (polecat)"), a rig's
@@ -131,6 +145,15 @@ class Entities:
     def __init__(self, run: TownRun) -> None:
         self.town_id = run.town_id
         self.info: Mapping[str, EntityInfo] = run.entities
+        self._run = run
+        self._activity: Activity | None = None
+
+    @property
+    def activity(self) -> Activity:
+        """What touched each entity, and the page of its section (computed once, on first use)."""
+        if self._activity is None:
+            self._activity = Activity(self._run, self.kind)
+        return self._activity
 
     def kind(self, kind_hint: str, entity_id: str) -> str:
         info = self.info.get(entity_id)
@@ -148,7 +171,9 @@ class Entities:
             id=clean(entity_id),
             kind=kind,
             label=self.label(entity_id),
-            href=entity_href(self.town_id, kind, entity_id),
+            href=entity_href(
+                self.town_id, kind, entity_id, self.activity.pages.get((kind, entity_id))
+            ),
         )
 
 
