@@ -16,6 +16,7 @@ from reportgen.report.findings import (
     with_findings,
 )
 from reportgen.report.format import compact
+from reportgen.report.glossary import GlossaryPage
 from reportgen.report.render import AssetRefs, render, site_url
 from reportgen.report.town_data import TownData
 from reportgen.report.views_detail import EntityPage, ViolationPage, entity_pages, violation_pages
@@ -33,6 +34,7 @@ SitePage = (
     | ResolvedPage
     | FindingPage
     | FindingStubPage
+    | GlossaryPage
 )
 
 

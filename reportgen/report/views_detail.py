@@ -10,6 +10,7 @@ from reportgen.diagnose.episodes import Episode, to_ms
 from reportgen.report.entity_fields import ids_in, violation_ids
 from reportgen.report.explain import Part
 from reportgen.report.format import clean, compact, ellipsis, fmt_time, slug
+from reportgen.report.ordering import open_then_newest
 from reportgen.report.tick_rows import TickRow, WitnessRow, tick_row
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import (
@@ -264,7 +265,7 @@ def entity_pages(data: TownData) -> Iterator[tuple[EntityLink, EntityPage]]:
                 entity=facts,
                 strip=_strip(data, transitions, facts.status),
                 transitions=transitions,
-                episodes=by_entity.get((link.kind, link.id), []),
+                episodes=open_then_newest(by_entity.get((link.kind, link.id), [])),
                 rows=rows,
             ),
         )
