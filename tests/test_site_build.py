@@ -58,7 +58,9 @@ def test_every_page_has_a_json_twin_with_its_data(site: Path) -> None:
     for page in html_files(site):
         twin = page.with_suffix(".json")
         data = json.loads(twin.read_text(encoding="utf-8"))
-        assert data["kind"] in {"index", "town", "ticks", "entity", "violation", "resolved"}
+        assert data["kind"] in {
+            "index", "town", "ticks", "entity", "violation", "resolved", "glossary"
+        }  # fmt: skip
     index = json.loads((site / "index.json").read_text(encoding="utf-8"))
     assert [t["town_id"] for t in index["towns"]] == [HOSTILE_TOWN, "town-alpha", "town-beta"]
 

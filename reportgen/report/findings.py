@@ -32,6 +32,7 @@ from reportgen.diagnose.registry import KIND_NAMES, kind
 from reportgen.report.entity_fields import ids_in
 from reportgen.report.format import clean, fmt_duration, fmt_time
 from reportgen.report.lanes import Fold, Lane, span_folds
+from reportgen.report.ordering import findings_order
 from reportgen.report.town_data import TownData
 from reportgen.report.verdicts import (
     UNKNOWN,
@@ -109,7 +110,7 @@ def town_findings(run: TownRun, status: Any) -> TownFindings:
     raw = list(d.get("findings") or ())
     return TownFindings(
         verdict=verdict_of(run.diagnosis),
-        rows=tuple(finding_row(f, status(str(f["id"]))) for f in raw),
+        rows=tuple(findings_order(finding_row(f, status(str(f["id"]))) for f in raw)),
         judged=run.diagnosis is not None,
         as_of=str(d.get("as_of") or run.window_to),
         witness={str(f["id"]): tuple(str(t) for t in f.get("witness") or ()) for f in raw},

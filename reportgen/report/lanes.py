@@ -223,7 +223,7 @@ def _marks(act: Activity, key: Key) -> tuple[LaneMark, ...]:
     for col in sorted(touches.buckets):
         counts = touches.buckets[col]
         kinds = set(counts) | ({"failed"} if col in failed else set())
-        kind = next(k for k in MARK_ORDER if k in kinds)
+        kind = next((k for k in MARK_ORDER if k in kinds), "event")  # a dump's history: events
         a, b = act.start + int(col * width), act.start + int((col + 1) * width)
         words = ", ".join(f"{n} {w}{'s' if n != 1 else ''}" for w, n in sorted(counts.items()))
         label = f"{fmt_clock(iso(a))}–{fmt_clock(iso(b))}: {words}"

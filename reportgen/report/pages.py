@@ -16,6 +16,7 @@ from reportgen.report.findings import (
     with_findings,
 )
 from reportgen.report.format import compact
+from reportgen.report.glossary import GlossaryPage
 from reportgen.report.render import AssetRefs, render, site_url
 from reportgen.report.timeline_files import build_timeline
 from reportgen.report.town_data import TownData
@@ -26,7 +27,14 @@ from reportgen.report.views_town import TownPage, town_page
 
 #: Every kind of page the site holds (the single-file bundle has its own, ``BundlePage``).
 SitePage = (
-    IndexPage | TownPage | EntityPage | ViolationPage | ResolvedPage | FindingPage | FindingStubPage
+    IndexPage
+    | TownPage
+    | EntityPage
+    | ViolationPage
+    | ResolvedPage
+    | FindingPage
+    | FindingStubPage
+    | GlossaryPage
 )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from reportgen.report.format import compact
 from reportgen.report.ledger import ENDED, OPEN, Entry, Ledger
-from reportgen.report.render import AssetRefs, render, site_url
+from reportgen.report.render import AssetRefs, Url, render, site_url
 
 #: The folder under the published tree's root.
 FOLDER = "permalinks"
@@ -203,8 +203,12 @@ def _files(
     json_path = path[: -len(".html")] + ".json"
     yield (
         path,
-        render(
-            page, assets=assets, url=site_url(page.root), json_href=json_path.rsplit("/", 1)[-1]
-        ),
+        render(page, assets=assets, url=_url(page.root), json_href=json_path.rsplit("/", 1)[-1]),
     )
     yield json_path, compact(page) + "\n"
+
+
+def _url(root: str) -> Url:
+    """Links relative to the published tree's root, which holds no glossary (each run has one)."""
+    inside = site_url(root)
+    return lambda href: "" if href == "glossary.html" else inside(href)

@@ -9,16 +9,18 @@ the template prints plain text instead of a dead link).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from reportgen import __version__
 from reportgen.report.format import ellipsis, script_json, show_controls
+from reportgen.report.glossary import TERMS, TERMS_BY_SLUG, glossary_slug
 from reportgen.resources import templates_dir
 
 #: Template per page kind.
@@ -33,7 +35,11 @@ TEMPLATES = {
     "bundle": "bundle.html",
     "permalink": "permalink.html",
     "permalinks": "permalinks.html",
+    "glossary": "glossary.html",
 }
+
+#: Text between a pair of backticks on one line: Markdown's inline code.
+_TICKED = re.compile(r"`([^`\n]+)`")
 
 Url = Callable[[str], str]
 
@@ -83,6 +89,16 @@ def _finalize(value: Any) -> Any:
     return Markup(shown)
 
 
+def inline_code(value: str) -> Markup:
+    """Text that marks code Markdown's way (`` `x` ``) shown with ``<code>x</code>``.
+
+    The text is escaped first and only then are the pairs of backticks
+    replaced, so nothing in it can become markup; a backtick without its
+    pair stays as it is.
+    """
+    return Markup(_TICKED.sub(r"<code>\1</code>", str(escape(value))))
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The jinja2 environment (cached: building it parses no template, but loading does)."""
@@ -97,6 +113,9 @@ def environment() -> jinja2.Environment:
     )
     env.filters["ellipsis"] = ellipsis
     env.filters["script_json"] = lambda value: Markup(script_json(value))
+    env.filters["inline_code"] = inline_code
+    env.filters["glossary_slug"] = glossary_slug
+    env.globals.update(terms=TERMS_BY_SLUG, glossary=TERMS)
     return env
 
 

@@ -1,4 +1,5 @@
-"""What a build writes once, after every town: the index, the permalink stubs, the history file.
+"""What a build writes once, after every town: the index, the glossary, the permalink stubs,
+the history file.
 
 The index lists every town and episode of the run; an episode of an earlier
 run that this one no longer shows keeps a stub page at its permalink
@@ -14,6 +15,7 @@ from typing import Any
 from reportgen.report import charts, history
 from reportgen.report.findings import finding_stubs, run_findings
 from reportgen.report.format import clean
+from reportgen.report.glossary import GLOSSARY_HREF, glossary_page
 from reportgen.report.pages import SitePage, page_files
 from reportgen.report.render import AssetRefs
 from reportgen.report.site import SiteWriter
@@ -42,7 +44,8 @@ def write_run_level(
     refs: AssetRefs,
     limit: int,
 ) -> tuple[int, int]:
-    """The index, the resolved / not-rebuilt stubs and the history file (after every town).
+    """The index, the glossary, the resolved / not-rebuilt stubs and the history file (after
+    every town).
 
     Returns how many episodes were resolved and how many were carried
     forward from towns this run did not build.
@@ -64,6 +67,7 @@ def write_run_level(
     carried_rows = history_rows(sorted(carried.items()))
     index = index_page(summaries, rows, resolved, carried_rows, runs, RunByTown(not_rebuilt))
     _write(writer, index, "index.html", refs)
+    _write(writer, glossary_page(), GLOSSARY_HREF, refs)
     for eid, page in stub_pages(runs, current, carried, not_rebuilt):
         _write(writer, page, violation_href(eid), refs)
     gone = history.gone(runs, current, findings=True)

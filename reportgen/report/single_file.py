@@ -28,6 +28,7 @@ from reportgen.report.findings import (
     with_findings,
 )
 from reportgen.report.format import slug
+from reportgen.report.glossary import GLOSSARY_HREF
 from reportgen.report.render import Url, render
 from reportgen.report.site import Assets, write_file_atomic
 from reportgen.report.timeline_files import build_timeline
@@ -78,6 +79,8 @@ def bundle_url(town_id: str, entity_anchors: set[str]) -> Url:
             return f"#{fragment}"
         if path == f"{town_prefix}index.html":
             return "#top"
+        if path == GLOSSARY_HREF:  # the glossary is a section at the bundle's end
+            return f"#{fragment or 'glossary'}"
         return ""
 
     return url

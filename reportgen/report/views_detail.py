@@ -19,6 +19,7 @@ from reportgen.report.explain import Part
 from reportgen.report.format import clean
 from reportgen.report.lanes import Fold, Lane, entity_folds, lane, span_folds
 from reportgen.report.messages import NamedMessage, named_message
+from reportgen.report.ordering import open_then_newest
 from reportgen.report.tick_rows import TickRow, WitnessRow, tick_row
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import (
@@ -190,7 +191,8 @@ def entity_pages(data: TownData) -> Iterator[tuple[str, EntityPage]]:
             PageLink(n, entity_page_href(town, kind, n), n == number) for n in range(1, count + 1)
         ]
         sections = [
-            _section(data, data.entities.link(*key), by_entity.get(key, [])) for key in keys
+            _section(data, data.entities.link(*key), open_then_newest(by_entity.get(key, [])))
+            for key in keys
         ]
         yield (
             entity_page_href(town, kind, number),

@@ -12,6 +12,7 @@ from typing import NewType
 
 from reportgen.diagnose.episodes import to_ms
 from reportgen.report.charts import NO_DATA, Chart, NoData, TrendData
+from reportgen.report.ordering import newest_first, open_then_newest
 from reportgen.report.verdicts import UNKNOWN, VERDICTS, FindingRow, town_order, verdict_rank
 from reportgen.report.views_shared import (
     NEW,
@@ -234,13 +235,13 @@ def build_index(
     datasets: TrendData | NoData = NO_DATA,
 ) -> IndexPage:
     """The index view-model; towns stuck → degraded → healthy → unknown (then by worst
-    severity and name), episodes by first tick then town."""
+    severity and name); episodes open ones first, then newest first (:mod:`ordering`)."""
     towns = sorted(summaries, key=lambda s: town_order(s.verdict, s.findings, s.name, s.town_id))
     froms = [s.window_from for s in towns if s.window_from]
     tos = [s.window_to for s in towns if s.window_to]
     w_from = min(froms, key=to_ms) if froms else ""
     w_to = max(tos, key=to_ms) if tos else ""
-    rows = sorted(episodes, key=lambda r: (to_ms(r.first_at), r.town_id, r.invariant, r.id))
+    rows = open_then_newest(episodes)
     counts = status_counts(rows)
     totals = IndexTotals(
         towns=len(towns),
@@ -266,11 +267,11 @@ def build_index(
         totals=totals,
         towns=towns,
         episodes=rows,
-        resolved=sorted(resolved, key=lambda r: (r.town_id, to_ms(r.first_at), r.id)),
+        resolved=newest_first(resolved),
         trend_runs=list(trend_runs),
         trends=list(trends),
         charts=list(charts),
         datasets=datasets,
-        not_rebuilt=sorted(not_rebuilt, key=lambda r: (r.town_id, to_ms(r.first_at), r.id)),
+        not_rebuilt=newest_first(not_rebuilt),
         not_rebuilt_towns=not_rebuilt_towns or RunByTown({}),
     )

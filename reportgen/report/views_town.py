@@ -18,6 +18,7 @@ from reportgen.report import chart_data, charts
 from reportgen.report.charts import Chart, TownDatasets
 from reportgen.report.explain import Part
 from reportgen.report.format import clean, compact, fmt_time
+from reportgen.report.ordering import open_then_newest
 from reportgen.report.timeline_files import TimelineSummary
 from reportgen.report.town_data import TownData, busy
 from reportgen.report.verdicts import UNKNOWN, FindingRow, TownDiagnosis
@@ -155,6 +156,11 @@ class TownPage:
         """The town's id in small print after its name (empty when the name is the id)."""
         return "" if self.name == self.town_id else self.town_id
 
+    @property
+    def href(self) -> str:
+        """The town's permalink (site-relative), for its copy-link button."""
+        return town_href(self.town_id)
+
 
 def totals(run: TownRun) -> TownTotals:
     """Window totals, straight from the tick metrics."""
@@ -201,10 +207,10 @@ def _divergence(data: TownData) -> DivergenceView | None:
 
 
 def _groups(data: TownData) -> list[InvariantGroup]:
-    """The town's episodes by invariant, each with its explanation."""
+    """The town's episodes by invariant (open ones first, then newest), each explained."""
     by_number: dict[int, list[EpisodeRow]] = {}
-    for ep in data.episodes:
-        by_number.setdefault(ep.invariant, []).append(data.rows[ep.id])
+    for row in open_then_newest(data.rows[ep.id] for ep in data.episodes):
+        by_number.setdefault(row.invariant, []).append(row)
     return [
         InvariantGroup(
             n,

@@ -36,6 +36,8 @@
       if (dark) { options.theme = "dark"; }
       window.vegaEmbed(el, spec, options).then(function (result) {
         el.setAttribute("data-rendered", "true");
+        /* the card is one image named by its caption (role="img"); Vega's own marks are hidden */
+        el.querySelectorAll("svg, canvas").forEach(function (g) { g.setAttribute("aria-hidden", "true"); });
         result.view.addEventListener("click", function (event, item) {
           var target = item && item.datum ? open(item.datum) : null;
           if (target) { window.location.href = target; }
@@ -219,10 +221,48 @@
     button.textContent = "press Ctrl+C";
   }
 
+  /* ── Copy-link buttons: the permalink's absolute URL (with its #hash) ─── */
+  function copyLink(button) {
+    var url = new URL(button.getAttribute("data-href"), window.location.href).href;
+    var copied = function () {
+      button.textContent = "copied";
+      button.setAttribute("data-copied", url);
+      setTimeout(function () { button.textContent = "copy link"; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(url).then(copied, function () { showUrl(button, url); });
+    } else { showUrl(button, url); }
+  }
+
+  function showUrl(button, url) {
+    /* no clipboard (file:// in some browsers, or permission refused): the URL, selected */
+    var box = button.nextElementSibling;
+    if (!box || !box.classList.contains("copy-url")) {
+      box = document.createElement("input");
+      box.type = "text";
+      box.readOnly = true;
+      box.className = "copy-url";
+      box.setAttribute("aria-label", button.getAttribute("aria-label").replace("Copy", "Press Ctrl+C to copy"));
+      button.insertAdjacentElement("afterend", box);
+    }
+    box.value = url;
+    box.focus();
+    box.select();
+    button.textContent = "press Ctrl+C";
+  }
+
+  function setupCopyLinks() {
+    document.addEventListener("click", function (event) {
+      var button = event.target.closest && event.target.closest("button.copy-link");
+      if (button) { copyLink(button); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setupFilters();
     setupSort();
     setupCopy();
+    setupCopyLinks();
     var help = document.querySelector(".help-toggle");
     if (help) { help.addEventListener("click", toggleHelp); }
     document.addEventListener("keydown", onKey);

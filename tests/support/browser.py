@@ -74,3 +74,9 @@ class Visit:
 
     def close(self) -> None:
         self.context.close()
+
+
+def chromium() -> Iterator[Any]:
+    """A launched Chromium for a module-scoped fixture (``yield from chromium()``)."""
+    with launch_browser() as b:
+        yield b
