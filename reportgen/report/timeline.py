@@ -10,8 +10,9 @@ length, so a row is an array, not an object, and every string is interned:
   ``[[type, failure, [key, value, …]], …]`` where a value ``v < 0`` is the
   entity ``-1 - v`` (a linked id) and a failure is ``-1`` when applied;
   ``effects`` ``[attempted, succeeded, failed, [[type, ok, detail, [entity…]], …]]``;
-  ``violations`` ``[[invariant, message, episode, [entity…]], …]`` (the raw
-  message and the entity ids it names; ``episode`` ``-1`` when none);
+  ``violations`` ``[[invariant, message, episode, [entity…]], …]`` (the message
+  naming its entities by name, :func:`~reportgen.report.messages.named_text`, and
+  their links; ``episode`` ``-1`` when none);
   ``metrics`` ``[drained, pending, wall ms, draining]``;
 - quiet run ``[1, from ms, to ms, ticks, [invariant…]]`` (the violations going on);
 - history entry ``[2, ms, kind, label, [entity…], detail]`` (``bead_event``,
@@ -31,6 +32,7 @@ from typing import Any
 from reportgen.diagnose.episodes import to_ms
 from reportgen.report.entity_fields import violation_ids
 from reportgen.report.format import compact, ellipsis
+from reportgen.report.messages import named_text
 from reportgen.report.tick_rows import ActionItem, EffectItem, EventItem, idle_row, tick_row
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import EntityLink, violation_href
@@ -161,7 +163,7 @@ class Encoder:
         ents = [self.data.entities.link(k, i) for k, i in violation_ids(v)]
         return [
             int(v["invariant"]),
-            self.s(str(v.get("message"))),
+            self.s(named_text(str(v.get("message")), self.data.entities)),
             self.tables.episode(ep.id) if ep else -1,
             self.links(ents),
         ]
