@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from reportgen import jsonio
@@ -88,20 +89,9 @@ def bead_event_entries(conn: sqlite3.Connection, window: Window) -> list[dict[st
     """One entry per ``bead_events`` row created in the window (status changes, hooks, …)."""
     if not table_exists(conn, "bead_events"):
         return []
-    rows = conn.execute(
-        f"""SELECT e.bead_event_id, e.bead_id, e.agent_id, e.event_type, e.old_value,
-                   e.new_value, e.metadata, e.created_at, b.title AS bead_title,
-                   COALESCE(ab.title, am.identity) AS agent_name
-            FROM bead_events e {_NAMES}
-            WHERE e.created_at >= ? AND e.created_at <= ?
-            ORDER BY e.created_at, e.bead_event_id""",
-        (window.start, window.end),
-    ).fetchall()
+    columns = "e.bead_event_id, e.bead_id, e.old_value, e.new_value, e.metadata"
     entries: list[dict[str, Any]] = []
-    for row in rows:
-        at = _time_in(row["created_at"], window)
-        if at is None:
-            continue
+    for at, row in _created_in(conn, "bead_events", "bead_event_id", columns, window):
         change = _change(row["event_type"], row["old_value"], row["new_value"], row["agent_id"])
         label = f"bead {_name(row['bead_title'], row['bead_id'])}: {change}"
         if row["agent_id"]:
@@ -115,20 +105,9 @@ def bead_event_entries(conn: sqlite3.Connection, window: Window) -> list[dict[st
 def town_event_entries(conn: sqlite3.Connection, window: Window) -> list[dict[str, Any]]:
     """One entry per ``town_events`` row created in the window, at its ``created_at``,
     saying when it was processed (``processed_at``) or that it was still pending."""
-    rows = conn.execute(
-        f"""SELECT e.event_id, e.event_type, e.agent_id, e.bead_id, e.payload, e.created_at,
-                   e.processed_at, b.title AS bead_title,
-                   COALESCE(ab.title, am.identity) AS agent_name
-            FROM town_events e {_NAMES}
-            WHERE e.created_at >= ? AND e.created_at <= ?
-            ORDER BY e.created_at, e.event_id""",
-        (window.start, window.end),
-    ).fetchall()
+    columns = "e.event_id, e.bead_id, e.payload, e.processed_at"
     entries: list[dict[str, Any]] = []
-    for row in rows:
-        at = _time_in(row["created_at"], window)
-        if at is None:
-            continue
+    for at, row in _created_in(conn, "town_events", "event_id", columns, window):
         label = f"town event {_cut(row['event_type'], LABEL_CHARS)}"
         if row["agent_id"]:
             label += f" from agent {_name(row['agent_name'], row['agent_id'])}"
@@ -177,7 +156,7 @@ def _entry(
 ) -> dict[str, Any]:
     """An entry in the contract's shape; ``detail`` holds the stored row's fields, cut."""
     # a Row iterates its values, not its column names: keys() is needed
-    detail = {key: _plain(row[key]) for key in row.keys() if key not in drop}  # noqa: SIM118
+    detail = {key: _plain(row[key]) for key in sorted(row.keys()) if key not in drop}
     return {"at": at, "kind": kind, "label": label, "entities": refs, "detail": detail}
 
 
@@ -192,6 +171,25 @@ def _change(event_type: Any, old: Any, new: Any, agent_id: Any) -> str:
     if new is not None:
         return f"{name} → {new}"
     return f"{name} (was {old})" if old is not None else name
+
+
+def _created_in(
+    conn: sqlite3.Connection, table: str, key: str, columns: str, window: Window
+) -> Iterator[tuple[str, sqlite3.Row]]:
+    """``(time, row)`` of every row of an event table created in the window, in time order,
+    with ``columns``, the event's type and agent, and the names of its bead and agent."""
+    rows = conn.execute(
+        f"""SELECT {columns}, e.event_type, e.agent_id, e.created_at, b.title AS bead_title,
+                   COALESCE(ab.title, am.identity) AS agent_name
+            FROM {table} e {_NAMES}
+            WHERE e.created_at >= ? AND e.created_at <= ?
+            ORDER BY e.created_at, e.{key}""",
+        (window.start, window.end),
+    )
+    for row in rows:
+        at = _time_in(row["created_at"], window)
+        if at is not None:
+            yield at, row
 
 
 def _time_in(value: Any, window: Window) -> str | None:
