@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reportgen.diagnose.diagnose import end_state
+from reportgen.diagnose.loader import diagnose_run
 from reportgen.replay.loader import ReplayLoader
 from reportgen.report.build import build_site
 from reportgen.report.executors import ProcessExecutor
@@ -74,10 +76,16 @@ class CopiesLoader:
     def __call__(self, source: Path, window_from: str | None, window_to: str | None) -> TownRun:
         number = int(source.stem.split("-")[1])
         real = self.days[number % len(self.days)]
-        # The same loaders as `reportgen build` and `reportgen build --ticks replay`.
-        run = ReplayLoader(ticks="replay" if self.replay else "auto")(real, window_from, window_to)
-        run.town_id = source.stem
-        return run
+        # The same loaders as `reportgen build` and `reportgen build --ticks replay`, and the
+        # same diagnosis (`DiagnosingLoader`), made under the copy's own town id (episode ids,
+        # and so which episodes are expected, depend on it).
+        loaded = ReplayLoader(ticks="replay" if self.replay else "auto").load(
+            real, window_from, window_to
+        )
+        loaded.run.town_id = source.stem
+        with end_state(real, loaded) as state:
+            loaded.run.diagnosis = diagnose_run(loaded.run, state)
+        return loaded.run
 
 
 def peak_rss_mb() -> tuple[float, float]:

@@ -157,7 +157,7 @@ def test_permalinks_cover_every_episode_and_finding_ever_published(published: Pu
             for suffix in ("html", "json"):
                 assert (published.pages / "permalinks" / kind / f"{entry_id}.{suffix}").is_file()
     index = (published.pages / "permalinks" / "index.html").read_text(encoding="utf-8")
-    assert f'href="../permalinks/episodes/{published.episode}.html"' in index
+    assert f'href="episodes/{published.episode}.html"' in index
 
 
 def test_the_extrapolation_for_a_fleet_stays_within_the_budget(published: Published) -> None:

@@ -87,7 +87,7 @@ def tick_items(tick: Mapping[str, Any]) -> Iterator[Item]:
             type_ += f" → {a.get('to')}"
         # the entities it names are its subjects, linked beside it: the rest is its detail
         body = {k: v for k, v in a.items() if k != "type" and kind_of_field(k) is None}
-        yield "action", type_, compact(body), sorted(ids_in(a))
+        yield "action", type_, compact(body) if body else "", sorted(ids_in(a))
     for o in (tick.get("side_effects") or {}).get("outcomes") or ():
         type_ = str(o.get("type")) + ("" if o.get("ok") else " failed")
         yield "effect", type_, str(o.get("detail", "")), sorted(ids_in(o))
@@ -191,14 +191,14 @@ class Activity:
         t = self.touches.get(key, Touches())
         segments = min(LANE_BUCKETS, len(self.changes.get(key, ())) + 2)
         groups = sorted(t.groups.values(), key=lambda g: g.times[0])[:MAX_FOLDS]
-        folds = sum(550 + 2 * text_weight(g.sample) + text_weight(g.type) for g in groups)
+        folds = sum(400 + 2 * text_weight(g.sample) + 2 * text_weight(g.type) for g in groups)
         episodes = MAX_ENTITY_EPISODES if any(w == "violation" for w, _ in t.groups) else 0
         return (
             1500
             + 2 * text_weight(self.titles.get(key[1], ""))
             + 100 * (segments + len(t.buckets))
             + folds
-            + 1250 * episodes
+            + 500 * episodes
         )
 
     def _layout(self) -> dict[Key, int]:

@@ -316,7 +316,8 @@ def finding_pages(data: TownData, tf: TownFindings) -> Iterator[FindingPage]:
             if row.subject.kind == "town"
             else [data.entities.link(row.subject.kind, row.subject.id)]
         )
-        activity, more = span_folds(data, row.first_at, row.last_at)
+        about = [(link.kind, link.id) for link in subject]
+        activity, more = span_folds(data, row.first_at, row.last_at, keep=about)
         yield FindingPage(
             kind="finding",
             title=f"{row.kind} · {row.subject_name}",

@@ -12,15 +12,20 @@ not grow with the window.
 
 A :class:`Fold` is one line of an activity list: items of the same type about
 the same subject, however many, as a count, a typical period ("every 30 s")
-and the first and last time, each linked to its tick.
+and the first and last time, each linked to its tick. An episode's or a
+finding's list that would run past :data:`MAX_SPAN_LINES` lines merges the
+lines of one type across the entities the page is not about ("dispatch_agent
+×38 on 38 beads"): every item is still counted, the page stays short, and the
+timeline lists them one by one.
 """
 
 from __future__ import annotations
 
 import itertools
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from reportgen.diagnose.episodes import to_ms
@@ -42,6 +47,8 @@ from reportgen.report.views_shared import EntityLink
 LANE_WIDTH = 1000
 #: Lines of an episode's or a finding's activity list (the rest are counted).
 MAX_SPAN_FOLDS = 150
+#: Past this many lines, a span's lines of one type are merged across the other entities.
+MAX_SPAN_LINES = 24
 #: A segment narrower than this (lane units) shows no text, only its colour and title.
 LABEL_WIDTH = 80
 #: The mark class of a column: the most alarming kind of item in it wins.
@@ -125,6 +132,8 @@ class Fold:
     last_label: str
     last_href: str
     sample: str
+    #: For a line merged across entities, which and how many (``"38 beads"``).
+    others: str = ""
 
 
 def _style(x: int, w: int) -> str:
@@ -308,8 +317,14 @@ def _subject(touched: Iterable[Key]) -> Key | None:
     return keys[0] if keys else None
 
 
-def span_folds(data: TownData, first_at: str, last_at: str) -> tuple[list[Fold], str]:
-    """Every item between two times, folded by type and subject, in order of first time."""
+def span_folds(
+    data: TownData, first_at: str, last_at: str, keep: Iterable[Key] = ()
+) -> tuple[list[Fold], str]:
+    """Every item between two times, folded by type and subject, in order of first time.
+
+    Past :data:`MAX_SPAN_LINES` lines, the lines of one type about entities
+    other than ``keep`` (the page's subjects) are merged into one.
+    """
     try:
         lo, hi = to_ms(first_at), to_ms(last_at)
     except ValueError:
@@ -325,6 +340,43 @@ def span_folds(data: TownData, first_at: str, last_at: str) -> tuple[list[Fold],
             )
         g.times.append(ms)
         g.last_at = at
+    merged = _merged(groups, set(keep)) if len(groups) > MAX_SPAN_LINES else {}
     keys = list(groups)[:MAX_SPAN_FOLDS]
-    folds = [_fold(data, groups[k], ents.link(*k[2]) if k[2] else None) for k in keys]
+    folds = [_span_fold(data, k, groups[k], merged.get(k, [])) for k in keys]
     return folds, _more([groups[k] for k in list(groups)[MAX_SPAN_FOLDS:]])
+
+
+SpanKey = tuple[str, str, Key | None]
+
+
+def _merged(groups: dict[SpanKey, Group], keep: set[Key]) -> dict[SpanKey, list[Key]]:
+    """Merge, in place, the lines of each type about entities not in ``keep``: the first
+    such line takes the others' items. Returns the entities each merged line covers."""
+    first: dict[tuple[str, str], SpanKey] = {}
+    covers: dict[SpanKey, list[Key]] = {}
+    for key in list(groups):
+        what, type_, subject = key
+        if subject is None or subject in keep:
+            continue
+        head = first.setdefault((what, type_), key)
+        covers.setdefault(head, []).append(subject)
+        if head != key:
+            g, into = groups.pop(key), groups[head]
+            into.times = sorted(into.times + g.times)
+            into.last_at = max(into.last_at, g.last_at)
+    return {k: v for k, v in covers.items() if len(v) > 1}
+
+
+def _span_fold(data: TownData, key: SpanKey, g: Group, covers: list[Key]) -> Fold:
+    """A span's line: about its subject, or (merged) about several entities, counted."""
+    if not covers:
+        return _fold(data, g, data.entities.link(*key[2]) if key[2] else None)
+    return replace(_fold(data, g, None), others=_others(covers))
+
+
+def _others(keys: list[Key]) -> str:
+    """``"38 beads, 2 agents"``: how many entities of each kind a merged line covers."""
+    order = {k: i for i, k in enumerate(KINDS)}
+    counts = Counter(kind for kind, _ in keys)
+    kinds = sorted(counts, key=lambda k: (order.get(k, len(order)), k))
+    return ", ".join(_n(counts[k], k) for k in kinds)

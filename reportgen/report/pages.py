@@ -40,9 +40,8 @@ SitePage = (
 
 def page_files(page: SitePage, path: str, assets: AssetRefs) -> list[tuple[str, str]]:
     """``(path, text)`` of the page's HTML at ``path`` (site-relative) and of its JSON twin."""
-    root = "../" * path.count("/")
     json_path = path[: -len(".html")] + ".json"
-    html = render(page, assets=assets, url=site_url(root), json_href=json_path.rsplit("/", 1)[-1])
+    html = render(page, assets=assets, url=site_url(path), json_href=json_path.rsplit("/", 1)[-1])
     return [(path, html), (json_path, compact(page) + "\n")]
 
 

@@ -203,12 +203,18 @@ def _files(
     json_path = path[: -len(".html")] + ".json"
     yield (
         path,
-        render(page, assets=assets, url=_url(page.root), json_href=json_path.rsplit("/", 1)[-1]),
+        render(
+            page,
+            assets=assets,
+            url=_url(f"permalinks/{path}"),
+            json_href=json_path.rsplit("/", 1)[-1],
+        ),
     )
     yield json_path, compact(page) + "\n"
 
 
-def _url(root: str) -> Url:
-    """Links relative to the published tree's root, which holds no glossary (each run has one)."""
-    inside = site_url(root)
+def _url(path: str) -> Url:
+    """Links from the page at ``path`` of the published tree, whose root holds no glossary
+    (each run has one)."""
+    inside = site_url(path)
     return lambda href: "" if href == "glossary.html" else inside(href)

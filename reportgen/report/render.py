@@ -9,6 +9,7 @@ the template prints plain text instead of a dead link).
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,11 +120,23 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def site_url(root: str) -> Url:
-    """``url()`` for a site page ``root`` levels below the site root."""
+def site_url(page: str) -> Url:
+    """``url()`` for the site page at ``page`` (site-relative): the shortest relative link.
+
+    Hrefs in view-models are site-relative; a page links them from where it
+    is, so a town's pages link each other as ``../index.html#tick-…`` rather
+    than through the site root (links are a large share of a page's bytes).
+    """
+    here = posixpath.dirname(page) or "."
+    root = "../" * page.count("/")
 
     def url(href: str) -> str:
-        return f"{root}{href}" if href else ""
+        if not href:
+            return ""
+        path, sep, fragment = href.partition("#")
+        if not path or path.endswith("/"):
+            return f"{root}{href}"
+        return posixpath.relpath(path, here) + sep + fragment
 
     return url
 

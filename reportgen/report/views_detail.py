@@ -24,6 +24,7 @@ from reportgen.report.tick_rows import TickRow, WitnessRow, tick_row
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import (
     EntityLink,
+    EpisodeRef,
     EpisodeRow,
     entity_anchor,
     entity_page_href,
@@ -33,6 +34,8 @@ from reportgen.report.views_shared import (
 )
 
 ENTITY_ROOT = "../../../"
+#: Lanes on an episode's page; an episode of a rig can involve dozens of MRs over a day.
+MAX_EPISODE_LANES = 6
 #: Notes on an entity the town's tables do not hold at the window's end (by kind).
 NOT_IN_TABLES = (
     "Not in the town's tables at the end of the window (deleted, or not a bead or agent)."
@@ -61,6 +64,11 @@ class EntityFacts:
         return self.title or self.id
 
     @property
+    def short_id(self) -> str:
+        """The id's first eight characters: tells apart entities that share a title."""
+        return self.id[:8]
+
+    @property
     def type_label(self) -> str:
         return "role" if self.kind == "agent" else "type"
 
@@ -72,7 +80,7 @@ class EntitySection:
     anchor: str
     entity: EntityFacts
     lane: Lane
-    episodes: list[EpisodeRow]
+    episodes: list[EpisodeRef]
     more_episodes: int
     folds: list[Fold]
     more_folds: str
@@ -124,8 +132,10 @@ class ViolationPage:
     next_href: str | None
     #: Where to get the file the replay command names.
     replay_where: str
-    #: The lanes of the entities involved.
+    #: The lanes of the entities involved: the invariant's subject first, at most
+    #: :data:`MAX_EPISODE_LANES` (each entity's own section has its lane too).
     lanes: list[Lane]
+    more_lanes: int
     #: Every item between the first and the last tick, folded by type and subject.
     activity: list[Fold]
     activity_more: str
@@ -168,7 +178,7 @@ def _section(data: TownData, link: EntityLink, episodes: list[EpisodeRow]) -> En
         anchor=entity_anchor(link.kind, link.id),
         entity=facts,
         lane=lane(data, link, facts.status),
-        episodes=episodes[:MAX_ENTITY_EPISODES],
+        episodes=[EpisodeRef.of(row) for row in episodes[:MAX_ENTITY_EPISODES]],
         more_episodes=max(0, len(episodes) - MAX_ENTITY_EPISODES),
         folds=folds,
         more_folds=more,
@@ -258,13 +268,24 @@ def _role(ep: Episode, at: str) -> str:
     return "before"
 
 
+def subject_links(data: TownData, ep: Episode) -> list[EntityLink]:
+    """The entities the episode's invariant names (the rig of #3, the bead of #4…)."""
+    s = ep.subject
+    keys = [("agent", i) for i in s.agent_ids] + [("bead", i) for i in s.bead_ids]
+    keys += [("rig", i) for i in s.rig_ids]
+    return [data.entities.link(k, i) for k, i in keys]
+
+
 def violation_pages(data: TownData) -> Iterator[ViolationPage]:
     """One page per episode, in the town's order; prev/next stay within the town."""
     eps = data.episodes
     for i, ep in enumerate(eps):
         expl = data.explanations[ep.id]
         row = data.rows[ep.id]
-        activity, more = span_folds(data, ep.first_at, ep.last_at)
+        about = subject_links(data, ep)
+        keep = [(link.kind, link.id) for link in about]
+        activity, more = span_folds(data, ep.first_at, ep.last_at, keep=keep)
+        lanes = entity_lanes(data, about + [e for e in row.entities if e not in about])
         yield ViolationPage(
             kind="violation",
             title=f"Invariant {ep.invariant}: {row.title}",
@@ -280,7 +301,8 @@ def violation_pages(data: TownData) -> Iterator[ViolationPage]:
             replay_where=clean(data.run.replay_where),
             prev_href=data.rows[eps[i - 1].id].href if i > 0 else None,
             next_href=data.rows[eps[i + 1].id].href if i + 1 < len(eps) else None,
-            lanes=entity_lanes(data, row.entities),
+            lanes=lanes[:MAX_EPISODE_LANES],
+            more_lanes=max(0, len(lanes) - MAX_EPISODE_LANES),
             activity=activity,
             activity_more=more,
         )

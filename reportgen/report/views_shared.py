@@ -102,6 +102,10 @@ class EntityLink:
     href: str
 
 
+#: Entities named in an episode's table row (the rest are counted).
+ROW_ENTITIES = 4
+
+
 @dataclass(frozen=True)
 class EpisodeRow:
     """One violation episode as tables list it."""
@@ -132,6 +136,52 @@ class EpisodeRow:
     expected_why: str = ""
     #: The name a person knows the town by (:func:`town_name`; ``""`` in rows of older runs).
     town_name: str = ""
+
+    @property
+    def shown_entities(self) -> list[EntityLink]:
+        """The entities a table row names (an episode of a rig can involve dozens of MRs
+        over a day; its page lists them all)."""
+        return self.entities[:ROW_ENTITIES]
+
+    @property
+    def more_entities(self) -> int:
+        return max(0, len(self.entities) - ROW_ENTITIES)
+
+
+@dataclass(frozen=True)
+class EpisodeRef:
+    """An episode as an entity's section lists it: enough to choose one and open its page
+    (its entities, summary and replay command are on that page, not repeated per entity)."""
+
+    id: str
+    href: str
+    invariant: int
+    title: str
+    status: str
+    open_at_end: bool
+    expected: bool
+    first_at: str
+    first_label: str
+    first_href: str
+    duration: str
+    ticks: int
+
+    @classmethod
+    def of(cls, row: EpisodeRow) -> EpisodeRef:
+        return cls(
+            id=row.id,
+            href=row.href,
+            invariant=row.invariant,
+            title=row.title,
+            status=row.status,
+            open_at_end=row.open_at_end,
+            expected=row.expected,
+            first_at=row.first_at,
+            first_label=row.first_label,
+            first_href=row.first_href,
+            duration=row.duration,
+            ticks=row.ticks,
+        )
 
 
 class Entities:

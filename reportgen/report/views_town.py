@@ -24,6 +24,7 @@ from reportgen.report.town_data import TownData, busy
 from reportgen.report.verdicts import UNKNOWN, FindingRow, TownDiagnosis
 from reportgen.report.views_index import TownSummary
 from reportgen.report.views_shared import (
+    EpisodeRef,
     EpisodeRow,
     invariant_description,
     invariant_title,
@@ -33,6 +34,11 @@ from reportgen.report.views_shared import (
 )
 from reportgen.town.tick import wall_clock_kind
 from reportgen.town_run import TownRun
+
+#: Episodes of one invariant shown in full on the town page; the rest get a short line each.
+GROUP_ROWS = 10
+#: Episodes of one invariant whose explanation the town page repeats.
+GROUP_DETAILS = 3
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,17 @@ class InvariantGroup:
     number: int
     title: str
     description: str
+    #: The first :data:`GROUP_ROWS` episodes (open ones first, then newest), in full.
     episodes: list[EpisodeRow]
+    #: The rest, one short line each (a day of a flapping invariant holds dozens).
+    older: list[EpisodeRef]
+    #: Why, for the first :data:`GROUP_DETAILS` episodes (every episode's page says why).
     details: list[EpisodeDetail]
+
+    @property
+    def some_unexplained(self) -> bool:
+        """Some episodes' explanations are only on their pages."""
+        return len(self.details) < len(self.episodes) + len(self.older)
 
     @property
     def expected_why(self) -> str:
@@ -216,21 +231,23 @@ def _groups(data: TownData) -> list[InvariantGroup]:
             n,
             invariant_title(n),
             invariant_description(n),
-            rows,
-            [
-                EpisodeDetail(
-                    r.id,
-                    r.href,
-                    r.summary,
-                    data.explanations[r.id].parts,
-                    r.replay_command,
-                    clean(data.run.replay_where),
-                )
-                for r in rows
-            ],
+            rows[:GROUP_ROWS],
+            [EpisodeRef.of(r) for r in rows[GROUP_ROWS:]],
+            [_detail(data, r) for r in rows[:GROUP_DETAILS]],
         )
         for n, rows in sorted(by_number.items())
     ]
+
+
+def _detail(data: TownData, r: EpisodeRow) -> EpisodeDetail:
+    return EpisodeDetail(
+        r.id,
+        r.href,
+        r.summary,
+        data.explanations[r.id].parts,
+        r.replay_command,
+        clean(data.run.replay_where),
+    )
 
 
 def town_page(data: TownData, timeline: TimelineSummary) -> TownPage:
