@@ -131,6 +131,10 @@ def test_a_busy_lane_is_merged_per_column_and_ends_on_the_state() -> None:
         assert len(drawn.segments) <= LANE_BUCKETS and len(drawn.marks) <= LANE_BUCKETS
         assert drawn.segments[-1].status == run.entities[entity_id].status
         assert sum(m.count for m in drawn.marks) == drawn.items > 3000
+        # neighbouring columns of one class are one mark: the storms alternate with calm
+        pairs = list(zip(drawn.marks, drawn.marks[1:], strict=False))
+        assert pairs and all(a.kind != b.kind for a, b in pairs if a.x + a.w == b.x)
+        assert len(drawn.marks) < LANE_BUCKETS / 2
     assert drawn.segments[-1].status == "stalled"  # no tick shows it: the state says so
 
 

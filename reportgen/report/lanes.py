@@ -7,8 +7,8 @@ whose ``aria-label`` says the same in one sentence, so it reads without
 JavaScript and with a screen reader. Beyond
 :data:`~reportgen.report.entity_activity.LANE_BUCKETS` segments the lane is
 merged per column (the status held longest; the last column shows the status
-at the window's end), and marks are counted per column, so a lane's size does
-not grow with the window.
+at the window's end), and marks are counted per column (neighbouring columns
+of one class make one mark), so a lane's size does not grow with the window.
 
 A :class:`Fold` is one line of an activity list: items of the same type about
 the same subject, however many, as a count, a typical period ("every 30 s")
@@ -217,28 +217,36 @@ def _segment(act: Activity, status: str, a: int, b: int, merged: int) -> LaneSeg
 
 
 def _marks(act: Activity, key: Key) -> tuple[LaneMark, ...]:
-    """One mark per lane column that items touched, classed by the most alarming item."""
+    """Marks of the lane columns that items touched, classed by the most alarming item;
+    neighbouring columns of one class make one mark (a storm of hours is one mark)."""
     touches = act.touches.get(key)
     if touches is None:
         return ()
-    width = (act.end - act.start) / LANE_BUCKETS
     failed = {
         col
         for g in touches.groups.values()
         if g.type.endswith(" failed")
         for col in {act.bucket(t) for t in g.times}
     }
-    marks = []
+    runs: list[tuple[str, int, int, Counter[str]]] = []  # (class, first col, last col, counts)
     for col in sorted(touches.buckets):
         counts = touches.buckets[col]
         kinds = set(counts) | ({"failed"} if col in failed else set())
         kind = next((k for k in MARK_ORDER if k in kinds), "event")  # a dump's history: events
-        a, b = act.start + int(col * width), act.start + int((col + 1) * width)
-        words = ", ".join(f"{n} {w}{'s' if n != 1 else ''}" for w, n in sorted(counts.items()))
-        label = f"{fmt_clock(iso(a))}–{fmt_clock(iso(b))}: {words}"
-        x = _x(act, a)
-        marks.append(LaneMark(x, max(1, _x(act, b) - x), kind, sum(counts.values()), label))
-    return tuple(marks)
+        if runs and runs[-1][0] == kind and runs[-1][2] == col - 1:
+            runs[-1] = (kind, runs[-1][1], col, runs[-1][3] + Counter(counts))
+        else:
+            runs.append((kind, col, col, Counter(counts)))
+    return tuple(_mark(act, *run) for run in runs)
+
+
+def _mark(act: Activity, kind: str, first: int, last: int, counts: Counter[str]) -> LaneMark:
+    width = (act.end - act.start) / LANE_BUCKETS
+    a, b = act.start + int(first * width), act.start + int((last + 1) * width)
+    words = ", ".join(f"{n} {w}{'s' if n != 1 else ''}" for w, n in sorted(counts.items()))
+    x = _x(act, a)
+    label = f"{fmt_clock(iso(a))}–{fmt_clock(iso(b))}: {words}"
+    return LaneMark(x, max(1, _x(act, b) - x), kind, sum(counts.values()), label)
 
 
 def lane(data: TownData, link: EntityLink, final: str | None) -> Lane:
