@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 import support.report_fixtures as rf
-from support.long_run import AGENT, MR, long_run
+from support.long_run import AGENT, MR, RIG, long_run
 
 from reportgen.report.build import build_site
 from reportgen.report.entity_activity import LANE_BUCKETS, PAGE_BUDGET, tick_items
 from reportgen.report.findings import finding_pages, town_findings
-from reportgen.report.lanes import lane
+from reportgen.report.lanes import lane, span_folds
 from reportgen.report.pages import page_files
 from reportgen.report.site import Assets
 from reportgen.report.town_data import compute_town
 from reportgen.report.views_detail import entity_pages, violation_pages
-from reportgen.town_run import TownRun
+from reportgen.town_run import EntityInfo, TownRun
 
 STUB_ASSETS = Assets(css="/* css */", js="// js", vega="// vega", vega_version="test")
 MAX_PAGE = 500_000
@@ -154,3 +154,30 @@ def test_repeated_items_fold_into_one_line_with_count_and_period() -> None:
     assert all(a.subject is not None for a in finding.activity if not a.others)
     items = sum(len(list(tick_items(t))) for t in run.ticks)
     assert sum(a.count for a in finding.activity) == items and finding.activity_more == ""
+
+
+def test_subjects_that_share_a_name_are_told_apart_by_their_short_id() -> None:
+    """Each feedback round makes a new bead with the same title: its lines must not read as
+    repeats of one line."""
+    run = long_run(3)  # short enough that no line is merged across subjects
+    renamed = {"bead-0001": "11111111-aaaa", "bead-0002": "22222222-bbbb"}
+    for tick in run.ticks:
+        for action in tick["actions"]:
+            action["bead_id"] = renamed.get(action.get("bead_id"), action.get("bead_id"))
+    for new in renamed.values():
+        run.entities[new] = EntityInfo(new, "bead", "issue", "Address failing CI", "open", RIG)
+    folds, _ = span_folds(compute_town(run), run.ticks[0]["at"], run.ticks[-1]["at"])
+    labels = {
+        f.subject.id: f.subject.label
+        for f in folds
+        if f.subject and f.subject.id in renamed.values()
+    }
+    assert labels == {
+        "11111111-aaaa": "Address failing CI · 11111111",
+        "22222222-bbbb": "Address failing CI · 22222222",
+    }
+    # names no other subject shares stay as they are
+    assert any(
+        f.subject and f.subject.label.startswith("Review ") and "·" not in f.subject.label
+        for f in folds
+    )

@@ -350,8 +350,24 @@ def span_folds(
         g.last_at = at
     merged = _merged(groups, set(keep)) if len(groups) > MAX_SPAN_LINES else {}
     keys = list(groups)[:MAX_SPAN_FOLDS]
-    folds = [_span_fold(data, k, groups[k], merged.get(k, [])) for k in keys]
+    folds = _told_apart([_span_fold(data, k, groups[k], merged.get(k, [])) for k in keys])
     return folds, _more([groups[k] for k in list(groups)[MAX_SPAN_FOLDS:]])
+
+
+def _told_apart(folds: list[Fold]) -> list[Fold]:
+    """Subjects that share a name get their short id after it: each feedback round of a
+    review makes a new bead with the same title, and their lines would read as repeats."""
+    ids: dict[str, set[str]] = {}
+    for f in folds:
+        if f.subject is not None:
+            ids.setdefault(f.subject.label, set()).add(f.subject.id)
+    shared = {label for label, seen in ids.items() if len(seen) > 1}
+    return [
+        replace(f, subject=replace(f.subject, label=f"{f.subject.label} · {f.subject.id[:8]}"))
+        if f.subject is not None and f.subject.label in shared
+        else f
+        for f in folds
+    ]
 
 
 SpanKey = tuple[str, str, Key | None]
