@@ -1,6 +1,6 @@
 """Benchmark: how many bytes and files one 24 h town writes, by kind, and its single-file bundle.
 
-    .venv/bin/python benchmarks/bench_size.py [--scenario review-round-stuck] [--json]
+    .venv/bin/python benchmarks/bench_size.py [--scenario review-round-stuck | --all] [--json]
 
 The town is the 24 h ``review-round-stuck`` day of :mod:`bench_build` (seed
 101, cached). It is built as ``reportgen build`` builds it, then every file
@@ -9,8 +9,10 @@ the timeline's data files (``timeline/``: the largest one matters, each must
 stay under 500 KB), entity pages and their twins (``e/``), and the rest
 (episodes' and findings' pages live outside the town's folder and are
 counted apart). The single-file bundle of the same town is built too. The
-budget (docs/performance.md): town page ≤ 150 KB, timeline files few and
-each ≤ 500 KB, bundle ≤ 2 MB with the Vega bundle inline.
+budget (docs/performance.md): a town ≤ 1.5 MB and ≤ 40 files under its
+folder, town page ≤ 150 KB, no file over 500 KB, bundle ≤ 2 MB with the
+Vega bundle inline. ``--all`` measures each of the four 24 h towns of
+:mod:`bench_build` and prints one line per town.
 """
 
 from __future__ import annotations
@@ -79,11 +81,31 @@ def bench_size(scenario: str = "review-round-stuck") -> dict[str, Any]:
         }
 
 
+def summary_line(figures: dict[str, Any]) -> str:
+    """One town's budget figures on one line."""
+    town = figures["town"]
+    outside = sum(figures["episode and finding pages (outside the town's folder)"].values())
+    return (
+        f"{figures['scenario']:28} towns/<dir>/: {town['total']['files']:3} files "
+        f"{town['total']['bytes'] / 1e6:5.2f} MB (largest {town['total']['largest'] / 1e3:5.1f} KB,"
+        f" town page {town['town page']['bytes'] / 1e3:5.1f} KB)  episode+finding pages "
+        f"{outside / 1e6:4.2f} MB  bundle {figures['single-file bundle bytes'] / 1e6:4.2f} MB"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--scenario", default="review-round-stuck", choices=SCENARIOS)
+    parser.add_argument("--all", action="store_true", help="every 24 h town, one line each")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    if args.all:
+        every = [bench_size(scenario) for scenario in SCENARIOS]
+        for figures in every:
+            print(summary_line(figures))
+        if args.json:
+            print(json.dumps(every, indent=2))
+        return 0
     figures = bench_size(args.scenario)
     if args.json:
         print(json.dumps(figures, indent=2))

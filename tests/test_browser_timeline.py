@@ -31,7 +31,7 @@ from reportgen.town_run import TownRun
 pytestmark = pytest.mark.browser
 
 #: Small enough that the two-hour town needs several chunks.
-SMALL_CHUNKS = 8_000
+SMALL_CHUNKS = 5_000
 
 
 @pytest.fixture(scope="module")

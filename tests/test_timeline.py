@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import support.report_fixtures as rf
+from support.long_run import long_run
 from support.timeline_data import HISTORY, IDLE, TICK, actions, chunks_of, index_of, parse
 
 from reportgen.diagnose.episodes import to_ms
+from reportgen.report import timeline_files
 from reportgen.report.build import build_site
+from reportgen.report.timeline import SAME, Tables, unpack
 from reportgen.report.timeline_files import build_timeline
 from reportgen.report.town_data import busy, compute_town
 from reportgen.town_run import TownRun
@@ -175,3 +178,14 @@ def test_the_town_page_twin_has_the_summary_not_the_rows(tmp_path: Path) -> None
     assert (
         sum(actions(c, r).count("poll_pr") for c in chunks_of(folder) for r in c["rows"]) == polls
     )
+
+
+def test_chunks_are_packed_and_unpack_to_the_encoded_rows() -> None:
+    """Times after the chunk's t0; a violation held over busy ticks is written once."""
+    data = compute_town(long_run(600))  # violations held for 250 ticks at a time
+    for chunk in timeline_files._chunks(data, Tables(lambda h: h), timeline_files.CHUNK_BYTES):
+        assert unpack(chunk["t0"], chunk["packed"]) == chunk["rows"]
+        ticks = [r for r in chunk["packed"] if r[0] == TICK]
+        assert sum(1 for r in ticks if r[5] == SAME) > len(ticks) / 2
+        assert all(0 <= r[1] < 10**7 for r in chunk["packed"])  # 5 s apart
+        assert json.dumps(chunk["packed"]) != json.dumps(chunk["rows"])

@@ -87,13 +87,21 @@ def tick_items(tick: Mapping[str, Any]) -> Iterator[Item]:
             type_ += f" → {a.get('to')}"
         # the entities it names are its subjects, linked beside it: the rest is its detail
         body = {k: v for k, v in a.items() if k != "type" and kind_of_field(k) is None}
-        yield "action", type_, compact(body) if body else "", sorted(ids_in(a))
+        yield "action", type_, fields_text(body), sorted(ids_in(a))
     for o in (tick.get("side_effects") or {}).get("outcomes") or ():
         type_ = str(o.get("type")) + ("" if o.get("ok") else " failed")
         yield "effect", type_, str(o.get("detail", "")), sorted(ids_in(o))
     for v in tick.get("violations") or ():
         text = str(v.get("message"))
         yield "violation", f"invariant {v.get('invariant')}", text, sorted(violation_ids(v))
+
+
+def fields_text(fields: Mapping[str, Any]) -> str:
+    """An action's fields as a reader scans them: ``actor: system; to: in_progress``
+    (strings as they are, other values as compact JSON), in name order."""
+    return "; ".join(
+        f"{k}: {v if isinstance(v, str) else compact(v)}" for k, v in sorted(fields.items())
+    )
 
 
 def history_item(entry: Mapping[str, Any]) -> Item:

@@ -40,6 +40,7 @@ from reportgen.report.entity_activity import (
 )
 from reportgen.report.entity_fields import KINDS
 from reportgen.report.format import clean, ellipsis, fmt_clock, fmt_duration, iso
+from reportgen.report.messages import named_text
 from reportgen.report.town_data import TownData
 from reportgen.report.views_shared import EntityLink
 
@@ -300,7 +301,8 @@ def _fold(data: TownData, g: Group, subject: EntityLink | None) -> Fold:
         first_href=data.tick_href(g.first_at),
         last_label=fmt_clock(g.last_at) if len(g.times) > 1 else "",
         last_href=data.tick_href(g.last_at) if len(g.times) > 1 else "",
-        sample=clean(g.sample),
+        # a check's message names its entities by name, as everywhere else on the site
+        sample=clean(named_text(g.sample, data.entities) if g.what == "violation" else g.sample),
     )
 
 

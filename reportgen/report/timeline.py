@@ -21,6 +21,14 @@ length, so a row is an array, not an object, and every string is interned:
 Strings (types, keys, values, messages) index the chunk's own table ``s``;
 entities (``[kind, id, label, href]``) and episodes (``[id, href]``) index
 the timeline's index file (:mod:`reportgen.report.timeline_files`).
+
+A chunk stores its rows packed (:class:`Packer`, :func:`unpack`): a row's time
+as ms after the end of the row before it (the first row's after the chunk's
+``t0``), a quiet run's end as ms after its start, a tick's effects as their outcomes alone when the counts
+are theirs, and a tick's violations or metrics as ``1`` (:data:`SAME`) when
+they are those of the chunk's tick row before it (a rig whose invariant fails
+for hours reports the same violations on every busy tick). The viewer
+unpacks a chunk as it loads.
 """
 
 from __future__ import annotations
@@ -190,3 +198,69 @@ def row_types(src: Source, ticks: list[dict[str, Any]]) -> Iterator[tuple[str, s
             yield "event", str(e.get("event_type"))
     elif src.kind == HISTORY and src.entry is not None:
         yield "source", str(src.entry.get("kind"))
+
+
+#: A packed tick row's violations or metrics when they equal the chunk's previous tick row's.
+SAME = 1
+#: The columns of a tick row packed as :data:`SAME` when repeated: violations, metrics.
+REPEATED = (5, 6)
+
+
+class Packer:
+    """Packs the rows of one chunk, in order: each row's time as ms after the end of the
+    row before it (the first after ``t0``), a quiet run's end as ms after its start, and
+    repeated violations as :data:`SAME`."""
+
+    def __init__(self, t0: int) -> None:
+        self.t0 = t0
+        self.end = t0
+        self.last: list[Any] = [None] * len(REPEATED)
+
+    def __call__(self, row: list[Any]) -> list[Any]:
+        out = list(row)
+        out[1] = row[1] - self.end
+        self.end = row[1]
+        if row[0] == IDLE:
+            out[2] = row[2] - row[1]
+            self.end = row[2]
+        elif row[0] == TICK:
+            out[4] = _packed_effects(row[4])
+            for i, col in enumerate(REPEATED):
+                if row[col] and row[col] == self.last[i]:
+                    out[col] = SAME
+                self.last[i] = row[col]
+        return out
+
+
+def _packed_effects(effects: list[Any]) -> list[Any]:
+    """A tick's effects as their outcomes alone when the counts are the outcomes'."""
+    attempted, succeeded, failed, outcomes = effects
+    ok = sum(1 for o in outcomes if o[1])
+    if (attempted, succeeded, failed) == (len(outcomes), ok, len(outcomes) - ok):
+        return list(outcomes)
+    return effects
+
+
+def _effects(packed: list[Any]) -> list[Any]:
+    """The inverse of :func:`_packed_effects` (outcomes are lists, counts are numbers)."""
+    if packed and not isinstance(packed[0], list):
+        return packed
+    ok = sum(1 for o in packed if o[1])
+    return [len(packed), ok, len(packed) - ok, packed]
+
+
+def unpack(t0: int, rows: list[list[Any]]) -> list[list[Any]]:
+    """A chunk's rows as :class:`Encoder` made them (what the viewer does on loading)."""
+    out, end, last = [], t0, [None] * len(REPEATED)
+    for row in rows:
+        r = list(row)
+        r[1] = end = end + row[1]
+        if r[0] == IDLE:
+            r[2] = end = r[1] + row[2]
+        elif r[0] == TICK:
+            r[4] = _effects(row[4])
+            for i, col in enumerate(REPEATED):
+                r[col] = last[i] if row[col] == SAME else row[col]
+                last[i] = r[col]
+        out.append(r)
+    return out

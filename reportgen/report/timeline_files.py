@@ -12,7 +12,8 @@ The JSON is the town's tick twin (read it by dropping the first and last
 lines). ``index.js`` holds the chunks' time ranges and row counts, the shared
 tables (entities with labels and hrefs, episodes) and the facets with counts
 (actions, events, sources, invariants, entities, findings); each
-``chunk-<n>.js`` holds its rows and its own string table. The town page shows
+``chunk-<n>.js`` holds its rows, packed (:func:`~reportgen.report.timeline.unpack`
+reads them back), and its own string table. The town page shows
 a static summary of the same (:class:`TimelineSummary`) for readers without
 JavaScript, with links to these files.
 """
@@ -32,6 +33,7 @@ from reportgen.report.timeline import (
     TICK,
     Encoder,
     Href,
+    Packer,
     Source,
     Strings,
     Tables,
@@ -105,23 +107,30 @@ def script_file(payload: Mapping[str, Any]) -> str:
 
 
 def _chunks(data: TownData, tables: Tables, budget: int) -> list[dict[str, Any]]:
-    """The rows cut into chunks whose files stay under ``budget`` bytes."""
+    """The rows cut into chunks whose files stay under ``budget`` bytes: each chunk's
+    ``rows`` as encoded (for the index and facets), ``packed`` and ``t0`` as written."""
     chunks: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
-    strings, size = Strings(), OVERHEAD
+    packed: list[list[Any]] = []
+    strings, size, pack = Strings(), OVERHEAD, None
     for src in sources(data):
         known = len(strings.table)
         row = Encoder(data, tables, strings).row(src)
-        grown = _grown(row, strings, known)
+        pack = pack or Packer(row[1])
+        small = pack(row)
+        grown = _grown(small, strings, known)
         if rows and size + grown > budget:
-            chunks.append({"s": strings.table, "rows": rows})
-            strings, rows, size = Strings(), [], OVERHEAD
+            chunks.append({"t0": pack.t0, "s": strings.table, "rows": rows, "packed": packed})
+            strings, rows, packed, size = Strings(), [], [], OVERHEAD
             row = Encoder(data, tables, strings).row(src)
-            grown = _grown(row, strings, 0)
+            pack = Packer(row[1])
+            small = pack(row)
+            grown = _grown(small, strings, 0)
         rows.append(row)
+        packed.append(small)
         size += grown
-    if rows:
-        chunks.append({"s": strings.table, "rows": rows})
+    if rows and pack is not None:
+        chunks.append({"t0": pack.t0, "s": strings.table, "rows": rows, "packed": packed})
     return chunks
 
 
@@ -203,7 +212,8 @@ def build_timeline(
     files: list[tuple[str, str]] = []
     meta: list[dict[str, Any]] = []
     for n, chunk in enumerate(chunks, start=1):
-        text = script_file({"part": "chunk", "n": n, **chunk})
+        payload = {"part": "chunk", "n": n, "t0": chunk["t0"], "s": chunk["s"]}
+        text = script_file({**payload, "rows": chunk["packed"]})
         files.append((f"{folder}/chunk-{n}.js", text))
         first, last = _span(chunk["rows"][0])[0], max(_span(r)[1] for r in chunk["rows"])
         meta.append(

@@ -20,8 +20,30 @@
   var el = {};
 
   /* ── Data files ───────────────────────────────────────────────────── */
+  /* A chunk's rows are packed (reportgen/report/timeline.py): a row's time as ms after the
+     end of the row before it (the first after the chunk's t0), a quiet run's end as ms after
+     its start, a tick's effects (4) as their outcomes alone when the counts are theirs, and
+     its violations (5) or metrics (6) as 1 when they are those of the chunk's tick row
+     before it. */
+  function unpack(part) {
+    var end = part.t0, last = {};
+    part.rows.forEach(function (r) {
+      r[1] += end;
+      end = r[1];
+      if (r[0] === IDLE) { r[2] += r[1]; end = r[2]; }
+      if (r[0] === TICK) {
+        if (!r[4].length || Array.isArray(r[4][0])) {
+          var ok = r[4].filter(function (o) { return o[1]; }).length;
+          r[4] = [r[4].length, ok, r[4].length - ok, r[4]];
+        }
+        [5, 6].forEach(function (col) { if (r[col] === 1) { r[col] = last[col]; } last[col] = r[col]; });
+      }
+    });
+  }
+
   function receive(part) {
     if (part.part === "index") { index = part; return; }
+    unpack(part);
     chunks[part.n - 1] = part;
     var waiting = pending[part.n - 1] || [];
     delete pending[part.n - 1];

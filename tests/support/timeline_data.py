@@ -13,20 +13,29 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from reportgen.report.timeline import unpack
 from reportgen.report.timeline_files import PREFIX, SUFFIX
 
 TICK, IDLE, HISTORY = 0, 1, 2
 
 
 def parse(text: str) -> dict[str, Any]:
-    """The JSON of one timeline file's text (checking its wrapper)."""
+    """The JSON of one timeline file's text (checking its wrapper), a chunk's rows unpacked
+    as the viewer unpacks them."""
     assert text.startswith(PREFIX) and text.endswith(SUFFIX), text[:80]
     data: dict[str, Any] = json.loads(text[len(PREFIX) : -len(SUFFIX)])
-    return data
+    return unpacked(data)
+
+
+def unpacked(part: dict[str, Any]) -> dict[str, Any]:
+    """A timeline file's JSON, a chunk's rows unpacked as the viewer unpacks them."""
+    if part.get("part") == "chunk":
+        part["rows"] = unpack(part["t0"], part["rows"])
+    return part
 
 
 def read_part(path: Path) -> dict[str, Any]:
-    """The JSON of one timeline file."""
+    """The JSON of one timeline file (a chunk's rows unpacked)."""
     return parse(path.read_text(encoding="utf-8"))
 
 
@@ -67,7 +76,7 @@ def inline_parts(html: str) -> list[dict[str, Any]]:
     while start >= 0:
         body = start + len("<script>" + PREFIX)
         end = html.index(SUFFIX + "</script>", body)
-        parts.append(json.loads(html[body:end]))
+        parts.append(unpacked(json.loads(html[body:end])))
         start = html.find("<script>" + PREFIX, end)
     return parts
 
