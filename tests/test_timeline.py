@@ -17,7 +17,7 @@ from support.timeline_data import HISTORY, IDLE, TICK, actions, chunks_of, index
 from reportgen.diagnose.episodes import to_ms
 from reportgen.report import timeline_files
 from reportgen.report.build import build_site
-from reportgen.report.timeline import SAME, Tables, unpack
+from reportgen.report.timeline import SAME, Packer, Tables, unpack
 from reportgen.report.timeline_files import build_timeline
 from reportgen.report.town_data import busy, compute_town
 from reportgen.town_run import TownRun
@@ -187,5 +187,19 @@ def test_chunks_are_packed_and_unpack_to_the_encoded_rows() -> None:
         assert unpack(chunk["t0"], chunk["packed"]) == chunk["rows"]
         ticks = [r for r in chunk["packed"] if r[0] == TICK]
         assert sum(1 for r in ticks if r[5] == SAME) > len(ticks) / 2
+        assert sum(1 for r in ticks if r[6] == SAME) > len(ticks) / 2  # the same metrics
+        # effects whose counts are their outcomes' are the outcomes alone
+        assert all(not r[4] or isinstance(r[4][0], list) for r in ticks)
         assert all(0 <= r[1] < 10**7 for r in chunk["packed"])  # 5 s apart
         assert json.dumps(chunk["packed"]) != json.dumps(chunk["rows"])
+
+
+def test_packing_keeps_effect_counts_the_outcomes_do_not_give() -> None:
+    """A tick that counted an effect without an outcome keeps its counts as they are."""
+    odd = [TICK, 1_000, [], [], [2, 1, 0, [[5, 1, 6, []]]], [], [0, 0, 1.5, 0]]
+    plain = [TICK, 6_000, [], [], [1, 0, 1, [[5, 0, 6, []]]], [], [0, 0, 1.5, 0]]
+    pack = Packer(1_000)
+    packed = [pack(odd), pack(plain)]
+    assert packed[0][4] == odd[4] and packed[1][4] == [[5, 0, 6, []]]
+    assert packed[1][6] == SAME and packed[1][1] == 5_000
+    assert unpack(1_000, packed) == [odd, plain]
