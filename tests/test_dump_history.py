@@ -190,3 +190,26 @@ def test_a_folder_of_every_golden_upstream_database_builds(tmp_path: Path) -> No
         assert f"upstream dump: {path.name} {SHOWS}" in text, path.stem
         assert CANNOT in text and "dry-run of what the reconciler would do" in text
     assert sorted(p.name for p in GOLDEN.iterdir()) == before  # nothing written beside them
+
+
+def test_episodes_of_simulated_ticks_are_shown_muted_and_never_alert(
+    dump: Path, tmp_path: Path
+) -> None:
+    """Ticks simulated on today's state never happened: their episodes do not fail a build,
+    enter the history the next build continues, or reach Sentry."""
+    conn = configure(sqlite3.connect(dump))
+    add_agent(conn, "agent-lost", rig_id="rig-web", status="working")  # working, no hook
+    conn.commit()
+    conn.close()
+    site = tmp_path / "site"
+    window = ["--from", START, "--to", _at("10:10:00")]
+    result = CliRunner().invoke(main, ["build", str(dump), "--out", str(site), "--jobs", "1",
+                                       "--ticks", "simulate", "--fail-on", "violations",
+                                       *window])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = json.loads((site / "index.json").read_text(encoding="utf-8"))["episodes"]
+    assert rows and all(r["expected"] and "never happened" in r["expected_why"] for r in rows)
+    assert all(r["replay_command"].endswith("--ticks simulate") for r in rows)  # reproducible
+    records = [json.loads(line) for line in (site / "history.jsonl").read_text().splitlines()]
+    assert records and all(r["episodes"] == {} for r in records)
+    assert "never happened" in _text(site / "towns" / "north" / "index.html")

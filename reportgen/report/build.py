@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reportgen.diagnose.diagnose import UNJUDGED_TICKS
 from reportgen.diagnose.episodes import find_episodes
 from reportgen.errors import BadInputError, NothingBuiltError
 from reportgen.report import history
@@ -82,6 +83,9 @@ from reportgen.report.views_shared import EntityLink, EpisodeRow
 from reportgen.report.views_town import town_summary
 from reportgen.town_run import TownRun
 
+#: Why an episode of ticks simulated on a dump's stored state is muted (never alerts).
+NEVER_HAPPENED = "its ticks were simulated on today's state and never happened"
+
 __all__ = ["BuildSummary", "LoadRun", "build_site", "discover_sources"]
 #: ``progress(done, total, label)``, called after each town.
 Progress = Callable[[int, int, str], None]
@@ -115,16 +119,20 @@ def render_town(
     as it is rendered: a town never holds its whole site in memory.
     """
     episodes = find_episodes(run.town_id, run.ticks)
-    expected = expected_episodes(run, episodes)  # by the ids the diagnosis saw
+    expected = expected_reasons(expected_episodes(run, episodes))  # by the diagnosis's ids
     hist.adopt(episodes)
     statuses = {ep.id: hist.status(ep.id) for ep in episodes}
-    data: TownData = compute_town(run, episodes, statuses, expected=expected_reasons(expected))
+    happened = run.fidelity not in UNJUDGED_TICKS
+    if not happened:  # ticks simulated on a dump's stored state: shown, muted, never recorded
+        expected = {ep.id: NEVER_HAPPENED for ep in episodes}
+    data: TownData = compute_town(run, episodes, statuses, expected=expected)
     found = town_findings(run, hist.finding_status)
     result: dict[str, Any] = {
         "town_id": run.town_id,
         "summary": asdict(summarize(town_summary(data), run, found, data)),
         "rows": [asdict(r) for r in data.rows.values()],
-        "episodes": {ep.id: history.episode_record(ep) for ep in episodes},
+        # what the next build continues, and what alerts (Sentry): only what happened
+        "episodes": {ep.id: history.episode_record(ep) for ep in episodes} if happened else {},
         "window_reason": run.window_reason,
         "ignored_times": run.ignored_times,
     }

@@ -81,12 +81,15 @@ class Explanation:
         return "".join(p.plain for p in self.parts)
 
 
-def replay_command(source: str, episode: Episode) -> str:
-    """``reportgen replay`` over the episode: a minute before its first tick to when it cleared."""
+def replay_command(source: str, episode: Episode, *, simulated: bool = False) -> str:
+    """``reportgen replay`` over the episode: a minute before its first tick to when it cleared
+    (``--ticks simulate`` when its ticks were simulated on a dump's stored state: a plain
+    replay of a dump shows no ticks)."""
     start = iso(to_ms(episode.first_at) - REPLAY_LEAD_MS)
     end = episode.cleared_at or episode.last_at
+    ticks = ["--ticks", "simulate"] if simulated else ["--ticks"]
     return shlex.join(
-        ["reportgen", "replay", "--db", clean(source), "--from", start, "--to", end, "--ticks"]
+        ["reportgen", "replay", "--db", clean(source), "--from", start, "--to", end, *ticks]
     )
 
 

@@ -200,7 +200,9 @@ def episode_row(data: TownData, ep: Episode, expected_why: str | None = None) ->
         open_at_end=ep.open_at_end,
         entities=episode_links(data.entities, ep),
         summary=data.explanations[ep.id].summary,
-        replay_command=replay_command(data.run.replay_db or data.run.source, ep),
+        replay_command=replay_command(
+            data.run.replay_db or data.run.source, ep, simulated=data.run.fidelity == "simulated"
+        ),
         expected=expected_why is not None,
         expected_why=expected_why or "",
         town_name=town_name(data.run.source, data.run.town_id, data.run.town_name),
