@@ -22,10 +22,13 @@ from reportgen.report.build import build_site
 from reportgen.report.entity_activity import LANE_BUCKETS, PAGE_BUDGET, tick_items
 from reportgen.report.findings import finding_pages, town_findings
 from reportgen.report.lanes import lane, span_folds
+from reportgen.report.ordering import open_then_newest
 from reportgen.report.pages import page_files
 from reportgen.report.site import Assets
+from reportgen.report.timeline_files import build_timeline
 from reportgen.report.town_data import compute_town
 from reportgen.report.views_detail import entity_pages, violation_pages
+from reportgen.report.views_town import GROUP_DETAILS, GROUP_ROWS, town_page
 from reportgen.town_run import EntityInfo, TownRun
 
 STUB_ASSETS = Assets(css="/* css */", js="// js", vega="// vega", vega_version="test")
@@ -181,3 +184,18 @@ def test_subjects_that_share_a_name_are_told_apart_by_their_short_id() -> None:
         f.subject and f.subject.label.startswith("Review ") and "·" not in f.subject.label
         for f in folds
     )
+
+
+def test_a_town_page_shows_the_first_episodes_in_full_and_the_rest_one_line_each() -> None:
+    """A day of a flapping invariant holds dozens of episodes: the town page stays short."""
+    data = compute_town(long_run(6000))  # the violation comes and goes every 250 ticks
+    page = town_page(data, build_timeline(data).summary)
+    (group,) = page.groups
+    assert len(data.episodes) == group.count == 12
+    assert len(group.episodes) == GROUP_ROWS and len(group.older) == 12 - GROUP_ROWS
+    assert len(group.details) == GROUP_DETAILS and group.some_unexplained
+    shown = [r.id for r in group.episodes] + [r.id for r in group.older]
+    assert shown == [r.id for r in open_then_newest(data.rows.values())]
+    html = dict(page_files(page, "towns/town-long/index.html", STUB_ASSETS.refs()))
+    text = html["towns/town-long/index.html"]
+    assert "12 episodes" in text and f"{12 - GROUP_ROWS} older episodes" in text

@@ -89,16 +89,25 @@ class InvariantGroup:
     details: list[EpisodeDetail]
 
     @property
+    def count(self) -> int:
+        """Every episode of the invariant, in full or in one line."""
+        return len(self.episodes) + len(self.older)
+
+    @property
     def some_unexplained(self) -> bool:
         """Some episodes' explanations are only on their pages."""
-        return len(self.details) < len(self.episodes) + len(self.older)
+        return len(self.details) < self.count
+
+    @property
+    def all_expected(self) -> bool:
+        """Every episode of the group is expected (the group is shown muted)."""
+        rows = [*self.episodes, *self.older]
+        return bool(rows) and all(r.expected for r in rows)
 
     @property
     def expected_why(self) -> str:
         """Why every episode of the group is expected ("" unless all are): the banner mutes it."""
-        if self.episodes and all(r.expected for r in self.episodes):
-            return self.episodes[0].expected_why
-        return ""
+        return self.episodes[0].expected_why if self.all_expected else ""
 
 
 @dataclass(frozen=True)
