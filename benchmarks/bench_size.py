@@ -81,6 +81,25 @@ def bench_size(scenario: str = "review-round-stuck") -> dict[str, Any]:
         }
 
 
+def every_town() -> dict[str, Any]:
+    """The review-round-stuck town by kind, and each of the four 24 h towns in brief."""
+    every = {scenario: bench_size(scenario) for scenario in SCENARIOS}
+    brief = {
+        scenario: {
+            "files": f["town"]["total"]["files"],
+            "bytes": f["town"]["total"]["bytes"],
+            "largest file": f["town"]["total"]["largest"],
+            "town page": f["town"]["town page"]["bytes"],
+            "episode and finding pages": sum(
+                f["episode and finding pages (outside the town's folder)"].values()
+            ),
+            "bundle": f["single-file bundle bytes"],
+        }
+        for scenario, f in every.items()
+    }
+    return {**every["review-round-stuck"], "every 24 h town": brief}
+
+
 def summary_line(figures: dict[str, Any]) -> str:
     """One town's budget figures on one line."""
     town = figures["town"]
