@@ -15,12 +15,13 @@ import support.report_fixtures as rf
 from reportgen.diagnose.loader import DiagnosingLoader
 from reportgen.replay.export import export
 from reportgen.replay.loader import ReplayLoader
+from reportgen.report import history
 from reportgen.report.build import build_site
 from reportgen.report.messages import message_parts, named_message, named_text
 from reportgen.report.summary import BuildSummary
 from reportgen.report.views_shared import Entities, town_name
 from reportgen.sim.event_loop import town_name_for
-from reportgen.town import store
+from reportgen.town import clock, store
 from reportgen.town_run import EntityInfo, TownRun
 
 SCENARIO = "working-agent-no-hook"
@@ -187,6 +188,13 @@ def test_the_build_summary_names_new_episodes_by_town_name(site: Path) -> None:
          "href": "violations/a.html"}
     ]  # fmt: skip
     assert f"new: {SCENARIO} (u-1) invariant 7" in summary.text()
+    summary.new_finding_records = {
+        "f-1": {"town_id": "u-1", "town_name": SCENARIO, "kind": "review-loop",
+                "subject_name": "Review: fix"}
+    }  # fmt: skip
+    assert summary.finding_lines() == [
+        (f"{SCENARIO} (u-1) review-loop (Review: fix)", "findings/f-1.html")
+    ]
 
 
 def test_the_rig_and_the_agents_are_named_on_their_pages(site: Path) -> None:
@@ -270,3 +278,90 @@ def test_a_hostile_name_replacing_an_id_in_a_message_is_escaped(tmp_path: Path) 
     assert '<span class="msg" title="Bead ' in pages
     assert "<img" not in pages
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in pages
+
+
+# ── Pages that outlive their town's build: resolved, not rebuilt ─────────
+
+
+@pytest.fixture(scope="module")
+def nights(site: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Night 1 is :func:`site`; night 2 builds another town only (the named one is not
+    rebuilt); night 3 builds the named town again without a violation or a finding
+    (everything resolved)."""
+    folder = tmp_path_factory.mktemp("nights")
+    town_id = _town_id(site)
+    other = rf.scripted_town("town-other", violations=False)
+    again = rf.scripted_town(town_id, violations=False)
+    again.town_name = SCENARIO
+    again.window_to = clock.iso(clock.to_ms(again.window_to) + clock.MINUTE_MS)
+    load = rf.loader({"other.sqlite": other, f"{town_id}.sqlite": again})
+    build_site([Path("other.sqlite")], folder / "2", load_run=load, history_path=site)
+    build_site([Path(f"{town_id}.sqlite")], folder / "3", load_run=load, history_path=folder / "2")
+    return {"2": folder / "2", "3": folder / "3"}
+
+
+def _stubs(site: Path, state: str) -> list[str]:
+    """The HTML of the site's episode and finding stubs in ``state``."""
+    found = []
+    for twin in [*(site / "violations").glob("*.json"), *(site / "findings").glob("*.json")]:
+        if json.loads(twin.read_text(encoding="utf-8")).get("state") == state:
+            found.append(twin.with_suffix(".html").read_text(encoding="utf-8"))
+    return found
+
+
+def test_a_town_not_rebuilt_is_named_on_the_index_and_its_stubs(
+    site: Path, nights: dict[str, Path]
+) -> None:
+    town_id, two = _town_id(site), nights["2"]
+    index = (two / "index.html").read_text(encoding="utf-8")
+    carried = re.search(r'<p class="muted" id="not-rebuilt-towns">.*?</p>', index)
+    assert carried is not None
+    assert f"<span>{SCENARIO}</span> {_small_id(town_id)} (last built in run" in carried[0]
+    rows = re.search(r'<table class="not-rebuilt">.*?</table>', index, re.S)
+    assert rows is not None
+    assert rows[0].count(f"<td><span>{SCENARIO}</span> {_small_id(town_id)}</td>") >= 1
+    twin = json.loads((two / "index.json").read_text(encoding="utf-8"))
+    assert {r["town_name"] for r in twin["not_rebuilt"]} == {SCENARIO}
+    assert [b["name"] for b in twin["last_built"]] == [SCENARIO]
+    stubs = _stubs(two, "not rebuilt")
+    kinds = {"episode": 0, "finding": 0}
+    for html in stubs:
+        assert f"<p>Town <span>{SCENARIO}</span> {_small_id(town_id)} was not rebuilt" in html
+        kinds["episode" if "episode</a> is carried" in html else "finding"] += 1
+    assert kinds["episode"] and kinds["finding"], kinds
+    names = history.read_history(two)[-1].town_names
+    assert names == {"town-other": "town-other", town_id: SCENARIO}
+    assert rf.broken_links(two) == []
+
+
+def test_a_resolved_episode_or_finding_names_its_town_and_links_it(
+    site: Path, nights: dict[str, Path]
+) -> None:
+    town_id, three = _town_id(site), nights["3"]
+    named = f">{SCENARIO}</a> {_small_id(town_id)}"
+    stubs = _stubs(three, "resolved")
+    assert any("episode</a> is not in" in s for s in stubs)
+    assert any("finding</a> is not in" in s for s in stubs)
+    for html in stubs:
+        assert f'in town <a href="../towns/{town_id}/index.html"{named},' in html
+    index = (three / "index.html").read_text(encoding="utf-8")
+    rows = re.search(r'<table class="resolved">.*?</table>', index, re.S)
+    assert rows is not None
+    assert f'<td><a href="towns/{town_id}/index.html"{named}</td>' in rows[0]
+    assert rf.broken_links(three) == []
+
+
+def test_an_older_history_without_names_shows_the_town_id(site: Path, tmp_path: Path) -> None:
+    town_id = _town_id(site)
+    lines = (site / history.FILE_NAME).read_text(encoding="utf-8").splitlines()
+    old = [json.loads(line) for line in lines]
+    for line in old:
+        del line["town_names"]
+    (tmp_path / history.FILE_NAME).write_text(
+        "".join(json.dumps(line) + "\n" for line in old), encoding="utf-8"
+    )
+    load = rf.loader({"other.sqlite": rf.scripted_town("town-other", violations=False)})
+    out = tmp_path / "site"
+    build_site([Path("other.sqlite")], out, load_run=load, history_path=tmp_path)
+    for html in _stubs(out, "not rebuilt"):
+        assert f"<p>Town <span>{town_id}</span> was not rebuilt" in html

@@ -183,6 +183,48 @@ def test_permalinks_outlive_every_run_that_showed_them(tmp_path: Path) -> None:
     assert rf.broken_links(pages) == []
 
 
+def test_permalinks_name_the_town_with_its_id_in_small_print(tmp_path: Path) -> None:
+    pages = tmp_path / "pages"
+    make_run(pages, "2026-03-01", [_episode("e1", "town-a")], findings={"town-a": ["f1"]})
+    publish(pages)
+    folder = pages / "permalinks"
+    for kind, eid in (("episodes", "e1"), ("findings", "f1")):
+        page = (folder / kind / f"{eid}.html").read_text(encoding="utf-8")
+        assert (
+            '<p>Town <strong>Town A</strong> <span class="muted small mono">town-a</span>' in page
+        )
+        twin = json.loads((folder / kind / f"{eid}.json").read_text(encoding="utf-8"))
+        assert (twin["town_name"], twin["town_id"]) == ("Town A", "town-a")
+    index = (folder / "index.html").read_text(encoding="utf-8")
+    cell = '<td><span>Town A</span> <span class="mono muted small">town-a</span></td>'
+    assert index.count(cell) == 2  # the episode's row and the finding's
+
+
+def test_a_ledger_written_before_towns_had_names_still_reads(tmp_path: Path) -> None:
+    pages = tmp_path / "pages"
+    make_run(pages, "2026-03-01", [_episode("e1", "town-a")])
+    publish(pages)
+    path = pages / "permalinks" / ledgers.FILE_NAME
+    old = json.loads(path.read_text(encoding="utf-8"))
+    del old["episodes"]["e1"]["town_name"]
+    path.write_text(json.dumps(old), encoding="utf-8")
+    ledger = ledgers.read_ledger(path)
+    assert ledger.episodes["e1"].town_name == "town-a"  # the id stands for the name
+    # an index.json without names (older runs) names the town by its id as well
+    unnamed = tmp_path / "index.json"
+    index = json.loads((pages / "runs" / "2026-03-01" / "index.json").read_text("utf-8"))
+    for town in index["towns"]:
+        del town["name"]
+    unnamed.write_text(json.dumps(index), encoding="utf-8")
+    assert ledgers.read_run("2026-03-02", unnamed).episodes["e1"].town_name == "town-a"
+    # the next run that shows it names it
+    make_run(pages, "2026-03-02", [_episode("e1", "town-a")])
+    publish(pages)
+    assert ledgers.read_ledger(path).episodes["e1"].town_name == "Town A"
+    e1 = (pages / "permalinks" / "episodes" / "e1.html").read_text(encoding="utf-8")
+    assert "<strong>Town A</strong>" in e1
+
+
 def _cli(*args: str) -> Any:
     return CliRunner().invoke(main, ["publish", *args])
 

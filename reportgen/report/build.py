@@ -330,7 +330,11 @@ def _finish(
     summary.new_episode_records = {
         r.id: episodes[r.id] for r in rows if r.status == "new" and r.id in episodes
     }
-    summary.new_finding_records = new_critical(run_findings(summaries, {}))
+    names = {s.town_id: s.label for s in summaries}
+    summary.new_finding_records = {
+        fid: {**r, "town_name": names.get(str(r["town_id"]), "")}
+        for fid, r in new_critical(run_findings(summaries, {})).items()
+    }
     summary.resolved, summary.not_rebuilt = write_run_level(
         writer, hist, summaries, rows, episodes, set(fleet.owner), refs, limit
     )

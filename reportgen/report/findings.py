@@ -23,7 +23,7 @@ that resolved, or whose town was not rebuilt this run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -366,11 +366,24 @@ class FindingStubPage:
     last_run: str
     #: ``resolved`` (gone from its town), or ``not rebuilt`` (its town failed this run).
     state: str
+    #: The town's name as the history recorded it (its id when the history has none), and
+    #: its page when this run built it ("" otherwise).
+    town_name: str = ""
+    town_href: str = ""
 
 
-def finding_stub(fid: str, record: Mapping[str, Any], last_run: str, state: str) -> FindingStubPage:
-    """The stub at a finding's permalink, from its history record, so ticket links keep working."""
+def finding_stub(
+    fid: str,
+    record: Mapping[str, Any],
+    last_run: str,
+    state: str,
+    names: Mapping[str, str] | None = None,
+    built: Set[str] = frozenset(),
+) -> FindingStubPage:
+    """The stub at a finding's permalink, from its history record, so ticket links keep working;
+    its town by the name the history recorded (``names``), linked when this run ``built`` it."""
     row = finding_row({**record, "id": fid})
+    town = str(record.get("town_id", ""))
     return FindingStubPage(
         kind="finding-stub",
         title=f"{row.kind} · {row.subject_name}",
@@ -379,13 +392,15 @@ def finding_stub(fid: str, record: Mapping[str, Any], last_run: str, state: str)
         href=finding_href(row.id),
         finding_kind=row.kind,
         severity=row.severity,
-        town_id=clean(str(record.get("town_id", ""))),
+        town_id=clean(town),
         subject_name=row.subject_name,
         first_at=row.first_at,
         last_at=row.last_at,
         because=row.because,
         last_run=clean(last_run),
         state=state,
+        town_name=clean((names or {}).get(town, town)),
+        town_href=town_href(town) if town in built else "",
     )
 
 
@@ -395,11 +410,17 @@ def finding_stubs(
     not_rebuilt: Mapping[str, str],
     resolved_state: str,
     not_rebuilt_state: str,
+    *,
+    names: Mapping[str, str] | None = None,
+    built: Set[str] = frozenset(),
 ) -> list[FindingStubPage]:
-    """Stub pages for findings gone from the run and for those carried from towns not rebuilt."""
-    stubs = [finding_stub(fid, r, run, resolved_state) for fid, r, run in gone]
+    """Stub pages for findings gone from the run and for those carried from towns not rebuilt
+    (their towns by ``names``, linked when this run ``built`` them)."""
+    stubs = [finding_stub(fid, r, run, resolved_state, names, built) for fid, r, run in gone]
     stubs += [
-        finding_stub(fid, r, not_rebuilt.get(str(r.get("town_id")), ""), not_rebuilt_state)
+        finding_stub(
+            fid, r, not_rebuilt.get(str(r.get("town_id")), ""), not_rebuilt_state, names, built
+        )
         for fid, r in carried.items()
     ]
     return sorted(stubs, key=lambda s: s.id)

@@ -14,7 +14,8 @@ file). Each line is one run::
      "findings": {"9c1e…": {"town_id": "town-a", "kind": "dispatch-loop",
                             "severity": "critical", "subject": {...}, …,
                             "status": "new"}},           # the diagnosis's findings
-     "not_rebuilt": {"town-c": "2026…Z-2026…Z"}}         # towns carried over: run last built
+     "not_rebuilt": {"town-c": "2026…Z-2026…Z"},         # towns carried over: run last built
+     "town_names": {"town-a": "review-round-stuck", …}}  # the names of the towns it built or carried
 
 With ``--history PREVIOUS`` (a site directory or the file itself) an episode
 is *new* when the previous run did not have it, *persisting* when it did,
@@ -36,6 +37,11 @@ run it was last built in. The next run that builds it again compares with
 those episodes, so nothing is *new* (no second alert) just because a run
 in between failed. A town not built for as long as the history keeps runs
 (:data:`DEFAULT_LIMIT`) has left the fleet and is dropped.
+
+The pages kept for what a run no longer shows (resolved, not rebuilt) name
+the town as the others do, so each run records the names of its towns
+(``town_names``); lines written before it had them leave the town's id to
+stand for its name (:func:`town_names`).
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ class RunRecord:
     not_rebuilt: dict[str, str] = field(default_factory=dict)
     #: The findings of the run's diagnoses, by id (each with its ``town_id`` and ``status``).
     findings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The name a person knows each town by (built or carried), by id: what the pages that
+    #: outlive the town's build show. Empty in lines of older histories.
+    town_names: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,7 +89,19 @@ class RunRecord:
             "counts": self.counts,
             "not_rebuilt": self.not_rebuilt,
             "findings": self.findings,
+            "town_names": self.town_names,
         }
+
+
+def town_names(runs: Sequence[RunRecord]) -> dict[str, str]:
+    """Every town's name the runs recorded, by id, the newest run's where they differ.
+
+    A town no run named (lines of older histories) is absent: its id is its name then.
+    """
+    names: dict[str, str] = {}
+    for run in runs:
+        names.update(run.town_names)
+    return names
 
 
 def run_id(window_from: str, window_to: str) -> str:
@@ -121,6 +142,7 @@ def read_history(path: Path | None) -> list[RunRecord]:
                     dict(raw["counts"]),
                     {str(k): str(v) for k, v in dict(raw.get("not_rebuilt", {})).items()},
                     dict(raw.get("findings", {})),
+                    {str(k): str(v) for k, v in dict(raw.get("town_names", {})).items()},
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:

@@ -104,14 +104,18 @@ class Lane:
     marks: tuple[LaneMark, ...]
     start_label: str
     end_label: str
+    #: How long the status at the window's end had held by then ("1 h 46 min"): what says
+    #: "stuck" when an entity sits in one status for most of the window.
+    held: str = ""
 
     @property
     def summary(self) -> str:
         """The lane in one sentence: its text alternative."""
         end = self.segments[-1].status if self.segments else "unknown"
+        held = f" for the last {self.held}" if self.held else ""
         return (
             f"{self.entity.kind} {self.entity.label}: {_n(self.changes, 'status change')} seen,"
-            f" {end} at the window's end; {_n(self.items, 'item')} touched it"
+            f" {end} at the window's end{held}; {_n(self.items, 'item')} touched it"
         )
 
 
@@ -265,7 +269,8 @@ def _draw(act: Activity, link: EntityLink, final: str | None) -> Lane:
     changes = act.changes.get(key, [])
     touches = act.touches.get(key)
     points = _points(changes, final or "", touches.last_ms if touches else act.start)
-    segments = tuple(_segment(act, *s) for s in _bucketed(act, _spans(act, changes, points)))
+    spans = _spans(act, changes, points)
+    segments = tuple(_segment(act, *s) for s in _bucketed(act, spans))
     marks = _marks(act, key)
     return Lane(
         entity=link,
@@ -276,6 +281,7 @@ def _draw(act: Activity, link: EntityLink, final: str | None) -> Lane:
         marks=marks,
         start_label=fmt_clock(iso(act.start)),
         end_label=fmt_clock(iso(act.end)),
+        held=fmt_duration(spans[-1][2] - spans[-1][1]) if points else "",
     )
 
 

@@ -98,9 +98,15 @@ def read_ledger(path: Path) -> Ledger:
         return Ledger()
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return Ledger(**{k: {i: Entry(**e) for i, e in raw[k].items()} for k in KINDS})
+        return Ledger(**{k: {i: _read_entry(e) for i, e in raw[k].items()} for k in KINDS})
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BadInputError(f"{path}: not a permalink ledger ({exc})") from exc
+
+
+def _read_entry(raw: Mapping[str, Any]) -> Entry:
+    """An entry as the ledger stores it; ledgers written before towns had names have none,
+    and the town's id stands for its name until a run showing the entry again names it."""
+    return Entry(**{**raw, "town_name": raw.get("town_name") or raw["town_id"]})
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ class PermalinkRow:
     state: str
     last_at: str
     last_run: str
+    #: Shown in small print under the name when they differ.
+    town_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,14 @@ def _rows(kind: str, entries: dict[str, Entry]) -> list[PermalinkRow]:
     ordered.sort(key=lambda e: STATE_ORDER.get(e.state, 2))
     return [
         PermalinkRow(
-            e.id, permalink_href(kind, e.id), e.heading, e.town_name, e.state, e.last_at, e.last_run
+            e.id,
+            permalink_href(kind, e.id),
+            e.heading,
+            e.town_name,
+            e.state,
+            e.last_at,
+            e.last_run,
+            town_id=e.town_id,
         )
         for e in ordered
     ]

@@ -9,7 +9,8 @@ tickets keep working; ``history.jsonl`` carries the episodes to the next run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import replace
 from typing import Any
 
 from reportgen.report import charts, history
@@ -28,7 +29,13 @@ from reportgen.report.views_index import (
     TrendRow,
     build_index,
 )
-from reportgen.report.views_shared import RESOLVED, EpisodeRow, invariant_title, violation_href
+from reportgen.report.views_shared import (
+    RESOLVED,
+    EpisodeRow,
+    invariant_title,
+    town_href,
+    violation_href,
+)
 
 #: A history record of an episode (:func:`history.episode_record`, with its status).
 Record = Mapping[str, Any]
@@ -62,19 +69,54 @@ def write_run_level(
     )
     carried_findings = hist.carried_findings(towns, limit)
     current.findings = run_findings(summaries, carried_findings)
-    resolved = history_rows(hist.resolved(towns))
+    current.town_names = run_town_names(summaries, towns, not_rebuilt, hist.runs)
     runs = history.next_runs(hist.runs, current, limit)
-    carried_rows = history_rows(sorted(carried.items()))
-    index = index_page(summaries, rows, resolved, carried_rows, runs, RunByTown(not_rebuilt))
+    names = history.town_names(runs)
+    resolved = history_rows(hist.resolved(towns), names, towns)
+    carried_rows = history_rows(sorted(carried.items()), names)
+    index = index_page(
+        _named_failures(summaries, names),
+        rows,
+        resolved,
+        carried_rows,
+        runs,
+        RunByTown(not_rebuilt),
+    )
     _write(writer, index, "index.html", refs)
     _write(writer, glossary_page(), GLOSSARY_HREF, refs)
     for eid, page in stub_pages(runs, current, carried, not_rebuilt):
         _write(writer, page, violation_href(eid), refs)
     gone = history.gone(runs, current, findings=True)
-    for fstub in finding_stubs(gone, carried_findings, not_rebuilt, RESOLVED, history.NOT_REBUILT):
+    stubs = finding_stubs(
+        gone, carried_findings, not_rebuilt, RESOLVED, history.NOT_REBUILT, names=names, built=towns
+    )
+    for fstub in stubs:
         _write(writer, fstub, fstub.href, refs)
     writer.write(history.FILE_NAME, history.dump(runs))
     return len(resolved), len(carried)
+
+
+def run_town_names(
+    summaries: Sequence[TownSummary],
+    built: set[str],
+    not_rebuilt: Mapping[str, str],
+    runs: Sequence[history.RunRecord],
+) -> dict[str, str]:
+    """The names the run records for its towns: those it built by their name now, those it
+    carries by the name an earlier run recorded (their id when none did)."""
+    earlier = history.town_names(runs)
+    names = {t: earlier.get(t, t) for t in not_rebuilt}
+    names.update({s.town_id: s.label for s in summaries if s.town_id in built})
+    return dict(sorted(names.items()))
+
+
+def _named_failures(summaries: list[TownSummary], names: Mapping[str, str]) -> list[TownSummary]:
+    """The index's towns, a failed one by the name an earlier run recorded for it (a failed
+    build never read the name stored in the town)."""
+    return [
+        replace(s, name=names[s.town_id]) if s.state == "failed" and s.town_id in names else s
+        for s in summaries
+    ]
 
 
 def _write(writer: SiteWriter, page: SitePage, path: str, refs: AssetRefs) -> None:
@@ -89,8 +131,12 @@ def _fleet_window(summaries: Sequence[TownSummary]) -> tuple[str, str]:
     return froms[0] if froms else "", tos[-1] if tos else ""
 
 
-def history_rows(episodes: Sequence[tuple[str, Record]]) -> list[ResolvedRow]:
-    """Index rows for episodes known only from the history (resolved, or not rebuilt)."""
+def history_rows(
+    episodes: Sequence[tuple[str, Record]], names: Mapping[str, str], built: Set[str] = frozenset()
+) -> list[ResolvedRow]:
+    """Index rows for episodes known only from the history (resolved, or not rebuilt), their
+    towns by the name the history recorded (``names``; the id when it has none), linked
+    when this run ``built`` them."""
     return [
         ResolvedRow(
             id=eid,
@@ -100,6 +146,8 @@ def history_rows(episodes: Sequence[tuple[str, Record]]) -> list[ResolvedRow]:
             first_at=e["first_at"],
             last_at=e["last_at"],
             href=violation_href(eid),
+            town_name=clean(names.get(str(e["town_id"]), str(e["town_id"]))),
+            town_href=town_href(str(e["town_id"])) if e["town_id"] in built else "",
         )
         for eid, e in episodes
     ]
@@ -124,6 +172,7 @@ def index_page(
         trends,
         not_rebuilt=carried,
         not_rebuilt_towns=not_rebuilt_towns,
+        names=history.town_names(runs),
         charts=charts.trend_charts(labels),
         datasets=charts.trend_data(labels, counts),
     )
@@ -142,21 +191,31 @@ def stub_pages(
     stubs += [
         (eid, e, not_rebuilt[e["town_id"]], history.NOT_REBUILT) for eid, e in carried.items()
     ]
+    names, built = history.town_names(runs), set(current.towns)
     return [
-        (eid, stub_page(eid, e, last_run, state))
+        (eid, stub_page(eid, e, last_run, state, names, built))
         for eid, e, last_run, state in sorted(stubs, key=lambda stub: stub[0])
     ]
 
 
-def stub_page(eid: str, e: Record, last_run: str, state: str) -> ResolvedPage:
-    """The page kept at the permalink of an episode this run does not show."""
+def stub_page(
+    eid: str,
+    e: Record,
+    last_run: str,
+    state: str,
+    names: Mapping[str, str] | None = None,
+    built: Set[str] = frozenset(),
+) -> ResolvedPage:
+    """The page kept at the permalink of an episode this run does not show: its town by the
+    name the history recorded (``names``), linked when this run ``built`` it."""
+    town = str(e["town_id"])
     return ResolvedPage(
         kind="resolved",
         title=invariant_title(int(e["invariant"])),
         root="../",
         id=eid,
         invariant=int(e["invariant"]),
-        town_id=clean(str(e["town_id"])),
+        town_id=clean(town),
         first_at=str(e["first_at"]),
         last_at=str(e["last_at"]),
         last_run=last_run,
@@ -164,4 +223,6 @@ def stub_page(eid: str, e: Record, last_run: str, state: str) -> ResolvedPage:
             clean(str(i)) for k in ("agent_ids", "bead_ids", "rig_ids") for i in e.get(k, [])
         ],
         state=state,
+        town_name=clean((names or {}).get(town, town)),
+        town_href=town_href(town) if town in built else "",
     )

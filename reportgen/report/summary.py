@@ -88,9 +88,7 @@ class BuildSummary:
                 if self.permalink_base
                 else finding_href(fid)
             )
-            lines.append(
-                (f"{f.get('town_id', '')} {f['kind']} ({f.get('subject_name', '')})", link)
-            )
+            lines.append((f"{_town(f)} {f['kind']} ({f.get('subject_name', '')})", link))
         return lines
 
     def _sources(self) -> str:
@@ -192,7 +190,7 @@ def _md_link(link: str) -> str:
 
 def _town(episode: dict[str, Any]) -> str:
     """A town as the summary names it: ``name (id)``, or its id when it has no other name."""
-    name, town_id = str(episode.get("town_name") or ""), str(episode["town_id"])
+    name, town_id = str(episode.get("town_name") or ""), str(episode.get("town_id", ""))
     return f"{name} ({town_id})" if name and name != town_id else town_id
 
 

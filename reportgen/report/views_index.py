@@ -6,7 +6,7 @@ Also the page left at the permalink of an episode this run no longer shows
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NewType
 
@@ -99,6 +99,10 @@ class ResolvedRow:
     first_at: str
     last_at: str
     href: str
+    #: The town's name as the history recorded it (its id when the history has none), and
+    #: its page when this run built it ("" otherwise).
+    town_name: str = ""
+    town_href: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,10 @@ class ResolvedPage:
     entity_ids: list[str]
     #: ``resolved`` (gone from its town), or ``not rebuilt`` (its town failed this run).
     state: str = RESOLVED
+    #: The town's name as the history recorded it (its id when the history has none), and
+    #: its page when this run built it ("" otherwise).
+    town_name: str = ""
+    town_href: str = ""
 
     @property
     def is_resolved(self) -> bool:
@@ -177,6 +185,7 @@ class LastBuilt:
 
     town_id: str
     run: str
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,14 +210,12 @@ class IndexPage:
     not_rebuilt: list[ResolvedRow] = field(default_factory=list)
     #: Those towns, and the run each was last built in.
     not_rebuilt_towns: RunByTown = field(default_factory=lambda: RunByTown({}))
+    #: Those towns by name (as the history recorded it, else their id), each with its run.
+    last_built: list[LastBuilt] = field(default_factory=list)
 
     @property
     def town_lines(self) -> list[TownLine]:
         return [TownLine(t, t.town_id in self.not_rebuilt_towns) for t in self.towns]
-
-    @property
-    def last_built(self) -> list[LastBuilt]:
-        return [LastBuilt(town, run) for town, run in self.not_rebuilt_towns.items()]
 
     @property
     def verdict_counts(self) -> list[VerdictCount]:
@@ -231,11 +238,13 @@ def build_index(
     not_rebuilt: Sequence[ResolvedRow] = (),
     *,
     not_rebuilt_towns: RunByTown | None = None,
+    names: Mapping[str, str] | None = None,
     charts: Sequence[Chart] = (),
     datasets: TrendData | NoData = NO_DATA,
 ) -> IndexPage:
     """The index view-model; towns stuck → degraded → healthy → unknown (then by worst
-    severity and name); episodes open ones first, then newest first (:mod:`ordering`)."""
+    severity and name); episodes open ones first, then newest first (:mod:`ordering`);
+    towns not rebuilt by the ``names`` the history recorded (else their id)."""
     towns = sorted(summaries, key=lambda s: town_order(s.verdict, s.findings, s.name, s.town_id))
     froms = [s.window_from for s in towns if s.window_from]
     tos = [s.window_to for s in towns if s.window_to]
@@ -274,4 +283,8 @@ def build_index(
         datasets=datasets,
         not_rebuilt=newest_first(not_rebuilt),
         not_rebuilt_towns=not_rebuilt_towns or RunByTown({}),
+        last_built=[
+            LastBuilt(town, run, (names or {}).get(town, town))
+            for town, run in (not_rebuilt_towns or {}).items()
+        ],
     )
