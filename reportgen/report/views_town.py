@@ -101,8 +101,8 @@ class InvariantGroup:
     @property
     def all_expected(self) -> bool:
         """Every episode of the group is expected (the group is shown muted)."""
-        rows = [*self.episodes, *self.older]
-        return bool(rows) and all(r.expected for r in rows)
+        every = [r.expected for r in self.episodes] + [r.expected for r in self.older]
+        return bool(every) and all(every)
 
     @property
     def expected_why(self) -> str:
