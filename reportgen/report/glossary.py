@@ -71,7 +71,8 @@ TERMS: tuple[Term, ...] = (
         "mr-bead",
         "MR bead",
         "A `merge_request` bead: a piece of finished work waiting for review and merge, "
-        "tracking the issue bead it came from.",
+        "tracking the issue bead it came from. While it is `in_progress` it is in review "
+        "(the refinery reviews it, or its pull request is polled): lanes write it so.",
     ),
     Term(
         "convoy",

@@ -52,6 +52,9 @@ MAX_SPAN_FOLDS = 150
 MAX_SPAN_LINES = 24
 #: A segment narrower than this (lane units) shows no text, only its colour and title.
 LABEL_WIDTH = 80
+#: What a status means for a type of bead, where it is not the status's name: a merge
+#: request in progress is in review (the refinery reviews it, or its pull request is polled).
+MEANINGS = {("merge_request", "in_progress"): "in review"}
 #: The mark class of a column: the most alarming kind of item in it wins.
 MARK_ORDER = ("violation", "failed", "effect", "action", "event")
 
@@ -64,6 +67,13 @@ class LaneSegment:
     x: int
     w: int
     label: str
+    #: What the status means for this entity, where that is not its name ("in review").
+    meaning: str = ""
+
+    @property
+    def words(self) -> str:
+        """The status as the lane writes it."""
+        return self.meaning or self.status
 
     @property
     def style(self) -> str:
@@ -111,7 +121,7 @@ class Lane:
     @property
     def summary(self) -> str:
         """The lane in one sentence: its text alternative."""
-        end = self.segments[-1].status if self.segments else "unknown"
+        end = self.segments[-1].words if self.segments else "unknown"
         held = f" for the last {self.held}" if self.held else ""
         return (
             f"{self.entity.kind} {self.entity.label}: {_n(self.changes, 'status change')} seen,"
@@ -260,8 +270,24 @@ def lane(data: TownData, link: EntityLink, final: str | None) -> Lane:
     key = (link.kind, link.id)
     drawn = act.lanes.get((key, final or ""))
     if drawn is None:
-        drawn = act.lanes[(key, final or "")] = _draw(act, link, final)
+        info = data.entities.info.get(link.id)
+        drawn = _draw(act, link, final)
+        drawn = act.lanes[(key, final or "")] = _worded(drawn, info.type if info else None)
     return cast(Lane, drawn)
+
+
+def _worded(drawn: Lane, bead_type: str | None) -> Lane:
+    """The lane with each status written as it means for the bead's type (:data:`MEANINGS`)."""
+    meanings = {status: m for (t, status), m in MEANINGS.items() if t == bead_type}
+    if not meanings:
+        return drawn
+    segments = tuple(
+        replace(s, meaning=meanings[s.status], label=f"{meanings[s.status]} ({s.label})")
+        if s.status in meanings
+        else s
+        for s in drawn.segments
+    )
+    return replace(drawn, segments=segments)
 
 
 def _draw(act: Activity, link: EntityLink, final: str | None) -> Lane:
