@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support.report_fixtures as rf
 from support.timeline_data import IDLE, TICK, actions, chunks_of, index_of, inline_parts
 from test_browser_site import Visit, browser  # noqa: F401 (the fixture)
+from test_timeline import huge_tick_run
 
 from reportgen.diagnose.episodes import to_ms
 from reportgen.diagnose.loader import DiagnosingLoader
@@ -260,5 +262,27 @@ def test_with_a_filter_on_the_keys_walk_the_rows_it_shows(
         v.page.keyboard.press("ArrowDown")
         v.page.wait_for_selector(f"#tl-detail[data-ms='{ms}']", timeout=10_000)
         assert v.page.url.endswith(f"#tick-{ms}") and "action=poll_pr" in v.page.url
+    assert v.errors == [] and v.requests == []
+    v.close()
+
+
+def test_a_row_that_left_items_out_says_how_many_and_is_still_found(
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    run = huge_tick_run(600)  # its actions' long notes leave room for 100 of each kind
+    build_site([Path("t.sqlite")], tmp_path / "site", load_run=rf.loader({"t.sqlite": run}))
+    town = tmp_path / "site" / "towns" / run.town_id
+    v = _open(browser, town, "?action=close_bead")  # only among the actions the row left out
+    v.page.wait_for_function("window.reportgenTimelineState().view !== null")
+    ms = to_ms(run.ticks[0]["at"])
+    assert _state(v)["shownMs"] == [ms]
+    v.page.locator(".tl-row >> nth=0").click()
+    v.page.wait_for_selector(f"#tl-detail[data-ms='{ms}']", timeout=10_000)
+    detail = v.page.locator("#tl-detail").inner_text()
+    assert "and 500 more actions not shown (dispatch_agent ×499, close_bead ×1)" in detail
+    assert "and 500 more events not shown" in detail
+    assert f"reportgen replay --db {run.source} --from {run.ticks[0]['at']}" in detail
+    assert "dispatch_agent ×599" in v.page.locator(".tl-row.selected").inner_text()
     assert v.errors == [] and v.requests == []
     v.close()
