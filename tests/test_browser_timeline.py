@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support.report_fixtures as rf
 from support.timeline_data import IDLE, TICK, actions, chunks_of, index_of, inline_parts
 from test_browser_site import Visit, browser  # noqa: F401 (the fixture)
+from test_timeline import huge_tick_run
 
 from reportgen.diagnose.episodes import to_ms
 from reportgen.diagnose.loader import DiagnosingLoader
@@ -202,3 +204,85 @@ def index_of_inline(out: Path) -> list[dict[str, Any]]:
 
 def inline_rows(out: Path) -> list[list[Any]]:
     return [r for p in index_of_inline(out) if p["part"] == "chunk" for r in p["rows"]]
+
+
+def test_arrow_keys_walk_the_rows_across_a_chunk_boundary_but_not_from_the_search_box(
+    browser: Any,  # noqa: F811
+    stuck: tuple[Path, TownRun],
+) -> None:
+    town, _ = stuck
+    chunks = chunks_of(town / "timeline")
+    rows = [r for c in chunks for r in c["rows"]]
+    boundary = len(chunks[0]["rows"])  # the first row of the second chunk
+    start = boundary - 3
+    v = _open(browser, town, f"#tick-{rows[start][1]}")
+    v.page.wait_for_selector(f"#tl-detail[data-ms='{rows[start][1]}']", timeout=10_000)
+    v.page.locator(f".tl-row[data-row='{start}']").click()
+    assert v.page.evaluate("document.activeElement.id") == "tl-viewport"
+    for step in range(1, 6):
+        v.page.keyboard.press("ArrowDown" if step % 2 else "j")
+        g = start + step
+        v.page.wait_for_selector(f"#tl-detail[data-ms='{rows[g][1]}']", timeout=10_000)
+        assert _state(v)["selected"] == g
+        assert v.page.url.endswith(f"#tick-{rows[g][1]}")
+        row = v.page.locator(f".tl-row.selected[data-row='{g}']")
+        assert row.is_visible() and row.get_attribute("aria-selected") == "true"
+        active = v.page.get_attribute("#tl-viewport", "aria-activedescendant")
+        assert active == f"tl-row-{g}"
+    assert start + 5 > boundary  # the walk crossed into the second chunk
+    v.page.keyboard.press("ArrowUp")
+    v.page.wait_for_function(f"window.reportgenTimelineState().selected === {start + 4}")
+    v.page.keyboard.press("End")
+    v.page.wait_for_function(f"window.reportgenTimelineState().selected === {len(rows) - 1}")
+    v.page.wait_for_selector(f"#tl-detail[data-ms='{rows[-1][1]}']", timeout=10_000)
+    assert v.page.locator(f".tl-row.selected[data-row='{len(rows) - 1}']").is_visible()
+    v.page.keyboard.press("Home")
+    v.page.wait_for_selector(f"#tl-detail[data-ms='{rows[0][1]}']", timeout=10_000)
+    assert _state(v)["selected"] == 0 and v.page.url.endswith(f"#tick-{rows[0][1]}")
+    # typing j or k in the search box searches; the selection stays
+    v.page.locator("#tl-q").press("j")
+    v.page.locator("#tl-q").press("ArrowDown")
+    v.page.wait_for_function("window.reportgenTimelineState().view !== null")
+    assert _state(v)["selected"] == 0 and v.page.input_value("#tl-q") == "j"
+    assert v.errors == [] and v.requests == []
+    v.close()
+
+
+def test_with_a_filter_on_the_keys_walk_the_rows_it_shows(
+    browser: Any,  # noqa: F811
+    stuck: tuple[Path, TownRun],
+) -> None:
+    town, _ = stuck
+    v = _open(browser, town, "?action=poll_pr")
+    v.page.wait_for_function("window.reportgenTimelineState().view !== null")
+    shown = _state(v)["shownMs"]
+    v.page.locator(".tl-row >> nth=0").click()
+    v.page.wait_for_selector(f"#tl-detail[data-ms='{shown[0]}']", timeout=10_000)
+    for ms in shown[1:4]:
+        v.page.keyboard.press("ArrowDown")
+        v.page.wait_for_selector(f"#tl-detail[data-ms='{ms}']", timeout=10_000)
+        assert v.page.url.endswith(f"#tick-{ms}") and "action=poll_pr" in v.page.url
+    assert v.errors == [] and v.requests == []
+    v.close()
+
+
+def test_a_row_that_left_items_out_says_how_many_and_is_still_found(
+    browser: Any,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    run = huge_tick_run(600)  # its actions' long notes leave room for 100 of each kind
+    build_site([Path("t.sqlite")], tmp_path / "site", load_run=rf.loader({"t.sqlite": run}))
+    town = tmp_path / "site" / "towns" / run.town_id
+    v = _open(browser, town, "?action=close_bead")  # only among the actions the row left out
+    v.page.wait_for_function("window.reportgenTimelineState().view !== null")
+    ms = to_ms(run.ticks[0]["at"])
+    assert _state(v)["shownMs"] == [ms]
+    v.page.locator(".tl-row >> nth=0").click()
+    v.page.wait_for_selector(f"#tl-detail[data-ms='{ms}']", timeout=10_000)
+    detail = v.page.locator("#tl-detail").inner_text()
+    assert "and 500 more actions not shown (dispatch_agent ×499, close_bead ×1)" in detail
+    assert "and 500 more events not shown" in detail
+    assert f"reportgen replay --db {run.source} --from {run.ticks[0]['at']}" in detail
+    assert "dispatch_agent ×599" in v.page.locator(".tl-row.selected").inner_text()
+    assert v.errors == [] and v.requests == []
+    v.close()

@@ -7,6 +7,7 @@ here the data is checked against the run it comes from.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from support.timeline_data import HISTORY, IDLE, TICK, actions, chunks_of, index
 from reportgen.diagnose.episodes import to_ms
 from reportgen.report import timeline_files
 from reportgen.report.build import build_site
-from reportgen.report.timeline import SAME, Packer, Tables, unpack
-from reportgen.report.timeline_files import build_timeline
+from reportgen.report.timeline import MAX_ITEMS, SAME, Packer, Tables, unpack
+from reportgen.report.timeline_files import CHUNK_BYTES, build_timeline
 from reportgen.report.town_data import busy, compute_town
 from reportgen.town_run import TownRun
 
@@ -198,8 +199,85 @@ def test_packing_keeps_effect_counts_the_outcomes_do_not_give() -> None:
     """A tick that counted an effect without an outcome keeps its counts as they are."""
     odd = [TICK, 1_000, [], [], [2, 1, 0, [[5, 1, 6, []]]], [], [0, 0, 1.5, 0]]
     plain = [TICK, 6_000, [], [], [1, 0, 1, [[5, 0, 6, []]]], [], [0, 0, 1.5, 0]]
-    pack = Packer(1_000)
+    pack = Packer()  # t0: the first row's time
     packed = [pack(odd), pack(plain)]
     assert packed[0][4] == odd[4] and packed[1][4] == [[5, 0, 6, []]]
     assert packed[1][6] == SAME and packed[1][1] == 5_000
     assert unpack(1_000, packed) == [odd, plain]
+
+
+def huge_tick_run(n: int = 5_000) -> TownRun:
+    """A town whose first tick dispatched ``n`` beads at once, each action with a long note.
+
+    The last action is the only ``close_bead``, so that type is only among what the row
+    leaves out; the events and side effects are as many, the violations 300 (episodes of
+    thousands take the town's diagnosis a long time, and 300 is over the cap too).
+    """
+    run = rf.scripted_town("town-alpha", minutes=2)
+    tick = run.ticks[0]
+    beads = [f"bead-{i:05d}" for i in range(n)]
+    note = "".join(f"{i:05d}" for i in range(600))  # over MAX_TEXT: cut to its length
+    tick["actions"] = [
+        {"type": "dispatch_agent", "bead_id": b, "note": f"{b} {note}"} for b in beads[:-1]
+    ] + [{"type": "close_bead", "bead_id": beads[-1]}]
+    tick["events"] = [
+        {"event_type": "bead_created", "bead_id": b, "outcome": "applied", "error": None}
+        for b in beads
+    ]
+    tick["side_effects"] = {
+        "attempted": n,
+        "succeeded": n,
+        "failed": 0,
+        "outcomes": [{"type": "dispatch_agent", "ok": True, "detail": b} for b in beads],
+    }
+    tick["violations"] = [
+        {"invariant": 9, "message": f"Bead {b} is stuck", "bead_ids": [b]} for b in beads[:300]
+    ]
+    return run
+
+
+def test_a_tick_too_big_for_a_chunk_keeps_part_of_each_kind_and_counts_the_rest() -> None:
+    run = huge_tick_run()
+    data = compute_town(run)
+    timeline = build_timeline(data)
+    assert all(len(text.encode()) <= CHUNK_BYTES for _, text in timeline.files)
+    index, *chunks = [parse(text) for _, text in timeline.files]
+    chunk = chunks[0]
+    row = chunk["rows"][0]
+    s = chunk["s"]
+    assert row[0] == TICK and row[1] == to_ms(run.ticks[0]["at"]) and len(row) == 8
+    events, acts, effects, violations = row[2], row[3], row[4][3], row[5]
+    kept = len(acts)  # fewer than MAX_ITEMS: that many long notes would not fit a chunk
+    assert 0 < kept < MAX_ITEMS and len(events) == len(effects) == len(violations) == kept
+    left_events, left_actions, left_effects, left_violations = row[7]
+    assert {s[k]: n for k, n in left_actions} == {
+        "dispatch_agent": 4_999 - kept,
+        "close_bead": 1,
+    }
+    assert [(s[k], n) for k, n in left_events] == [("bead_created", 5_000 - kept)]
+    assert [(s[k], n) for k, n in left_effects] == [("dispatch_agent", 5_000 - kept)]
+    assert left_violations == [[9, 300 - kept]]
+    assert row[4][:3] == [5_000, 5_000, 0]  # the counts are the tick's, not the row's
+    # the action filter and the facets still know the type only the left-out part holds
+    assert ["close_bead", 1] in index["facets"]["action"]
+    assert [9, 1] in index["facets"]["invariant"]
+    assert index["replay_db"] == run.source
+    # only the entities the row keeps are in the shared table
+    assert len(index["entities"]) < 1_000
+    # the other rows are as they were, and the output is the same every time
+    assert [t for _, t in build_timeline(compute_town(huge_tick_run())).files] == [
+        t for _, t in timeline.files
+    ]
+
+
+def test_a_huge_row_after_a_full_chunk_leaves_none_of_its_strings_behind() -> None:
+    run = huge_tick_run(600)
+    run.ticks.insert(0, {**run.ticks[0], "at": "2026-02-28T23:59:55.000Z"})
+    data = compute_town(run)
+    for budget in (50_000, 120_000, CHUNK_BYTES):
+        files = build_timeline(data, chunk_bytes=budget).files
+        assert all(len(text.encode()) <= budget for _, text in files[1:]), budget
+        for _, text in files[1:]:
+            part = parse(text)
+            used = {int(n) for n in re.findall(r"\d+", json.dumps(part["rows"]))}
+            assert set(range(len(part["s"]))) <= used  # every string is some row's

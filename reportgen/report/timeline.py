@@ -13,7 +13,11 @@ length, so a row is an array, not an object, and every string is interned:
   ``violations`` ``[[invariant, message, episode, [entity…]], …]`` (the message
   naming its entities by name, :func:`~reportgen.report.messages.named_text`, and
   their links; ``episode`` ``-1`` when none);
-  ``metrics`` ``[drained, pending, wall ms, draining]``;
+  ``metrics`` ``[drained, pending, wall ms, draining]``; and, only when the tick
+  held more than a row keeps (:data:`MAX_ITEMS` per kind, fewer when that much
+  would not fit a chunk), ``left`` ``[events, actions, effects, violations]``:
+  what was left out of each, as ``[[type, count], …]`` (a violation's type is
+  its invariant), so that the row still counts, filters and finds them;
 - quiet run ``[1, from ms, to ms, ticks, [invariant…]]`` (the violations going on);
 - history entry ``[2, ms, kind, label, [entity…], detail]`` (``bead_event``,
   ``town_event`` or ``dry_run``, from :attr:`TownRun.history`).
@@ -33,7 +37,8 @@ unpacks a chunk as it loads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +52,9 @@ from reportgen.report.views_shared import EntityLink, violation_href
 
 #: Longest text a row carries (an action's field, a message, a history entry's detail).
 MAX_TEXT = 2000
+#: Most items of each kind (events, actions, effects, violations) a tick's row keeps: one tick
+#: can hold thousands (every bead of a big town dispatched at once), and a row must fit a chunk.
+MAX_ITEMS = 200
 #: Source kinds of history entries, in the order their facet lists them.
 HISTORY_KINDS = ("bead_event", "town_event", "dry_run")
 TICK, IDLE, HISTORY = 0, 1, 2
@@ -72,6 +80,18 @@ class Tables:
             self.entities.append([link.kind, link.id, link.label, self.href(link.href)])
         return self._entity_ix[key]
 
+    def mark(self) -> tuple[int, int]:
+        """How many entities and episodes there are (to undo a row that is encoded again)."""
+        return len(self.entities), len(self.episodes)
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """Forget the entities and episodes added since ``mark``."""
+        for row in self.entities[mark[0] :]:
+            del self._entity_ix[(row[0], row[1])]
+        for row in self.episodes[mark[1] :]:
+            del self._episode_ix[row[0]]
+        del self.entities[mark[0] :], self.episodes[mark[1] :]
+
     def episode(self, episode_id: str) -> int:
         if episode_id not in self._episode_ix:
             self._episode_ix[episode_id] = len(self.episodes)
@@ -92,6 +112,12 @@ class Strings:
             self._ix[text] = len(self.table)
             self.table.append(text)
         return self._ix[text]
+
+    def undo(self, known: int) -> None:
+        """Forget the strings added after the first ``known`` (a row that went elsewhere)."""
+        for text in self.table[known:]:
+            del self._ix[text]
+        del self.table[known:]
 
 
 @dataclass(frozen=True)
@@ -124,8 +150,10 @@ def sources(data: TownData) -> list[Source]:
 class Encoder:
     """Turns rows into arrays against one chunk's strings and the shared tables."""
 
-    def __init__(self, data: TownData, tables: Tables, strings: Strings) -> None:
-        self.data, self.tables, self.s = data, tables, strings
+    def __init__(
+        self, data: TownData, tables: Tables, strings: Strings, limit: int = MAX_ITEMS
+    ) -> None:
+        self.data, self.tables, self.s, self.limit = data, tables, strings, limit
 
     def row(self, src: Source) -> list[Any]:
         if src.kind == TICK:
@@ -142,15 +170,28 @@ class Encoder:
         row = tick_row(self.data, index)
         tick = self.data.run.ticks[index]
         a, ok, failed = row.effect_counts
-        return [
+        n, at = self.limit, row.at
+        violations = list(tick.get("violations") or ())
+        out = [
             TICK,
             row.ms,
-            [self.event(e) for e in row.events],
-            [self.action(x) for x in row.actions],
-            [a, ok, failed, [self.effect(o) for o in row.effects]],
-            [self.violation(v, row.at) for v in tick.get("violations") or ()],
+            [self.event(e) for e in row.events[:n]],
+            [self.action(x) for x in row.actions[:n]],
+            [a, ok, failed, [self.effect(o) for o in row.effects[:n]]],
+            [self.violation(v, at) for v in violations[:n]],
             [row.drained, row.pending, row.wall_ms, int(row.draining)],
         ]
+        left = [
+            self.left(e.type for e in row.events[n:]),
+            self.left(x.type for x in row.actions[n:]),
+            self.left(o.type for o in row.effects[n:]),
+            _counts(int(v["invariant"]) for v in violations[n:]),
+        ]
+        return [*out, left] if any(left) else out
+
+    def left(self, types: Iterable[str]) -> list[list[int]]:
+        """What a row left out of one kind: each type's string and count, in first-seen order."""
+        return _counts(self.s(t) for t in types)
 
     def event(self, e: EventItem) -> list[Any]:
         error = self.s(e.error) if e.error else -1
@@ -188,6 +229,11 @@ class Encoder:
         ]
 
 
+def _counts(keys: Iterable[int]) -> list[list[int]]:
+    """``[[key, count], …]`` in the order the keys first come."""
+    return [[k, n] for k, n in Counter(keys).items()]
+
+
 def row_types(src: Source, ticks: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
     """``(facet, value)`` of each action, event and history kind a row holds (for counts)."""
     if src.kind == TICK:
@@ -208,27 +254,37 @@ REPEATED = (5, 6)
 
 class Packer:
     """Packs the rows of one chunk, in order: each row's time as ms after the end of the
-    row before it (the first after ``t0``), a quiet run's end as ms after its start, and
-    repeated violations as :data:`SAME`."""
+    row before it (the first after ``t0``, the first row's time), a quiet run's end as ms
+    after its start, a tick's effects as their outcomes alone when the counts are theirs,
+    and repeated violations and metrics as :data:`SAME`."""
 
-    def __init__(self, t0: int) -> None:
-        self.t0 = t0
-        self.end = t0
+    def __init__(self) -> None:
+        self.t0: int | None = None
+        self.end = 0
         self.last: list[Any] = [None] * len(REPEATED)
 
-    def __call__(self, row: list[Any]) -> list[Any]:
+    def peek(self, row: list[Any]) -> list[Any]:
+        """``row`` packed as the next row of the chunk (without taking it)."""
+        end = row[1] if self.t0 is None else self.end
         out = list(row)
-        out[1] = row[1] - self.end
-        self.end = row[1]
+        out[1] = row[1] - end
         if row[0] == IDLE:
             out[2] = row[2] - row[1]
-            self.end = row[2]
         elif row[0] == TICK:
             out[4] = _packed_effects(row[4])
             for i, col in enumerate(REPEATED):
                 if row[col] and row[col] == self.last[i]:
                     out[col] = SAME
-                self.last[i] = row[col]
+        return out
+
+    def __call__(self, row: list[Any]) -> list[Any]:
+        """``row`` packed, taken as the chunk's next row."""
+        out = self.peek(row)
+        if self.t0 is None:
+            self.t0 = row[1]
+        self.end = row[2] if row[0] == IDLE else row[1]
+        if row[0] == TICK:
+            self.last = [row[col] for col in REPEATED]
         return out
 
 

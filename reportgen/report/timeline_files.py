@@ -11,7 +11,9 @@ one line of JavaScript around one line of JSON::
 The JSON is the town's tick twin (read it by dropping the first and last
 lines). ``index.js`` holds the chunks' time ranges and row counts, the shared
 tables (entities with labels and hrefs, episodes) and the facets with counts
-(actions, events, sources, invariants, entities, findings); each
+(actions, events, sources, invariants, entities, findings) and the file
+the town was loaded from (``replay_db``, what ``reportgen replay --db`` takes to
+show a tick in full when its row had to leave items out); each
 ``chunk-<n>.js`` holds its rows, packed (:func:`~reportgen.report.timeline.unpack`
 reads them back), and its own string table. The town page shows
 a static summary of the same (:class:`TimelineSummary`) for readers without
@@ -30,6 +32,7 @@ from reportgen.report.format import clean, fmt_time, script_json
 from reportgen.report.timeline import (
     HISTORY,
     IDLE,
+    MAX_ITEMS,
     TICK,
     Encoder,
     Href,
@@ -112,26 +115,41 @@ def _chunks(data: TownData, tables: Tables, budget: int) -> list[dict[str, Any]]
     chunks: list[dict[str, Any]] = []
     rows: list[list[Any]] = []
     packed: list[list[Any]] = []
-    strings, size, pack = Strings(), OVERHEAD, None
+    strings, size, pack = Strings(), OVERHEAD, Packer()
     for src in sources(data):
         known = len(strings.table)
-        row = Encoder(data, tables, strings).row(src)
-        pack = pack or Packer(row[1])
-        small = pack(row)
-        grown = _grown(small, strings, known)
+        row, grown = _encode(data, tables, strings, src, budget - OVERHEAD, pack)
         if rows and size + grown > budget:
+            strings.undo(known)  # its strings go with it, or this chunk would outgrow its budget
             chunks.append({"t0": pack.t0, "s": strings.table, "rows": rows, "packed": packed})
-            strings, rows, packed, size = Strings(), [], [], OVERHEAD
-            row = Encoder(data, tables, strings).row(src)
-            pack = Packer(row[1])
-            small = pack(row)
-            grown = _grown(small, strings, 0)
+            strings, rows, packed, size, pack = Strings(), [], [], OVERHEAD, Packer()
+            row, grown = _encode(data, tables, strings, src, budget - OVERHEAD, pack)
         rows.append(row)
-        packed.append(small)
+        packed.append(pack(row))
         size += grown
-    if rows and pack is not None:
+    if rows:
         chunks.append({"t0": pack.t0, "s": strings.table, "rows": rows, "packed": packed})
     return chunks
+
+
+def _encode(
+    data: TownData, tables: Tables, strings: Strings, src: Source, room: int, pack: Packer
+) -> tuple[list[Any], int]:
+    """A row and the bytes it adds to its chunk, packed by ``pack``, within ``room``
+    (a chunk of its own).
+
+    A tick that holds too much for a chunk even at :data:`MAX_ITEMS` per kind keeps
+    half as many, and so on: its row says how many of each it left out.
+    """
+    known, mark, limit = len(strings.table), tables.mark(), MAX_ITEMS
+    while True:
+        row = Encoder(data, tables, strings, limit).row(src)
+        grown = _grown(pack.peek(row), strings, known)
+        if grown <= room or limit == 0:
+            return row, grown
+        strings.undo(known)
+        tables.undo(mark)
+        limit //= 2
 
 
 def _grown(row: list[Any], strings: Strings, known: int) -> int:
@@ -169,8 +187,13 @@ def _facets(data: TownData, srcs: list[Source], chunks: list[dict[str, Any]]) ->
 
 def _row_invariants(row: list[Any]) -> set[int]:
     if row[0] == TICK:
-        return {v[0] for v in row[5]}
+        return {v[0] for v in row[5]} | {n for n, _ in _left(row)[3]}
     return set(row[4]) if row[0] == IDLE else set()
+
+
+def _left(row: list[Any]) -> list[list[list[int]]]:
+    """What a tick's row left out (see :mod:`reportgen.report.timeline`): nothing, mostly."""
+    return row[7] if len(row) > 7 else [[], [], [], []]
 
 
 def _row_entities(row: list[Any]) -> set[int]:
@@ -229,6 +252,8 @@ def build_timeline(
         "chunks": meta,
         "facets": facets,
         "findings": _findings(data, tables),
+        # what a row too big to keep whole points to: `reportgen replay` over its tick
+        "replay_db": clean(data.run.replay_db or data.run.source),
         "entities": tables.entities,
         "episodes": tables.episodes,
     }

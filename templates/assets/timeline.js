@@ -116,9 +116,23 @@
     return found;
   }
 
-  function countTypes(list, name) {
+  /* What a tick's row left out of kind k (0 events, 1 actions, 2 effects, 3 violations):
+     [[type (string number; invariant for violations), count], …]. */
+  function left(r, k) { return r[0] === TICK && r[7] ? r[7][k] : []; }
+
+  function leftCount(r, k) { return left(r, k).reduce(function (n, x) { return n + x[1]; }, 0); }
+
+  function invariantsOf(r) {
+    var found = [];
+    r[5].forEach(function (v) { if (found.indexOf(v[0]) < 0) { found.push(v[0]); } });
+    left(r, 3).forEach(function (x) { if (found.indexOf(x[0]) < 0) { found.push(x[0]); } });
+    return found;
+  }
+
+  function countTypes(list, name, extra) {
     var counts = {}, order = [];
     list.forEach(function (x) { var n = name(x); if (!counts[n]) { counts[n] = 0; order.push(n); } counts[n] += 1; });
+    (extra || []).forEach(function (x) { if (!counts[x[0]]) { counts[x[0]] = 0; order.push(x[0]); } counts[x[0]] += x[1]; });
     return order.map(function (n) { return counts[n] > 1 ? n + " ×" + counts[n] : n; });
   }
 
@@ -128,11 +142,12 @@
       return r[4].length ? text + "; violations continuing: invariant " + r[4].join(", ") : text + ", no violation";
     }
     if (r[0] === HISTORY) { return s[r[3]]; }
-    var parts = countTypes(r[3], function (a) { return s[a[0]]; });
+    var named = function (x) { return [s[x[0]], x[1]]; };
+    var parts = countTypes(r[3], function (a) { return s[a[0]]; }, left(r, 1).map(named));
     var names = [];
     rowEntities(r).forEach(function (i) { var l = ent(i)[2]; if (names.indexOf(l) < 0) { names.push(l); } });
-    if (r[2].length) { parts.push("events: " + countTypes(r[2], function (e) { return s[e[0]]; }).join(", ")); }
-    if (r[5].length) { parts.push("⚠ invariant " + r[5].map(function (v) { return v[0]; }).join(", ")); }
+    if (r[2].length || left(r, 0).length) { parts.push("events: " + countTypes(r[2], function (e) { return s[e[0]]; }, left(r, 0).map(named)).join(", ")); }
+    if (invariantsOf(r).length) { parts.push("⚠ invariant " + invariantsOf(r).join(", ")); }
     if (r[4][2]) { parts.push(r[4][2] + " side effect" + (r[4][2] === 1 ? "" : "s") + " failed"); }
     return parts.join(" · ") + (names.length ? " — " + names.join(", ") : "");
   }
@@ -154,6 +169,10 @@
       });
       r[4][3].forEach(function (o) { words.push(s[o[0]], s[o[2]], o[1] ? "" : "fx:failed"); });
       r[5].forEach(function (v) { words.push("v:" + v[0], s[v[1]]); });
+      left(r, 0).forEach(function (x) { words.push("e:" + s[x[0]]); });
+      left(r, 1).forEach(function (x) { words.push("a:" + s[x[0]]); });
+      left(r, 2).forEach(function (x) { words.push(s[x[0]]); });
+      left(r, 3).forEach(function (x) { words.push("v:" + x[0]); });
     } else if (r[0] === IDLE) {
       r[4].forEach(function (n) { words.push("v:" + n); });
     } else {
@@ -175,13 +194,14 @@
 
   function matches(r, s, text, f) {
     if (f.q && text.indexOf(f.q) < 0) { return false; }
-    if (f.action && !(r[0] === TICK && r[3].some(function (a) { return s[a[0]] === f.action; }))) { return false; }
-    if (f.event && !(r[0] === TICK && r[2].some(function (e) { return s[e[0]] === f.event; }))
+    var typed = function (want) { return function (x) { return s[x[0]] === want; }; };
+    if (f.action && !(r[0] === TICK && (r[3].some(typed(f.action)) || left(r, 1).some(typed(f.action))))) { return false; }
+    if (f.event && !(r[0] === TICK && (r[2].some(typed(f.event)) || left(r, 0).some(typed(f.event))))
         && !(r[0] === HISTORY && s[r[2]] === f.event)) { return false; }
     if (f.entity && rowEntities(r).indexOf(Number(f.entity)) < 0) { return false; }
     if (f.inv) {
       var n = Number(f.inv);
-      var has = r[0] === TICK ? r[5].some(function (v) { return v[0] === n; }) : r[0] === IDLE && r[4].indexOf(n) >= 0;
+      var has = r[0] === TICK ? invariantsOf(r).indexOf(n) >= 0 : r[0] === IDLE && r[4].indexOf(n) >= 0;
       if (!has) { return false; }
     }
     if (f.finding) {
@@ -274,6 +294,9 @@
     }
     while (el.spacer.firstChild) { el.spacer.removeChild(el.spacer.firstChild); }
     el.spacer.appendChild(frag);
+    var current = selected >= 0 && document.getElementById("tl-row-" + selected);
+    if (current) { el.viewport.setAttribute("aria-activedescendant", current.id); }
+    else { el.viewport.removeAttribute("aria-activedescendant"); }
     Object.keys(missing).forEach(function (c) { loadChunk(Number(c), draw); });
   }
 
@@ -283,12 +306,13 @@
     div.style.top = (p * ROW_H) + "px";
     div.setAttribute("role", "option");
     div.setAttribute("data-row", String(g));
+    div.id = "tl-row-" + g;
     if (!got) { div.textContent = "loading…"; div.classList.add("muted"); return div; }
     var r = got.row, s = got.s;
     div.setAttribute("data-ms", String(r[1]));
     div.setAttribute("aria-selected", g === selected ? "true" : "false");
     if (g === selected) { div.classList.add("selected"); }
-    if ((r[0] === TICK && r[5].length) || (r[0] === IDLE && r[4].length)) { div.classList.add("has-v"); }
+    if ((r[0] === TICK && invariantsOf(r).length) || (r[0] === IDLE && r[4].length)) { div.classList.add("has-v"); }
     if (r[0] === IDLE) { div.classList.add("idle"); }
     var time = document.createElement("span");
     time.className = "mono small tl-time";
@@ -303,20 +327,82 @@
     div.appendChild(time);
     div.appendChild(badge);
     div.appendChild(text);
-    div.addEventListener("click", function () { select(g, false); });
+    div.addEventListener("click", function () { select(g, "", true); });
     return div;
   }
 
   /* ── Selection and detail ─────────────────────────────────────────── */
-  function select(g, scroll) {
+  /* Select global row g. scroll: "center" (a permalink), "nearest" (a key: just into view) or
+     "" (a click: it is in view). mine: the reader chose it here, so the URL names its tick. */
+  function select(g, scroll, mine) {
     selected = g;
-    var p = view ? view.indexOf(g) : g;
-    if (scroll && p >= 0) {
-      el.viewport.scrollTop = Math.max(0, p * ROW_H - el.viewport.clientHeight / 2 + ROW_H / 2);
+    var p = position(g);
+    var top = el.viewport.scrollTop, height = el.viewport.clientHeight;
+    if (scroll === "center" && p >= 0) {
+      el.viewport.scrollTop = Math.max(0, p * ROW_H - height / 2 + ROW_H / 2);
+    } else if (scroll === "nearest" && p >= 0) {
+      if (p * ROW_H < top) { el.viewport.scrollTop = p * ROW_H; }
+      else if ((p + 1) * ROW_H > top + height) { el.viewport.scrollTop = (p + 1) * ROW_H - height; }
     }
     draw();
-    var got = rowAt(g);
-    if (got) { showDetail(got.row, got.s); }
+    loadChunk(locateRow(g)[0], function () {
+      var got = rowAt(g);
+      if (selected !== g || !got) { return; }
+      showDetail(got.row, got.s);
+      if (mine) { nameInUrl(got.row[1]); }
+    });
+  }
+
+  /* Where global row g is in the list shown (-1: a filter hides it). */
+  function position(g) {
+    if (!view) { return g; }
+    var lo = 0, hi = view.length - 1;
+    while (lo <= hi) {
+      var mid = (lo + hi) >> 1;
+      if (view[mid] === g) { return mid; }
+      if (view[mid] < g) { lo = mid + 1; } else { hi = mid - 1; }
+    }
+    return -1;
+  }
+
+  function nameInUrl(ms) {
+    var url = window.location.pathname + window.location.search + "#tick-" + ms;
+    try { window.history.replaceState(null, "", url); } catch (e) { /* file:// in some browsers */ }
+  }
+
+  /* ── Keyboard: ↓/j and ↑/k the next and previous row shown, Home/End the first and last ── */
+  var KEYS = { ArrowDown: 1, j: 1, ArrowUp: -1, k: -1, Home: "first", End: "last" };
+
+  /* The row a key moves the selection to, among those shown (-1: none). */
+  function target(key) {
+    var n = total();
+    if (!n) { return -1; }
+    var at = function (p) { return view ? view[p] : p; };
+    if (KEYS[key] === "first") { return at(0); }
+    if (KEYS[key] === "last") { return at(n - 1); }
+    if (selected < 0) { return at(KEYS[key] > 0 ? 0 : n - 1); }
+    var p = position(selected);
+    if (p < 0) {  /* hidden by a filter: the next or previous row shown */
+      p = 0;
+      while (p < n && view[p] < selected) { p += 1; }
+      return at(Math.max(0, Math.min(n - 1, KEYS[key] > 0 ? p : p - 1)));
+    }
+    return at(Math.max(0, Math.min(n - 1, p + KEYS[key])));
+  }
+
+  /* In the list, or with nothing focused once a row is selected (e.g. after a permalink);
+     never while typing in the filters, and not from another control, whose keys are its own. */
+  function onKey(event) {
+    if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey || !(event.key in KEYS)) { return; }
+    var focus = document.activeElement;
+    var inList = focus === el.viewport;
+    if (!inList && !((!focus || focus === document.body) && selected >= 0)) { return; }
+    var g = target(event.key);
+    event.preventDefault();
+    event.stopImmediatePropagation();  /* j and k are the timeline's here, not the next violation */
+    if (g < 0) { return; }
+    select(g, "nearest", true);
+    if (!inList) { el.viewport.scrollIntoView({ block: "nearest" }); }
   }
 
   function link(i) {
@@ -354,23 +440,45 @@
     return h;
   }
 
+  function more(r, s, k, noun, box) {
+    var n = leftCount(r, k);
+    if (!n) { return; }
+    var types = left(r, k).map(function (x) { return (k === 3 ? "invariant " + x[0] : s[x[0]]) + " ×" + x[1]; });
+    box.appendChild(item("more muted", "…", ["and " + n + " more " + noun + " not shown (" + types.join(", ") + ")"]));
+  }
+
+  function replayHint(r, box) {
+    if (!r[7]) { return; }
+    var at = new Date(r[1]).toISOString();
+    var p = document.createElement("p");
+    p.className = "small more";
+    p.appendChild(document.createTextNode("This tick held more than its row keeps. The town's source has it in full: "));
+    var code = document.createElement("code");
+    code.textContent = "reportgen replay --db " + index.replay_db + " --from " + at + " --to " + at + " --ticks --json";
+    p.appendChild(code);
+    box.appendChild(p);
+  }
+
   function tickDetail(r, s, box) {
     box.appendChild(item("", "metrics", [r[6][0] + " drained · " + r[6][1] + " pending · " + r[6][2] + " ms" + (r[6][3] ? " · draining" : "")]));
-    if (r[2].length) { box.appendChild(heading("Events drained")); }
+    if (r[2].length || r[7]) { box.appendChild(heading("Events drained")); }
     r[2].forEach(function (e) {
       box.appendChild(item("ev" + (e[2] >= 0 ? " bad" : ""), s[e[0]], e[3].concat([s[e[1]]], e[2] >= 0 ? [s[e[2]]] : [])));
     });
-    if (r[3].length) { box.appendChild(heading("Actions (full objects)")); }
+    more(r, s, 0, "events", box);
+    if (r[3].length || r[7]) { box.appendChild(heading("Actions (full objects)")); }
     r[3].forEach(function (a) {
       var parts = [];
       actionFields(a, s).forEach(function (f) { parts.push(f.key + "="); parts.push(f.value === null ? f.entity : f.value); });
       if (a[1] >= 0) { parts.push("failed: " + s[a[1]]); }
       box.appendChild(item("act" + (a[1] >= 0 ? " bad" : ""), s[a[0]], parts));
     });
+    more(r, s, 1, "actions", box);
     if (r[4][0]) { box.appendChild(heading("Side effects: " + r[4][0] + " attempted · " + r[4][1] + " ok · " + r[4][2] + " failed")); }
     r[4][3].forEach(function (o) {
       box.appendChild(item("fx" + (o[1] ? "" : " bad"), s[o[0]], [o[1] ? "ok" : "failed"].concat(o[3], [s[o[2]]])));
     });
+    more(r, s, 2, "side effects", box);
     if (r[5].length) { box.appendChild(heading("Violations")); }
     r[5].forEach(function (v) {
       var div = item("vi", "invariant " + v[0], [s[v[1]]].concat(v[3]));
@@ -383,6 +491,8 @@
       }
       box.appendChild(div);
     });
+    more(r, s, 3, "violations", box);
+    replayHint(r, box);
   }
 
   function showDetail(r, s) {
@@ -417,7 +527,7 @@
       while (i + 1 < rows.length && (rows[i][0] === IDLE ? rows[i][2] : rows[i][1]) < ms) { i += 1; }
       var g = starts[c] + i;
       var land = function () {
-        select(g, true);
+        select(g, "center", false);
         el.root.scrollIntoView({ block: fromChart ? "start" : "nearest" });
       };
       if (view && view.indexOf(g) < 0) { clearFilters(land); } else { land(); }
@@ -456,6 +566,7 @@
       };
     };
     window.addEventListener("hashchange", fromHash);
+    window.addEventListener("keydown", onKey, true);
     applyFilters(fromHash);
   });
 })();
