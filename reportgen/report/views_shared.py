@@ -15,7 +15,7 @@ anchors in the single-file bundle).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from reportgen.diagnose.episodes import Episode, to_ms
 from reportgen.report.entity_activity import Activity
@@ -168,20 +168,8 @@ class EpisodeRef:
 
     @classmethod
     def of(cls, row: EpisodeRow) -> EpisodeRef:
-        return cls(
-            id=row.id,
-            href=row.href,
-            invariant=row.invariant,
-            title=row.title,
-            status=row.status,
-            open_at_end=row.open_at_end,
-            expected=row.expected,
-            first_at=row.first_at,
-            first_label=row.first_label,
-            first_href=row.first_href,
-            duration=row.duration,
-            ticks=row.ticks,
-        )
+        """The reference to ``row`` (each of its fields is the row's field of that name)."""
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
 class Entities:
