@@ -149,7 +149,7 @@ def test_repeated_items_fold_into_one_line_with_count_and_period() -> None:
     assert [(p.subject and p.subject.id, p.count, p.period) for p in polls] == [
         (MR, 1200, "every 5 s")
     ]
-    assert polls[0].first_href.endswith(f"#tick-{polls[0].first_href.rsplit('-', 1)[1]}")
+    assert polls[0].first_tick == data.tick_anchor(run.ticks[0]["at"])
     # the lines about other beads (kind_0…kind_19 on 300 beads) merge, one per type, counted
     others = [a for a in finding.activity if a.others]
     assert sorted(a.type for a in others) == sorted(f"kind_{n}" for n in range(20))

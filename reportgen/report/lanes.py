@@ -135,7 +135,12 @@ def _n(count: int, noun: str) -> str:
 
 @dataclass(frozen=True)
 class Fold:
-    """Items of one type (about one subject) folded into a line: ``poll_pr ×240, every 30 s``."""
+    """Items of one type (about one subject) folded into a line: ``poll_pr ×240, every 30 s``.
+
+    The first and last item link to their ticks on the town's timeline: a line
+    holds the anchors (``tick-<ms>``), the page that shows the lines the town
+    page's href (a day of an entity page holds thousands of such links).
+    """
 
     what: str
     type: str
@@ -143,9 +148,9 @@ class Fold:
     count: int
     period: str
     first_label: str
-    first_href: str
+    first_tick: str
     last_label: str
-    last_href: str
+    last_tick: str
     sample: str
     #: For a line merged across entities, which and how many (``"38 beads"``).
     others: str = ""
@@ -330,9 +335,9 @@ def _fold(data: TownData, g: Group, subject: EntityLink | None) -> Fold:
         count=len(g.times),
         period=period(g.times),
         first_label=fmt_clock(g.first_at),
-        first_href=data.tick_href(g.first_at),
+        first_tick=data.tick_anchor(g.first_at),
         last_label=fmt_clock(g.last_at) if len(g.times) > 1 else "",
-        last_href=data.tick_href(g.last_at) if len(g.times) > 1 else "",
+        last_tick=data.tick_anchor(g.last_at) if len(g.times) > 1 else "",
         # a check's message names its entities by name, as everywhere else on the site
         sample=clean(named_text(g.sample, data.entities) if g.what == "violation" else g.sample),
     )

@@ -54,16 +54,20 @@ class TownData:
 
     def tick_href(self, at: str) -> str:
         """A tick's permalink: the town page's timeline, which selects the row holding it
-        (the folded quiet row when the tick was idle).
+        (the folded quiet row when the tick was idle)."""
+        return f"{town_href(self.run.town_id)}#{self.tick_anchor(at)}"
 
-        A time that is no tick (a bead event between ticks) links to the next
+    def tick_anchor(self, at: str) -> str:
+        """A tick's anchor on the town page (``tick-<ms>``).
+
+        A time that is no tick (a bead event between ticks) names the next
         tick, which saw it; the timeline's viewer lands on the row holding it.
         """
         ms = to_ms(at)
         times = self.tick_ms
         if times:
             ms = times[min(bisect.bisect_left(times, ms), len(times) - 1)]
-        return f"{town_href(self.run.town_id)}#tick-{ms}"
+        return f"tick-{ms}"
 
     def episode_for(self, violation: Mapping[str, Any], at: str) -> Episode | None:
         """The episode a violation record of the tick at ``at`` belongs to."""
