@@ -9,7 +9,10 @@ Routes (each also under upstream's own prefix, ``/debug/towns/...``):
   :func:`reportgen.replay.dry_run`;
 * ``GET  /api/towns/{townId}/status`` — upstream's ``getAlarmStatus`` with
   ``reconciler`` = the last recorded tick's metrics. Under ``/debug/towns``
-  it has upstream's debug shape ``{alarmStatus, agentMeta, beadSummary}``.
+  it has upstream's debug shape ``{alarmStatus, agentMeta, beadSummary}``;
+* ``GET  /api/towns/{townId}/diagnosis`` (optional ``?from=&to=``) — the town's
+  verdict and findings, :func:`reportgen.diagnose.diagnose` (reportgen's own,
+  so only under ``/api``).
 
 Bodies equal the CLI's ``--json`` output. Every error, whatever its status,
 is ``{"error": message}``: 400 for a bad body, window or town file, 401
@@ -46,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -59,6 +62,7 @@ from reportgen.replay import read_manifest
 from reportgen.server_cache import ResultCache
 from reportgen.server_jobs import (
     DEBUG_STATUS,
+    DIAGNOSIS,
     DRY_RUN,
     REPLAY_EVENTS,
     STATUS,
@@ -404,6 +408,11 @@ def create_app(
     return app
 
 
+def _given(*pairs: tuple[str, str | None]) -> tuple[tuple[str, str], ...]:
+    """A job's parameters: the optional ones the request gave."""
+    return tuple((k, v) for k, v in pairs if v is not None)
+
+
 def _add_routes(
     app: FastAPI, towns: dict[str, ServedTown], broken: dict[str, str], cache: ResultCache
 ) -> None:
@@ -450,3 +459,21 @@ def _add_routes(
                  operation_id=f"dry_run_{tag[:3]}")(reconcile)  # fmt: skip
         app.get(f"{prefix}/{{townId}}/status", tags=[tag], responses=_ERRORS,
                 operation_id=f"status_{tag[:3]}")(status if tag == "api" else upstream_status)  # fmt: skip
+    _add_diagnosis(app, town_file, cache)
+
+
+def _add_diagnosis(app: FastAPI, town_file: Callable[[str], str], cache: ResultCache) -> None:
+    """reportgen's own route (not upstream's, so only under ``/api``): a town's verdict and
+    findings over an optional window."""
+
+    async def diagnosis(
+        request: Request,
+        town_id: TownId,
+        start: Annotated[str | None, Query(alias="from", max_length=64)] = None,
+        end: Annotated[str | None, Query(alias="to", max_length=64)] = None,
+    ) -> Response:
+        params = _given(("from", start), ("to", end))
+        return await _answer(request, cache, Job(DIAGNOSIS, town_file(town_id), params))
+
+    app.get("/api/towns/{townId}/diagnosis", tags=["api"], responses=_ERRORS,
+            operation_id="diagnosis_api")(diagnosis)  # fmt: skip

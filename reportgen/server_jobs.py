@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reportgen.diagnose import diagnose
 from reportgen.errors import BadInputError, ReportgenError
 from reportgen.replay import (
     Source,
@@ -37,6 +38,7 @@ REPLAY_EVENTS = "replay-events"
 DRY_RUN = "dry-run"
 STATUS = "status"
 DEBUG_STATUS = "debug-status"
+DIAGNOSIS = "diagnosis"
 
 
 @dataclass(frozen=True)
@@ -114,11 +116,20 @@ def _dry_run(path: Path, params: dict[str, str]) -> dict[str, Any]:
     return dry_run(path, now=now)
 
 
+def _diagnosis(path: Path, params: dict[str, str]) -> dict[str, Any]:
+    """``reportgen diagnose --json`` over the window (``from``/``to``, each optional)."""
+    for name in ("from", "to"):
+        if name in params:
+            parse_time(params[name], name)
+    return diagnose(path, params.get("from"), params.get("to")).to_json()
+
+
 ROUTES: dict[str, Callable[[Path, dict[str, str]], dict[str, Any]]] = {
     REPLAY_EVENTS: lambda path, p: replay_events(path, p["from"], p["to"], ("from", "to")),
     DRY_RUN: _dry_run,
     STATUS: lambda path, p: town_status(path),
     DEBUG_STATUS: lambda path, p: debug_status(path),
+    DIAGNOSIS: _diagnosis,
 }
 
 _CLI_FLAG = re.compile(r"--(now|from|to)\b")

@@ -92,6 +92,19 @@ def test_status_routes(client: TestClient, served: tuple[Path, Built]) -> None:
     assert upstream["alarmStatus"] == status and "agentMeta" in upstream
 
 
+def test_diagnosis_equals_the_cli(client: TestClient, served: tuple[Path, Built]) -> None:
+    """The verdict and findings a build shows, over HTTP: ``reportgen diagnose --json``."""
+    path = served[1].path
+    for query, args in (("", []), (f"?from={WINDOW['from']}&to={WINDOW['to']}",
+                                   ["--from", WINDOW["from"], "--to", WINDOW["to"]])):  # fmt: skip
+        got = client.get(f"/api/towns/{TOWN_ID}/diagnosis{query}")
+        cli = CliRunner().invoke(main, ["diagnose", "--db", str(path), "--json", *args])
+        assert got.status_code == 200 and cli.exit_code == 0, cli.output
+        assert got.json() == json.loads(cli.stdout)
+        assert got.json()["verdict"] in ("stuck", "degraded", "healthy", "unknown")
+    assert client.get(f"/debug/towns/{TOWN_ID}/diagnosis").status_code == 404  # not upstream's
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "code", "message"),
     [
@@ -106,6 +119,8 @@ def test_status_routes(client: TestClient, served: tuple[Path, Built]) -> None:
         ("post", f"/api/towns/{TOWN_ID}/debug/reconcile-dry-run", {"now": "soon"}, 400, "now: not an ISO-8601 time"),
         ("post", "/api/towns/nope/debug/replay-events", WINDOW, 404, "unknown town 'nope'"),
         ("get", "/api/towns/nope/status", None, 404, "unknown town"),
+        ("get", f"/api/towns/{TOWN_ID}/diagnosis?from=soon", None, 400, 'from: not an ISO-8601 time'),
+        ("get", "/api/towns/nope/diagnosis", None, 404, "unknown town"),
         ("get", "/debug/towns/nope/status", None, 404, "unknown town"),
         ("get", "/api/towns/..%2F..%2Fetc/status", None, 404, ""),
         ("get", "/api/towns/a.b/status", None, 400, "townId"),
@@ -305,7 +320,7 @@ def test_schemathesis_finds_no_server_error(fuzz_schema: Any) -> None:
 
     failures: list[str] = []
     operations = [result.ok() for result in fuzz_schema.get_all_operations()]
-    assert len(operations) == 8
+    assert len(operations) == 9  # 4 routes under /api and /debug, and /api's diagnosis
     for operation in operations:
 
         @settings(max_examples=6, deadline=None, database=None,
