@@ -10,12 +10,16 @@ either, while errors, exit codes and stdout stay as they were.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from support.terminal import TerminalRun, run_on_terminal, run_with_pipes
 
 from reportgen import progress
+from reportgen.replay import replay_window
+from reportgen.replay.loader import ReplayLoader
+from reportgen.report.build import build_site
 from reportgen.sim import simulate_town
 from reportgen.sim.scenario_files import simulate
 
@@ -126,3 +130,38 @@ def test_steps_report_one_bar_over_every_town(tmp_path: Path) -> None:
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert {label.split(" · ")[0] for _, _, label in seen} == {"town 1/2", "town 2/2"}
     progress.report(1, 2, "nobody listens: nothing happens")
+
+
+def _fractions(work: Callable[[], object]) -> list[tuple[float, str]]:
+    """``(done / total, label)`` of every report ``work`` makes."""
+    seen: list[tuple[float, str]] = []
+    with progress.listening(lambda done, total, label: seen.append((done / total, label))):
+        work()
+    return seen
+
+
+def test_a_replay_from_inside_the_data_fills_one_bar_once(town: Path) -> None:
+    """Rebuilding the state at --from, then the window: one bar, never going back."""
+    seen = _fractions(lambda: replay_window(town, "2026-03-16T08:15:00Z", "2026-03-16T08:30:00Z"))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    phases = [label.split(" · ")[0] for _, label in seen]
+    assert "state at the window's start" in phases and phases[-1] == "the window"
+
+
+def test_a_one_process_build_fills_one_bar_over_its_towns(town: Path, tmp_path: Path) -> None:
+    """With --jobs 1 each town's replay is its share of the build's one bar."""
+    sources = [tmp_path / "a.sqlite", tmp_path / "b.sqlite"]
+    for source in sources:
+        source.write_bytes(town.read_bytes())
+    seen: list[tuple[float, str]] = []
+
+    def bar(done: int, total: int, label: str = "") -> None:
+        seen.append((done / total, label))
+
+    with progress.listening(bar):
+        build_site(sources, tmp_path / "site", load_run=ReplayLoader(ticks="replay"),
+                   progress=bar, jobs=1, incremental=False)  # fmt: skip
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert {label.split(" · ")[0] for _, label in seen} >= {"a.sqlite", "b.sqlite"}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reportgen import progress
 from reportgen.replay.fidelity import APPROXIMATE, EXACT, REWIND_CAVEAT
 from reportgen.replay.source import (
     ChosenWindow,
@@ -128,8 +129,10 @@ def replay_events(
 
 
 def _replay_events_exact(source: Source, window: Window) -> dict[str, Any]:
-    state = state_at(source, window.start)
-    state.advance(window.end, alarm=True, keep_ticks=True)
+    with progress.step(0, 2, "state at the window's start"):  # one bar, not two
+        state = state_at(source, window.start)
+    with progress.step(1, 2, "the window"):
+        state.advance(window.end, alarm=True, keep_ticks=True)
     quarantined: list[dict[str, Any]] = []
     replayed = 0
     for tick in state.ticks:

@@ -25,7 +25,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from reportgen import gcpause
+from reportgen import gcpause, progress
 from reportgen.errors import BadWindowError
 from reportgen.replay.compare import compare_ticks
 from reportgen.replay.entities import bead_events_in, collect_entities, town_name_of
@@ -110,9 +110,11 @@ def _replay_window(
     set_aside: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     if source.journaled:
-        state = state_at(source, window.start)
+        with progress.step(0, 2, "state at the window's start"):  # one bar, not two
+            state = state_at(source, window.start)
         state.auto_recover = auto_recover
-        state.advance(window.end, keep_ticks=True)
+        with progress.step(1, 2, "the window"):
+            state.advance(window.end, keep_ticks=True)
         caveat = None
     else:
         history = source_history(source, window)

@@ -31,6 +31,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from reportgen import progress
 from reportgen.errors import BadInputError
 from reportgen.report.fleet import FleetContext, TownOutcome, TownTask, describe_error
 
@@ -57,8 +58,12 @@ class SerialExecutor:
     """Every town in this process, one after the other (``--jobs 1``; any loader works)."""
 
     def run(self, task: TaskFn, ctx: FleetContext, towns: Sequence[TownTask]) -> Outcomes:
-        for town in towns:
-            yield task(town, ctx)
+        for i, town in enumerate(towns):
+            # a town's own progress (its replay) is its share of the whole: the bar the
+            # build draws per town then only moves forward
+            with progress.step(i, len(towns), town.source.name):
+                outcome = task(town, ctx)
+            yield outcome
 
 
 #: The context of the current pool worker (set once by :func:`_init_worker`).
