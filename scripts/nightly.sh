@@ -2,9 +2,9 @@
 # The nightly report job: export the last 24 h of every configured town, build
 # the report site into a dated directory of the published tree, point
 # `latest/` at it, and write one self-contained incident file per town with
-# violations. .github/workflows/nightly-report.yml runs exactly this script,
-# and tests/test_workflows.py runs it on the demo fleet, so the two cannot
-# drift apart. See docs/nightly.md.
+# violations or a stuck or degraded verdict. .github/workflows/nightly-report.yml
+# runs exactly this script, and tests/test_workflows.py runs it on the demo
+# fleet, so the two cannot drift apart. See docs/nightly.md.
 #
 # Environment (all optional):
 #   REPORTGEN_TOWNS        where the towns are: a directory or file of town
@@ -190,16 +190,20 @@ mapfile -t runs < <(find "$PAGES_DIR/runs" -mindepth 1 -maxdepth 1 -type d ! -na
   printf '</ul>\n<p><a href="../permalinks/index.html">Permalinks</a>: every episode and finding, never removed.</p>\n</body></html>\n'
 } >"$PAGES_DIR/runs/index.html"
 
-# --- 5. one incident file per town with violations ----------------------------
-# Towns with episodes come from the run's index.json; for exported towns the
-# bundle of each town is found through its manifest, so --single-file replays
-# one source instead of searching them all.
+# --- 5. one incident file per town that needs attention -----------------------
+# A town needs attention when it has violation episodes or its verdict is stuck
+# or degraded (a stuck town often breaks no invariant); both come from the
+# run's index.json. For exported towns the bundle of each town is found through
+# its manifest, so --single-file replays one source instead of searching them all.
 "$PYTHON" - "$PAGES_DIR/runs/$run/index.json" "$WORK_DIR/exports" >"$WORK_DIR/towns.tsv" <<'EOF'
 import json, sqlite3, sys
 from pathlib import Path
 
 index = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
 new = {e["town_id"] for e in index["episodes"] if e["status"] == "new"}
+for town in index["towns"]:
+    if any(f["status"] == "new" and not f["expected"] for f in town.get("findings") or ()):
+        new.add(town["town_id"])
 bundles = {}
 for bundle in sorted(Path(sys.argv[2]).glob("*.sqlite")):
     conn = sqlite3.connect(f"file:{bundle}?mode=ro", uri=True)
@@ -208,7 +212,7 @@ for bundle in sorted(Path(sys.argv[2]).glob("*.sqlite")):
     if row:
         bundles[json.loads(row[0])] = str(bundle)
 for town in index["towns"]:
-    if town["episodes"]:
+    if town["episodes"] or town.get("verdict") in ("stuck", "degraded"):
         tid = town["town_id"]
         print(f"{tid}\t{'new' if tid in new else 'old'}\t{bundles.get(tid, '')}")
 EOF
@@ -239,6 +243,6 @@ if [[ -n "$base" ]]; then
 else
   summary "- this run: runs/$run/index.html (PAGES_BASE_URL not set)"
 fi
-summary "- ${#towns[@]} town(s) with violations ($new_towns with new ones): incident files in the \`incident-$run\` artefact"
+summary "- ${#towns[@]} town(s) stuck, degraded or with violations ($new_towns with new ones): incident files in the \`incident-$run\` artefact"
 for stem in "${failed_exports[@]}"; do summary "- export failed: \`$stem\` (see the log)"; done
 log "published runs/$run (status $status; ${#runs[@]} run(s) kept)"

@@ -356,14 +356,27 @@ def _check_history_carried_across_runs(published: dict[str, Any]) -> None:
     assert len(runs) == 2
 
 
+#: Verdicts that get an incident file without a violation episode.
+NEEDS_ATTENTION = ("stuck", "degraded")
+
+
 def _check_incident_files(
     published: dict[str, Any],
 ) -> None:
     pages: Path = published["pages"]
     index = json.loads((pages / "runs" / "2026-03-16.2" / "index.json").read_text("utf-8"))
-    with_violations = {t["town_id"] for t in index["towns"] if t["episodes"]}
+    # a town needs an incident file when it has violations or is stuck or degraded: the
+    # demo fleet's review-round-stuck town breaks no invariant and is stuck
+    attention = {
+        t["town_id"] for t in index["towns"] if t["episodes"] or t["verdict"] in NEEDS_ATTENTION
+    }
+    assert any(not t["episodes"] and t["verdict"] == "stuck" for t in index["towns"])
     incident = Path(published["work"]) / published["second"]["incident_dir"]
-    assert {p.stem for p in incident.glob("*.html")} == with_violations
+    assert {p.stem for p in incident.glob("*.html")} == attention
+    for town in index["towns"]:
+        if town["town_id"] in attention and not town["episodes"]:  # its findings reproduce it
+            html = (incident / f"{town['town_id']}.html").read_text(encoding="utf-8")
+            assert 'data-copy="reportgen replay --db' in html, town["town_id"]
     for page in incident.glob("*.html"):
         html = page.read_text(encoding="utf-8")
         assert "<script src=" not in html and 'rel="stylesheet" href=' not in html

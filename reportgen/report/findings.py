@@ -205,6 +205,7 @@ def town_diagnosis(data: TownData, tf: TownFindings) -> TownDiagnosis:
         caveat=tf.caveat,
         not_judged=tf.not_judged,
         views=tuple(_view(data, tf, r) for r in tf.rows),
+        replay_where=clean(data.run.replay_where),
     )
 
 

@@ -157,6 +157,9 @@ class TownDiagnosis:
     caveat: str
     not_judged: tuple[str, ...]
     views: tuple[FindingView, ...]
+    #: Where to get the file the findings' replay commands name (an incident file is
+    #: read away from the site: its findings carry their commands).
+    replay_where: str = ""
 
 
 # ── The command line's view ──────────────────────────────────────────────
