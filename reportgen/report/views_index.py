@@ -19,6 +19,7 @@ from reportgen.report.views_shared import (
     PERSISTING,
     RESOLVED,
     EpisodeRow,
+    FleetEpisode,
     status_counts,
     window_label,
 )
@@ -189,6 +190,47 @@ class LastBuilt:
 
 
 @dataclass(frozen=True)
+class ExpectedGroup:
+    """A town's expected episodes of one invariant, in one line of the index (a documented
+    false alarm should not be the loudest thing on the page: the town page lists them)."""
+
+    town_id: str
+    town_name: str
+    town_href: str
+    invariant: int
+    title: str
+    why: str
+    count: int
+    open: int
+
+    @property
+    def href(self) -> str:
+        """The invariant's group on the town page."""
+        return f"{self.town_href}#inv-{self.invariant}"
+
+
+def expected_groups(episodes: Sequence[FleetEpisode]) -> list[ExpectedGroup]:
+    """The expected episodes by town and invariant, in the order they first appear."""
+    groups: dict[tuple[str, int], list[FleetEpisode]] = {}
+    for e in episodes:
+        if e.expected:
+            groups.setdefault((e.town_id, e.invariant), []).append(e)
+    return [
+        ExpectedGroup(
+            town_id=rows[0].town_id,
+            town_name=rows[0].town_name,
+            town_href=rows[0].town_href,
+            invariant=rows[0].invariant,
+            title=rows[0].title,
+            why=rows[0].expected_why,
+            count=len(rows),
+            open=sum(1 for r in rows if r.open_at_end),
+        )
+        for rows in groups.values()
+    ]
+
+
+@dataclass(frozen=True)
 class IndexPage:
     """The landing page: every town's status, every open episode, what changed since last run."""
 
@@ -200,7 +242,8 @@ class IndexPage:
     window_label: str
     totals: IndexTotals
     towns: list[TownSummary]
-    episodes: list[EpisodeRow]
+    #: Every episode of the run, open ones first, then newest, one line each.
+    episodes: list[FleetEpisode]
     resolved: list[ResolvedRow]
     trend_runs: list[str]
     trends: list[TrendRow]
@@ -212,6 +255,15 @@ class IndexPage:
     not_rebuilt_towns: RunByTown = field(default_factory=lambda: RunByTown({}))
     #: Those towns by name (as the history recorded it, else their id), each with its run.
     last_built: list[LastBuilt] = field(default_factory=list)
+
+    @property
+    def unexpected_episodes(self) -> list[FleetEpisode]:
+        """The episodes the index lists one by one (the expected ones are grouped)."""
+        return [e for e in self.episodes if not e.expected]
+
+    @property
+    def expected_groups(self) -> list[ExpectedGroup]:
+        return expected_groups(self.episodes)
 
     @property
     def town_lines(self) -> list[TownLine]:
@@ -275,7 +327,7 @@ def build_index(
         window_label=window_label(w_from, w_to) if w_from and w_to else "no data",
         totals=totals,
         towns=towns,
-        episodes=rows,
+        episodes=[FleetEpisode.of(r) for r in rows],
         resolved=newest_first(resolved),
         trend_runs=list(trend_runs),
         trends=list(trends),

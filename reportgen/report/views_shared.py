@@ -172,6 +172,37 @@ class EpisodeRef:
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
+@dataclass(frozen=True)
+class FleetEpisode:
+    """An episode as the fleet's index lists it: one line with its town, what, when and
+    its summary in words (a fleet of 100 town-days holds hundreds; the entities, the
+    replay command and the explanation are on the episode's page)."""
+
+    id: str
+    href: str
+    town_id: str
+    town_name: str
+    town_href: str
+    invariant: int
+    title: str
+    status: str
+    first_at: str
+    first_label: str
+    first_href: str
+    last_at: str
+    duration: str
+    ticks: int
+    open_at_end: bool
+    expected: bool
+    expected_why: str
+    summary: str
+
+    @classmethod
+    def of(cls, row: EpisodeRow) -> FleetEpisode:
+        """The line of ``row`` (each of its fields is the row's field of that name)."""
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
 class Entities:
     """Entity lookup for one town: labels, kinds and the sections that exist (and where).
 
