@@ -223,4 +223,4 @@ def _summary(ep: Episode, entities: Entities) -> str:
     if not who:
         who = ", ".join(entities.label(i) for i in ep.entities.rig_ids) or "town"
     tail = "still open" if ep.open_at_end else f"{fmt_duration(ep.duration_ms)}"
-    return f"{invariant_title(ep.invariant)}: {who} ({tail}, {ep.ticks} ticks)"
+    return f"{invariant_title(ep.invariant)}: {who} ({tail}, {ep.ticks} tick{'s' if ep.ticks != 1 else ''})"
