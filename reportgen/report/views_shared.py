@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 from reportgen.diagnose.episodes import Episode, to_ms
 from reportgen.report.entity_activity import Activity
@@ -148,6 +149,16 @@ class EpisodeRow:
         return max(0, len(self.entities) - ROW_ENTITIES)
 
 
+#: A view of an episode row narrowed to some of its fields.
+T = TypeVar("T")
+
+
+def narrowed(cls: type[T], row: EpisodeRow) -> T:
+    """A lighter view of ``row``: each field of ``cls`` is the row's field of that name."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    return cls(**{name: getattr(row, name) for name in names})
+
+
 @dataclass(frozen=True)
 class EpisodeRef:
     """An episode as an entity's section lists it: enough to choose one and open its page
@@ -168,8 +179,7 @@ class EpisodeRef:
 
     @classmethod
     def of(cls, row: EpisodeRow) -> EpisodeRef:
-        """The reference to ``row`` (each of its fields is the row's field of that name)."""
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        return narrowed(cls, row)
 
 
 @dataclass(frozen=True)
@@ -199,8 +209,7 @@ class FleetEpisode:
 
     @classmethod
     def of(cls, row: EpisodeRow) -> FleetEpisode:
-        """The line of ``row`` (each of its fields is the row's field of that name)."""
-        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+        return narrowed(cls, row)
 
 
 class Entities:
